@@ -1,1 +1,41 @@
-//! placeholder
+//! `coffer-backup`: Coffer's backup engine, an encrypted, deduplicated, incremental
+//! repository on any storage OpenDAL reaches.
+//!
+//! The repository format (version 1) is specified in `docs/FORMAT.md`; the invariants
+//! cited in comments as `F1`..`F9` are numbered there. The public API is synchronous:
+//! a [`Repository`] owns a small tokio runtime for storage I/O and uses worker threads
+//! for the backup and restore pipelines. Do not call it from inside a tokio runtime.
+//!
+//! ```no_run
+//! use coffer_backup::{BackupKey, BackupOptions, Repository, RestoreOptions};
+//! let key = BackupKey::generate();
+//! let repo = Repository::init("/tmp/repo", &key)?;
+//! let s = repo.backup(&["/home/me/chat".into()], &BackupOptions::default())?;
+//! repo.restore(&s.snapshot_id, std::path::Path::new("/tmp/out"), &[], &RestoreOptions::default())?;
+//! # Ok::<(), coffer_backup::Error>(())
+//! ```
+
+mod backup;
+mod check;
+mod chunker;
+mod error;
+mod format;
+mod keys;
+mod lock;
+mod maintain;
+mod pipeline;
+mod repo;
+mod restore;
+mod snapshot;
+mod sqlite;
+mod storage;
+mod types;
+
+pub use error::Error;
+pub use keys::BackupKey;
+pub use repo::Repository;
+pub use snapshot::{DiffEntry, DiffKind};
+pub use types::{
+    BackupOptions, BackupSummary, CheckReport, ForgetReport, KeepPolicy, Progress, ProgressEvent,
+    PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo,
+};

@@ -1,1 +1,49 @@
-//! placeholder
+//! `coffer-client`: the SDK an app embeds to give its users end-to-end encrypted backups.
+//!
+//! It ties together the backup engine ([`coffer_backup`]) and the Backup Key Vault
+//! ([`coffer_vault_client`]): it makes the backup key K on the device, shows it as a
+//! 64-digit [`RecoveryKey`], registers it with the vault behind the user's password,
+//! recovers it on a new device, and keeps it in a [`KeyStore`] between runs. The
+//! [`Coffer`] facade is what the `coffer` CLI calls for every command.
+//!
+//! ```no_run
+//! use coffer_client::{Coffer, InitOptions, KsfProfile, Protection, VaultAccess};
+//! use zeroize::Zeroizing;
+//! let dir = std::path::Path::new("/home/me/.config/coffer");
+//! let access = VaultAccess {
+//!     url: "http://127.0.0.1:8443".into(), account: "alice".into(),
+//!     token: Zeroizing::new("eyJ...".into()), token_file: None,
+//! };
+//! let coffer = Coffer::init(dir, InitOptions {
+//!     repo: "/mnt/cloud/coffer".into(),
+//!     protection: Protection::Vault { access, password: Zeroizing::new(b"pw".to_vec()) },
+//!     ksf_profile: KsfProfile::default(),
+//! })?;
+//! coffer.backup(&["/home/me/chat".into()], &Default::default())?;
+//! # Ok::<(), coffer_client::Error>(())
+//! ```
+//!
+//! `KsfProfile::TestCheap` (`COFFER_KSF_PROFILE=argon2id-test` in the CLI) exists for
+//! tests only: it makes password guessing cheap.
+
+mod atomic;
+mod coffer;
+mod config;
+mod error;
+mod key_store;
+mod recovery_key;
+mod status;
+mod vault;
+
+pub use coffer::{Coffer, DisableReport, InitOptions, Protection, RotateOutcome};
+pub use config::{CONFIG_FILE, CONFIG_VERSION, Config, VaultConfig};
+pub use error::Error;
+pub use key_store::{KEY_FILE, KeyStore, KeyStoreKind, PENDING_KEY_FILE};
+pub use recovery_key::{RECOVERY_KEY_DIGITS, RecoveryKey, RecoveryKeyError};
+pub use status::{StatusReport, VaultStatusReport};
+pub use vault::{VaultAccess, read_token_file};
+
+pub use coffer_backup;
+pub use coffer_backup::BackupKey;
+pub use coffer_vault_client::VaultStatus;
+pub use coffer_vault_core::KsfProfile;

@@ -1,1 +1,253 @@
-//! placeholder
+//! A small blocking HTTP client (ureq) of the Coffer vault API (docs/VAULT-API.md).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), coffer_vault_client::VaultError> {
+//! use coffer_vault_client::{KsfProfile, VaultClient};
+//! let vault = VaultClient::new("http://127.0.0.1:8443", "<jwt>")?;
+//! vault.register(b"password", &[7u8; 32], KsfProfile::default())?;
+//! let k = vault.recover(b"password")?;
+//! assert_eq!(*k, [7u8; 32]);
+//! # Ok(()) }
+//! ```
+
+mod error;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use coffer_vault_core::client::{self, ClientError};
+use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
+use rand_core::OsRng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use zeroize::Zeroizing;
+
+pub use coffer_vault_core::KsfProfile;
+pub use error::VaultError;
+
+/// What `status` reports for the token's account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VaultStatus {
+    /// A live record exists.
+    pub exists: bool,
+    /// Guesses left, if a record exists.
+    pub guesses_left: Option<u32>,
+    /// The vault's guess limit.
+    pub max_guesses: u32,
+    /// The record was destroyed after too many wrong guesses.
+    pub destroyed: bool,
+}
+
+/// A client bound to one vault and one account (its token).
+pub struct VaultClient {
+    base: String,
+    auth: String,
+    vault_id: [u8; 16],
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for VaultClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The vault id the token was issued for: its `aud` claim (hex). The client binds the
+/// OPAQUE context to it, so a KE2 from another vault never verifies.
+fn audience(token: &str) -> Option<[u8; 16]> {
+    let payload = token.split('.').nth(1)?;
+    let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let aud = match &v["aud"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a.first()?.as_str()?.to_string(),
+        _ => return None,
+    };
+    let bytes = hex_decode(&aud)?;
+    bytes.try_into().ok()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn protocol(e: ClientError) -> VaultError {
+    match e {
+        ClientError::WrongPassword => VaultError::Protocol {
+            message: "KE2 did not open".into(),
+        },
+        other => VaultError::Protocol {
+            message: other.to_string(),
+        },
+    }
+}
+
+fn field(s: &str, name: &str) -> Result<Vec<u8>, VaultError> {
+    unb64(s).ok_or_else(|| VaultError::Protocol {
+        message: format!("reply field {name} is not base64url"),
+    })
+}
+
+impl VaultClient {
+    /// `base_url` like `"http://127.0.0.1:8443"`; `token` is the bearer JWT whose `aud` is
+    /// the vault id.
+    pub fn new(base_url: &str, token: &str) -> Result<Self, VaultError> {
+        let vault_id = audience(token).ok_or_else(|| VaultError::Unauthorized {
+            message: "token is not a JWT whose aud is a vault id; mint one for this vault".into(),
+        })?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            auth: format!("Bearer {token}"),
+            vault_id,
+            agent: ureq::Agent::new_with_config(config),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> VaultError {
+        VaultError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn reply<T: DeserializeOwned>(
+        &self,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, VaultError> {
+        let mut resp = resp.map_err(|e| self.unreachable(e))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.unreachable(e))?;
+        if status == 200 {
+            return serde_json::from_str(&text).map_err(|e| VaultError::Protocol {
+                message: format!("malformed reply: {e}"),
+            });
+        }
+        Err(error::from_reply(status, &text))
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, VaultError> {
+        let r = self
+            .agent
+            .post(self.url(path))
+            .header("Authorization", &self.auth)
+            .send_json(body);
+        self.reply(r)
+    }
+
+    /// Enables or replaces the password: OPAQUE registration, stores `wrap(export_key, key)`.
+    pub fn register(
+        &self,
+        password: &[u8],
+        key: &[u8; 32],
+        profile: KsfProfile,
+    ) -> Result<(), VaultError> {
+        let (request, state) = client::register_start(password, &mut OsRng).map_err(protocol)?;
+        let reply: wire::RegisterStartReply = self.post(
+            "/v1/register/start",
+            &wire::RegisterStartRequest {
+                v: WIRE_VERSION,
+                request: b64(&request),
+            },
+        )?;
+        let response = field(&reply.response, "response")?;
+        let up = state
+            .finish(&response, key, profile, &mut OsRng)
+            .map_err(protocol)?;
+        let _: wire::RegisterFinishReply = self.post(
+            "/v1/register/finish",
+            &wire::RegisterFinishRequest {
+                v: WIRE_VERSION,
+                upload: b64(&up.upload),
+                wrapped_key: b64(&up.wrapped_key),
+                profile: profile.name().to_string(),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// OPAQUE login; returns K. Each call spends one guess until verified.
+    pub fn recover(&self, password: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let (ke1, state) = client::recover_start(password, &mut OsRng).map_err(protocol)?;
+        let start: wire::RecoverStartReply = self.post(
+            "/v1/recover/start",
+            &wire::RecoverStartRequest {
+                v: WIRE_VERSION,
+                ke1: b64(&ke1),
+            },
+        )?;
+        let profile =
+            KsfProfile::from_name(&start.profile).ok_or_else(|| VaultError::Protocol {
+                message: format!("unknown KSF profile {:?}", start.profile),
+            })?;
+        let ke2 = field(&start.ke2, "ke2")?;
+        let (ke3, waiting) = match state.finish(&self.vault_id, &ke2, profile, &mut OsRng) {
+            Ok(v) => v,
+            Err(ClientError::WrongPassword) => {
+                return Err(VaultError::WrongPassword {
+                    guesses_left: start.guesses_left,
+                });
+            }
+            Err(e) => return Err(protocol(e)),
+        };
+        let done: wire::RecoverFinishReply = self.post(
+            "/v1/recover/finish",
+            &wire::RecoverFinishRequest {
+                v: WIRE_VERSION,
+                session: start.session,
+                ke3: b64(&ke3),
+            },
+        )?;
+        let release = field(&done.release, "release")?;
+        waiting.open(&release).map_err(protocol)
+    }
+
+    /// Destroys the account's record (turn backups off).
+    pub fn delete(&self) -> Result<(), VaultError> {
+        #[derive(Serialize)]
+        struct Req {
+            v: u8,
+        }
+        let _: wire::DeleteReply = self.post("/v1/delete", &Req { v: WIRE_VERSION })?;
+        Ok(())
+    }
+
+    /// Whether a record exists and how many guesses it has left.
+    pub fn status(&self) -> Result<VaultStatus, VaultError> {
+        let r = self
+            .agent
+            .get(self.url("/v1/status"))
+            .header("Authorization", &self.auth)
+            .call();
+        let s: wire::StatusReply = self.reply(r)?;
+        Ok(VaultStatus {
+            exists: s.exists,
+            guesses_left: s.guesses_left,
+            max_guesses: s.max_guesses,
+            destroyed: s.destroyed,
+        })
+    }
+}

@@ -1,1 +1,29 @@
-//! placeholder
+//! The Coffer vault's trusted core: OPAQUE (RFC 9807) server side, guess counting and
+//! record sealing as a sans-IO state machine, plus the client half of the protocol and
+//! the JSON wire types both sides share.
+//!
+//! Nothing here touches the network, files, a clock or an async runtime: the host hands
+//! the core the sealed record from storage, the request and an RNG, and gets back the
+//! reply plus the record it must durably commit **before** it releases the reply
+//! (docs/VAULT-API.md, invariant V2). The same code is what would run inside an HSM.
+
+pub mod client;
+mod core;
+mod error;
+mod login;
+mod record;
+mod suite;
+pub mod wire;
+mod wrap;
+
+pub use crate::core::{CoreKeys, CredentialId, RecoverStartOutcome, Recovered, Status, VaultCore};
+pub use crate::error::{
+    CoreKeysError, RecoverFinishError, RecoverStartError, RegisterError, StatusError,
+};
+pub use crate::login::{Ke3Verified, RecoverStarted};
+pub use crate::record::{RECORD_VERSION, SealedRecord};
+pub use crate::suite::{KsfProfile, PROTOCOL_CONTEXT_PREFIX, Suite, context};
+pub use crate::wrap::{RELEASE_BLOB_LEN, WRAPPED_KEY_LEN};
+
+/// Default number of wrong guesses an account may spend before its record is destroyed.
+pub const DEFAULT_MAX_GUESSES: u32 = 10;

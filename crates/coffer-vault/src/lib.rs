@@ -1,1 +1,14 @@
-//! placeholder
+//! The Coffer vault host: HTTP API (axum), bearer-token auth, redb storage with group
+//! commit, rate limits and metrics around the sans-IO trusted core in
+//! `coffer-vault-core`. The binary `coffer-vault` is in `main.rs`; the API is documented in
+//! docs/VAULT-API.md.
+
+pub mod api;
+pub mod auth;
+pub mod committer;
+pub mod error;
+pub mod keyfile;
+pub mod metrics;
+pub mod ratelimit;
+pub mod sessions;
+pub mod storage;

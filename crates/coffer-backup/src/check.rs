@@ -1,0 +1,179 @@
+//! check: the structure (every snapshot's blobs indexed, every indexed pack present with
+//! its size), and with read_data every byte of every pack.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crate::Error;
+use crate::format;
+use crate::repo::Repository;
+use crate::snapshot::NodeKind;
+use crate::types::{CheckReport, Progress, ProgressEvent};
+
+pub(crate) fn check(
+    repo: &Repository,
+    read_data: bool,
+    progress: Option<&dyn Progress>,
+) -> Result<CheckReport, Error> {
+    let mut r = CheckReport::default();
+    let keys = repo.store.list("keys/")?;
+    if keys.len() > 1 {
+        r.warnings.push(format!(
+            "{} keyring objects: an interrupted key rotation left the old key working; rotate again",
+            keys.len()
+        ));
+    }
+    let (index, problems) = repo.load_index()?;
+    r.errors.extend(problems);
+    r.packs = index.packs.len() as u64;
+    r.blobs = index.blobs.len() as u64;
+
+    for (name, _) in repo.store.list("snapshots/")? {
+        match repo.load_manifest(&name) {
+            Ok(m) => {
+                r.snapshots += 1;
+                let mut missing = 0u64;
+                for n in m.nodes.iter().filter(|n| n.kind == NodeKind::File) {
+                    if !n.chunks_valid() {
+                        r.errors.push(format!(
+                            "snapshot {name}: {} has a malformed chunk list",
+                            n.path
+                        ));
+                        continue;
+                    }
+                    missing += n
+                        .chunk_ids()
+                        .iter()
+                        .filter(|id| !index.blobs.contains_key(*id))
+                        .count() as u64;
+                }
+                if missing > 0 {
+                    r.errors.push(format!(
+                        "snapshot {name}: {missing} blobs are not in any pack"
+                    ));
+                }
+            }
+            Err(e) => r.errors.push(e.to_string()),
+        }
+    }
+
+    let listed: HashMap<String, u64> = repo.store.list("data/")?.into_iter().collect();
+    let indexed: HashSet<&str> = index.packs.iter().map(|p| p.name.as_str()).collect();
+    for name in listed.keys() {
+        if !indexed.contains(name.as_str()) {
+            r.warnings.push(format!(
+                "data/{name} is not indexed (left by an interrupted backup; prune removes it)"
+            ));
+        }
+    }
+    for name in crate::lock::stale_locks(&repo.store)? {
+        r.warnings.push(format!(
+            "locks/{name} is stale (a backup or prune died); it is ignored"
+        ));
+    }
+
+    if !read_data {
+        for p in &index.packs {
+            match repo.store.stat_len(&format!("data/{}", p.name))? {
+                None => r.errors.push(format!("data/{}: missing", p.name)),
+                Some(l) if l != p.len => r
+                    .errors
+                    .push(format!("data/{}: size {l}, index says {}", p.name, p.len)),
+                Some(_) => {}
+            }
+        }
+        return Ok(r);
+    }
+
+    let next = AtomicUsize::new(0);
+    let verified = AtomicU64::new(0);
+    let errors = Mutex::new(Vec::new());
+    let total: u64 = index.packs.iter().map(|p| p.len).sum();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let fatal = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(p) = index.packs.get(i) else { break };
+                    let object = format!("data/{}", p.name);
+                    let bytes = match repo.store.read_opt(&object) {
+                        Ok(Some(b)) => b,
+                        Ok(None) => {
+                            push(&errors, format!("{object}: missing"));
+                            continue;
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = fatal.lock() {
+                                *f = Some(e);
+                            }
+                            break;
+                        }
+                    };
+                    for e in verify_pack(repo, &object, &p.name, &bytes, &p.entries) {
+                        push(&errors, e);
+                    }
+                    let done = verified.fetch_add(bytes.len() as u64, Ordering::SeqCst)
+                        + bytes.len() as u64;
+                    if let Some(pr) = progress {
+                        pr.event(&ProgressEvent::Bytes { done, total });
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = fatal.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    r.errors.extend(errors.into_inner().unwrap_or_default());
+    r.bytes_verified = verified.load(Ordering::SeqCst);
+    Ok(r)
+}
+
+fn push(v: &Mutex<Vec<String>>, s: String) {
+    if let Ok(mut g) = v.lock() {
+        g.push(s);
+    }
+}
+
+/// Every way a pack can be wrong: name, header, tiling, each blob's AEAD and id.
+fn verify_pack(
+    repo: &Repository,
+    object: &str,
+    name: &str,
+    bytes: &[u8],
+    indexed: &[format::BlobEntry],
+) -> Vec<String> {
+    let mut errs = Vec::new();
+    if blake3::hash(bytes).to_hex().as_str() != name {
+        errs.push(format!("{object}: content does not match its name"));
+    }
+    let (epoch, entries) = match format::pack_header(&repo.keyring, bytes, object) {
+        Ok(x) => x,
+        Err(e) => {
+            errs.push(e.to_string());
+            return errs;
+        }
+    };
+    if entries != indexed {
+        errs.push(format!("{object}: header differs from its index"));
+    }
+    let Ok(ep) = repo.keyring.epoch(epoch, object) else {
+        errs.push(format!("{object}: unknown epoch {epoch}"));
+        return errs;
+    };
+    for e in &entries {
+        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        let ok = format::open_blob(&ep.data, &e.id, e.raw_len, sealed)
+            .is_some_and(|d| d.len() == e.raw_len as usize && ep.chunk_id(&d) == e.id);
+        if !ok {
+            errs.push(format!("{object}: blob {} is damaged", hex::encode(e.id)));
+        }
+    }
+    errs
+}

@@ -1,0 +1,118 @@
+//! The error type of every repository operation.
+
+use std::path::PathBuf;
+
+/// What went wrong in a repository operation. Messages never contain key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No repository at this location (no keyring object).
+    #[error("no repository at {location}: run init first or check the location")]
+    NotFound {
+        /// The location string as given.
+        location: String,
+    },
+    /// `init` found a repository already there.
+    #[error("a repository already exists at {location}; open it instead")]
+    AlreadyExists {
+        /// The location string as given.
+        location: String,
+    },
+    /// The backup key does not match this repository (its key check).
+    #[error("the backup key does not match this repository")]
+    WrongKey,
+    /// A stored object failed authentication or parsing: it was damaged or tampered with.
+    #[error("repository object {object} is damaged: {detail}; run check --read-data")]
+    Integrity {
+        /// Object name, e.g. `data/ab12...`.
+        object: String,
+        /// What did not verify.
+        detail: String,
+    },
+    /// The storage service failed.
+    #[error("storage {operation} of {object} failed: {source}")]
+    Storage {
+        /// read, write, list, delete or stat.
+        operation: &'static str,
+        /// Object name or prefix.
+        object: String,
+        /// The OpenDAL error.
+        #[source]
+        source: Box<opendal::Error>,
+    },
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The local path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No snapshot matches the given id prefix (or the repository has none for "latest").
+    #[error("no snapshot matches {query:?}; list them with snapshots")]
+    SnapshotNotFound {
+        /// The id prefix or "latest".
+        query: String,
+    },
+    /// The id prefix matches more than one snapshot.
+    #[error("snapshot prefix {query:?} is ambiguous; give more characters")]
+    AmbiguousSnapshot {
+        /// The id prefix.
+        query: String,
+    },
+    /// The operation was cancelled through its cancel flag; the repository stays valid.
+    #[error("cancelled; the repository is valid and the next backup reuses what was uploaded")]
+    Cancelled,
+    /// Another process holds a conflicting lock (prune against backup).
+    #[error("repository is locked: {detail}")]
+    Locked {
+        /// Which lock conflicts.
+        detail: String,
+    },
+    /// The location string could not be understood.
+    #[error("invalid repository location {location:?}: {reason}")]
+    InvalidLocation {
+        /// The location string as given.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// An argument was not acceptable (empty keep policy, duplicate path names, ...).
+    #[error("invalid argument: {detail}")]
+    InvalidArgument {
+        /// Why.
+        detail: String,
+    },
+    /// The object was written by a newer format version.
+    #[error(
+        "object {object} has format version {version}, this build reads version 1; upgrade coffer"
+    )]
+    UnsupportedVersion {
+        /// Object name.
+        object: String,
+        /// The version byte found.
+        version: u8,
+    },
+    /// An internal worker thread failed unexpectedly.
+    #[error("internal error: {detail}")]
+    Internal {
+        /// What failed.
+        detail: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn integrity(object: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Integrity {
+            object: object.into(),
+            detail: detail.into(),
+        }
+    }
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! Byte layouts of format version 1 (docs/FORMAT.md). No I/O here.
+
+use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::keys::{self, Keyring, read_u32, read_u64};
+
+/// Magic of keyring, index, snapshot and lock objects.
+pub(crate) const MAGIC: &[u8; 4] = b"CFFR";
+/// Magic of pack objects.
+pub(crate) const PACK_MAGIC: &[u8; 4] = b"CFPK";
+/// Format version written by this build.
+pub(crate) const VERSION: u8 = 1;
+/// AES-GCM tag length.
+pub(crate) const TAG: usize = 16;
+/// Per-blob storage overhead: nonce and tag.
+pub(crate) const BLOB_OVERHEAD: usize = NONCE_LEN + TAG;
+
+/// Object kinds (FORMAT.md "Sealed objects").
+pub(crate) const KIND_KEYRING: u8 = b'K';
+pub(crate) const KIND_INDEX: u8 = b'I';
+pub(crate) const KIND_SNAPSHOT: u8 = b'S';
+
+fn random_nonce() -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
+    keys::fill_random(&mut n);
+    n
+}
+
+/// AES-256-GCM with a fresh random nonce: returns nonce || ciphertext || tag (F3).
+pub(crate) fn seal(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    let n = random_nonce();
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG);
+    out.extend_from_slice(&n);
+    out.extend_from_slice(plaintext);
+    let mut body = out.split_off(NONCE_LEN);
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut body)
+        .map_err(|_| Error::Internal {
+            detail: "AES-GCM seal failed".into(),
+        })?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Opens nonce || ciphertext || tag; `None` if it does not authenticate.
+pub(crate) fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN + TAG {
+        return None;
+    }
+    let mut n = [0u8; NONCE_LEN];
+    n.copy_from_slice(&sealed[..NONCE_LEN]);
+    let mut buf = sealed[NONCE_LEN..].to_vec();
+    let len = key
+        .open_in_place(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut buf)
+        .ok()?
+        .len();
+    buf.truncate(len);
+    Some(buf)
+}
+
+/// Sealed object: MAGIC | VERSION | kind | epoch u32 | nonce | ct | tag; AAD = first 10 bytes.
+pub(crate) fn seal_object(keyring: &Keyring, kind: u8, payload: &[u8]) -> Result<Vec<u8>, Error> {
+    seal_object_epoch(keyring, keyring.current().0, kind, payload)
+}
+
+/// [`seal_object`] under a given epoch (prune rewrites old-epoch packs).
+pub(crate) fn seal_object_epoch(
+    keyring: &Keyring,
+    epoch: u32,
+    kind: u8,
+    payload: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let e = keyring.epoch(epoch, "new object")?;
+    let mut head = Vec::with_capacity(10);
+    head.extend_from_slice(MAGIC);
+    head.push(VERSION);
+    head.push(kind);
+    head.extend_from_slice(&epoch.to_le_bytes());
+    let body = seal(&e.data, &head, payload)?;
+    head.extend_from_slice(&body);
+    Ok(head)
+}
+
+/// Checks magic, version and kind, then authenticates and decrypts.
+pub(crate) fn open_object(
+    keyring: &Keyring,
+    kind: u8,
+    bytes: &[u8],
+    object: &str,
+) -> Result<Vec<u8>, Error> {
+    if bytes.len() < 10 + BLOB_OVERHEAD || &bytes[..4] != MAGIC {
+        return Err(Error::integrity(object, "bad magic or truncated"));
+    }
+    if bytes[4] != VERSION {
+        return Err(Error::UnsupportedVersion {
+            object: object.into(),
+            version: bytes[4],
+        });
+    }
+    if bytes[5] != kind {
+        return Err(Error::integrity(object, "wrong object kind"));
+    }
+    let epoch = read_u32(bytes, 6);
+    let e = keyring.epoch(epoch, object)?;
+    open(&e.data, &bytes[..10], &bytes[10..])
+        .ok_or_else(|| Error::integrity(object, "authentication failed"))
+}
+
+/// Keyring object: MAGIC | VERSION | 'K' | check[32] | nonce | ct | tag; AAD = first 6 bytes
+/// (the check value is outside the AAD so that its damage is told apart from a wrong key).
+pub(crate) fn seal_keyring(k: &[u8; 32], keyring: &Keyring) -> Result<Vec<u8>, Error> {
+    let root = keys::derive(k, keys::LABEL_ROOT);
+    let check = keys::derive(k, keys::LABEL_CHECK);
+    let key = aead_key(&root)?;
+    let mut head = Vec::with_capacity(38);
+    head.extend_from_slice(MAGIC);
+    head.push(VERSION);
+    head.push(KIND_KEYRING);
+    head.extend_from_slice(&check[..]);
+    let body = seal(&key, &head[..6], &keyring.encode())?;
+    head.extend_from_slice(&body);
+    Ok(head)
+}
+
+/// Result of trying a key on a keyring object.
+pub(crate) enum KeyringOpen {
+    /// Key check and AEAD both good.
+    Opened(Keyring),
+    /// Neither the key check nor the AEAD matches: another key.
+    WrongKey,
+}
+
+/// Opens a keyring object. A damaged object is told apart from a wrong key: a wrong key
+/// fails both the key check and the AEAD; damage fails at most one of them (F2).
+pub(crate) fn open_keyring(k: &[u8; 32], bytes: &[u8], object: &str) -> Result<KeyringOpen, Error> {
+    if bytes.len() < 38 + BLOB_OVERHEAD || &bytes[..4] != MAGIC || bytes[5] != KIND_KEYRING {
+        return Err(Error::integrity(object, "bad magic or truncated keyring"));
+    }
+    if bytes[4] != VERSION {
+        return Err(Error::UnsupportedVersion {
+            object: object.into(),
+            version: bytes[4],
+        });
+    }
+    let root = keys::derive(k, keys::LABEL_ROOT);
+    let check = keys::derive(k, keys::LABEL_CHECK);
+    let check_ok: bool = check[..].ct_eq(&bytes[6..38]).into();
+    let key = aead_key(&root)?;
+    let plain = open(&key, &bytes[..6], &bytes[38..]).map(Zeroizing::new);
+    match (check_ok, plain) {
+        (true, Some(p)) => Ok(KeyringOpen::Opened(Keyring::decode(&p, object)?)),
+        (false, None) => Ok(KeyringOpen::WrongKey),
+        (true, None) => Err(Error::integrity(object, "keyring does not authenticate")),
+        (false, Some(_)) => Err(Error::integrity(object, "key check value damaged")),
+    }
+}
+
+fn aead_key(k: &[u8; 32]) -> Result<LessSafeKey, Error> {
+    ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, k)
+        .map(LessSafeKey::new)
+        .map_err(|_| Error::Internal {
+            detail: "AES key setup failed".into(),
+        })
+}
+
+/// Associated data of a blob: "CFBL" | VERSION | chunk id (F6).
+pub(crate) fn blob_aad(id: &[u8; 32]) -> [u8; 37] {
+    let mut a = [0u8; 37];
+    a[..4].copy_from_slice(b"CFBL");
+    a[4] = VERSION;
+    a[5..].copy_from_slice(id);
+    a
+}
+
+/// One blob's place in a pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlobEntry {
+    pub(crate) id: [u8; 32],
+    /// Offset of the sealed blob in the pack.
+    pub(crate) offset: u32,
+    /// Sealed length (nonce + ciphertext + tag).
+    pub(crate) length: u32,
+    /// Plaintext (uncompressed) length.
+    pub(crate) raw_len: u32,
+}
+
+/// Size of one encoded entry.
+pub(crate) const ENTRY_LEN: usize = 44;
+
+/// Pack header / index payload: count u32 | entries (id | offset | length | raw_len).
+pub(crate) fn encode_entries(entries: &[BlobEntry], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.id);
+        out.extend_from_slice(&e.offset.to_le_bytes());
+        out.extend_from_slice(&e.length.to_le_bytes());
+        out.extend_from_slice(&e.raw_len.to_le_bytes());
+    }
+}
+
+pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, Error> {
+    if b.len() < 4 {
+        return Err(Error::integrity(object, "entry table truncated"));
+    }
+    let n = read_u32(b, 0) as usize;
+    if b.len() != 4 + n * ENTRY_LEN {
+        return Err(Error::integrity(object, "entry table length mismatch"));
+    }
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let o = 4 + i * ENTRY_LEN;
+        let mut id = [0u8; 32];
+        id.copy_from_slice(&b[o..o + 32]);
+        v.push(BlobEntry {
+            id,
+            offset: read_u32(b, o + 32),
+            length: read_u32(b, o + 36),
+            raw_len: read_u32(b, o + 40),
+        });
+    }
+    Ok(v)
+}
+
+/// Index payload: VERSION | pack id[32] | pack length u64 | entries.
+pub(crate) fn encode_index(pack_id: &[u8; 32], pack_len: u64, entries: &[BlobEntry]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(41 + 4 + entries.len() * ENTRY_LEN);
+    v.push(VERSION);
+    v.extend_from_slice(pack_id);
+    v.extend_from_slice(&pack_len.to_le_bytes());
+    encode_entries(entries, &mut v);
+    v
+}
+
+/// Decoded index payload.
+pub(crate) struct IndexPayload {
+    pub(crate) pack_id: [u8; 32],
+    pub(crate) pack_len: u64,
+    pub(crate) entries: Vec<BlobEntry>,
+}
+
+pub(crate) fn decode_index(b: &[u8], object: &str) -> Result<IndexPayload, Error> {
+    if b.len() < 41 {
+        return Err(Error::integrity(object, "index payload truncated"));
+    }
+    if b[0] != VERSION {
+        return Err(Error::UnsupportedVersion {
+            object: object.into(),
+            version: b[0],
+        });
+    }
+    let mut pack_id = [0u8; 32];
+    pack_id.copy_from_slice(&b[1..33]);
+    Ok(IndexPayload {
+        pack_id,
+        pack_len: read_u64(b, 33),
+        entries: decode_entries(&b[41..], object)?,
+    })
+}
+
+/// Pack header AAD: the pack's first 9 bytes ("CFPK" | VERSION | epoch) then "hdr".
+fn pack_header_aad(head: &[u8]) -> Vec<u8> {
+    let mut a = head[..9].to_vec();
+    a.extend_from_slice(b"hdr");
+    a
+}
+
+/// Pack: "CFPK" | VERSION | epoch u32 | sealed blobs | sealed header | header length u32.
+pub(crate) fn pack_start(epoch: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(9);
+    v.extend_from_slice(PACK_MAGIC);
+    v.push(VERSION);
+    v.extend_from_slice(&epoch.to_le_bytes());
+    v
+}
+
+/// Appends the sealed header and its length to a pack holding `entries`.
+pub(crate) fn pack_finish(
+    key: &LessSafeKey,
+    pack: &mut Vec<u8>,
+    entries: &[BlobEntry],
+) -> Result<(), Error> {
+    let mut plain = Vec::with_capacity(4 + entries.len() * ENTRY_LEN);
+    encode_entries(entries, &mut plain);
+    let sealed = seal(key, &pack_header_aad(pack), &plain)?;
+    pack.extend_from_slice(&sealed);
+    pack.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Reads a pack's header; checks that blobs tile the pack exactly (F7).
+pub(crate) fn pack_header(
+    keyring: &Keyring,
+    pack: &[u8],
+    object: &str,
+) -> Result<(u32, Vec<BlobEntry>), Error> {
+    if pack.len() < 13 + BLOB_OVERHEAD || &pack[..4] != PACK_MAGIC {
+        return Err(Error::integrity(object, "bad pack magic or truncated"));
+    }
+    if pack[4] != VERSION {
+        return Err(Error::UnsupportedVersion {
+            object: object.into(),
+            version: pack[4],
+        });
+    }
+    let epoch = read_u32(pack, 5);
+    let e = keyring.epoch(epoch, object)?;
+    let hl = read_u32(pack, pack.len() - 4) as usize;
+    if hl + 13 > pack.len() {
+        return Err(Error::integrity(object, "pack header length out of range"));
+    }
+    let hstart = pack.len() - 4 - hl;
+    let plain = open(
+        &e.data,
+        &pack_header_aad(pack),
+        &pack[hstart..pack.len() - 4],
+    )
+    .ok_or_else(|| Error::integrity(object, "pack header does not authenticate"))?;
+    let entries = decode_entries(&plain, object)?;
+    let mut pos = 9usize;
+    for en in &entries {
+        if en.offset as usize != pos {
+            return Err(Error::integrity(object, "pack blobs do not tile the pack"));
+        }
+        pos += en.length as usize;
+    }
+    if pos != hstart {
+        return Err(Error::integrity(object, "pack blobs do not tile the pack"));
+    }
+    Ok((epoch, entries))
+}
+
+/// Blob plaintext: flag (0 stored, 1 zstd) | data. Compression is kept only if it saves
+/// at least 1/16; large blobs are probed on their first 16 KiB first (F8).
+pub(crate) fn seal_blob(
+    key: &LessSafeKey,
+    zc: &mut zstd::bulk::Compressor<'static>,
+    id: &[u8; 32],
+    data: &[u8],
+) -> Result<Vec<u8>, Error> {
+    const PROBE: usize = 16 * 1024;
+    let saves = |c: &[u8], n: usize| c.len() < n - n / 16;
+    let mut plain = Vec::with_capacity(data.len() + 1);
+    let compressed = if data.len() < 128 {
+        None
+    } else if data.len() <= PROBE {
+        zc.compress(data).ok().filter(|c| saves(c, data.len()))
+    } else {
+        let probe_ok = zc
+            .compress(&data[..PROBE])
+            .map(|c| saves(&c, PROBE))
+            .unwrap_or(false);
+        if probe_ok {
+            zc.compress(data).ok().filter(|c| saves(c, data.len()))
+        } else {
+            None
+        }
+    };
+    match compressed {
+        Some(c) => {
+            plain.push(1u8);
+            plain.extend_from_slice(&c);
+        }
+        None => {
+            plain.push(0u8);
+            plain.extend_from_slice(data);
+        }
+    }
+    seal(key, &blob_aad(id), &plain)
+}
+
+/// Opens a blob and returns its plaintext data (decompressed), unverified against the id.
+pub(crate) fn open_blob(
+    key: &LessSafeKey,
+    id: &[u8; 32],
+    raw_len: u32,
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    thread_local! {
+        // One decompression context per thread: creating one per 4 KiB page costs more
+        // than decompressing the page.
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let mut plain = open(key, &blob_aad(id), sealed)?;
+    match plain.first()? {
+        0 => {
+            plain.remove(0);
+            Some(plain)
+        }
+        1 => DCTX.with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            if c.is_none() {
+                *c = zstd::bulk::Decompressor::new().ok();
+            }
+            c.as_mut()?.decompress(&plain[1..], raw_len as usize).ok()
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,217 @@
+//! forget (keep rules) and prune (delete what no snapshot uses), FORMAT.md "Prune".
+
+use std::collections::{HashMap, HashSet};
+
+use crate::Error;
+use crate::format::{self, BlobEntry};
+use crate::lock;
+use crate::pipeline::PACK_TARGET;
+use crate::repo::{Repository, info};
+use crate::restore::BlobReader;
+use crate::snapshot::NodeKind;
+use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
+
+/// Days since 1970-01-01 to (year, month), proleptic Gregorian (H. Hinnant's algorithm).
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m)
+}
+
+pub(crate) fn forget(
+    repo: &Repository,
+    policy: &KeepPolicy,
+    dry_run: bool,
+) -> Result<ForgetReport, Error> {
+    if policy.last.is_none()
+        && policy.daily.is_none()
+        && policy.weekly.is_none()
+        && policy.monthly.is_none()
+    {
+        return Err(Error::InvalidArgument {
+            detail: "the keep policy keeps nothing; give at least one rule".into(),
+        });
+    }
+    let mut all = repo.load_manifests()?;
+    all.reverse(); // newest first
+    let mut keep = vec![false; all.len()];
+    if let Some(n) = policy.last {
+        for k in keep.iter_mut().take(n as usize) {
+            *k = true;
+        }
+    }
+    let day = |t: i64| t.div_euclid(86_400_000_000_000);
+    type Bucket<'a> = &'a dyn Fn(i64) -> i64;
+    let rules: [(Option<u32>, Bucket); 3] = [
+        (policy.daily, &|t| day(t)),
+        // 1970-01-01 was a Thursday; +3 makes buckets start on Mondays (ISO weeks).
+        (policy.weekly, &|t| (day(t) + 3).div_euclid(7)),
+        (policy.monthly, &|t| {
+            let (y, m) = year_month(day(t));
+            y * 12 + m
+        }),
+    ];
+    for (n, bucket) in rules {
+        let Some(n) = n else { continue };
+        let mut seen = HashSet::new();
+        for (i, (_, m)) in all.iter().enumerate() {
+            if seen.len() >= n as usize {
+                break;
+            }
+            if seen.insert(bucket(m.time_ns)) {
+                keep[i] = true;
+            }
+        }
+    }
+    let mut report = ForgetReport {
+        dry_run,
+        ..Default::default()
+    };
+    for ((id, m), k) in all.iter().zip(keep) {
+        if k {
+            report.kept.push(info(id, m));
+        } else {
+            if !dry_run {
+                repo.store.delete(&format!("snapshots/{id}"))?;
+            }
+            report.removed.push(info(id, m));
+        }
+    }
+    report.kept.reverse();
+    report.removed.reverse();
+    Ok(report)
+}
+
+pub(crate) fn prune(
+    repo: &Repository,
+    progress: Option<&dyn Progress>,
+) -> Result<PruneReport, Error> {
+    // Exclusive: no backup is between uploading a pack and writing its snapshot while we
+    // decide what is unused (FORMAT.md "Locks").
+    let _lock = lock::acquire(&repo.store, true)?;
+    let (index, problems) = repo.load_index()?;
+    if let Some(p) = problems.first() {
+        return Err(Error::InvalidArgument {
+            detail: format!("the index is damaged ({p}); run check --read-data and repair first"),
+        });
+    }
+    let mut used: HashSet<[u8; 32]> = HashSet::new();
+    for (_, m) in repo.load_manifests()? {
+        for n in m.nodes.iter().filter(|n| n.kind == NodeKind::File) {
+            used.extend(n.chunk_ids());
+        }
+    }
+    let mut report = PruneReport::default();
+    let mut delete = Vec::new();
+    let mut rewrite: Vec<(usize, Vec<BlobEntry>)> = Vec::new();
+    for (pi, p) in index.packs.iter().enumerate() {
+        // A blob counts only in the pack the index resolves it to; other copies are garbage.
+        let live: Vec<BlobEntry> = p
+            .entries
+            .iter()
+            .filter(|e| {
+                used.contains(&e.id)
+                    && index
+                        .blobs
+                        .get(&e.id)
+                        .is_some_and(|l| l.pack as usize == pi)
+            })
+            .copied()
+            .collect();
+        let live_bytes: u64 = live.iter().map(|e| u64::from(e.length)).sum();
+        if live.is_empty() {
+            report.blobs_removed += p.entries.len() as u64;
+            report.bytes_freed += p.len;
+            delete.push(p.name.clone());
+        } else if live_bytes < p.len * 3 / 4 {
+            report.blobs_removed += (p.entries.len() - live.len()) as u64;
+            report.bytes_freed += p.len - live_bytes;
+            rewrite.push((pi, live));
+        }
+    }
+    let indexed: HashSet<&str> = index.packs.iter().map(|p| p.name.as_str()).collect();
+    let mut orphans = Vec::new();
+    for (name, _) in repo.store.list("data/")? {
+        if !indexed.contains(name.as_str()) {
+            orphans.push(name);
+        }
+    }
+
+    // Copy live blobs of sparse packs into new packs, grouped by epoch. The new packs and
+    // their indexes are complete before any old object is deleted, so a crash leaves
+    // duplicates (harmless), never a missing blob.
+    let reader = BlobReader::new(&repo.store, &repo.keyring, &index);
+    let mut by_epoch: HashMap<u32, Vec<(Vec<u8>, BlobEntry)>> = HashMap::new();
+    let total = rewrite.len() as u64;
+    for (done, (pi, live)) in rewrite.iter().enumerate() {
+        let name = &index.packs[*pi].name;
+        let bytes = repo.store.read(&format!("data/{name}"))?;
+        let epoch = crate::keys::read_u32(&bytes, 5);
+        for e in live {
+            // Verify before copying so damage is not carried into a new pack.
+            reader
+                .blob(&e.id)
+                .map_err(|d| Error::integrity(format!("data/{name}"), d))?;
+            let sealed = bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec();
+            by_epoch.entry(epoch).or_default().push((sealed, *e));
+        }
+        if let Some(p) = progress {
+            p.event(&ProgressEvent::Bytes {
+                done: done as u64 + 1,
+                total,
+            });
+        }
+    }
+    for (epoch, blobs) in by_epoch {
+        let key = &repo.keyring.epoch(epoch, "prune")?.data;
+        let mut pack = format::pack_start(epoch);
+        let mut entries = Vec::new();
+        let n = blobs.len();
+        for (i, (sealed, e)) in blobs.into_iter().enumerate() {
+            entries.push(BlobEntry {
+                offset: pack.len() as u32,
+                ..e
+            });
+            pack.extend_from_slice(&sealed);
+            if pack.len() >= PACK_TARGET || i + 1 == n {
+                format::pack_finish(key, &mut pack, &entries)?;
+                let id = *blake3::hash(&pack).as_bytes();
+                let name = hex::encode(id);
+                let plen = pack.len() as u64;
+                let idx = format::seal_object_epoch(
+                    &repo.keyring,
+                    epoch,
+                    format::KIND_INDEX,
+                    &format::encode_index(&id, plen, &entries),
+                )?;
+                // F1: pack before its index.
+                repo.store
+                    .write(&format!("data/{name}"), std::mem::take(&mut pack))?;
+                repo.store.write(&format!("index/{name}"), idx)?;
+                pack = format::pack_start(epoch);
+                entries.clear();
+            }
+        }
+    }
+    for (pi, _) in &rewrite {
+        delete.push(index.packs[*pi].name.clone());
+    }
+    report.packs_rewritten = rewrite.len() as u64;
+    report.packs_deleted = (delete.len() - rewrite.len() + orphans.len()) as u64;
+    // Index before pack: a crash in between leaves an unindexed pack (a warning in check,
+    // removed by the next prune), never an index naming a missing pack.
+    for name in &delete {
+        repo.store.delete(&format!("index/{name}"))?;
+        repo.store.delete(&format!("data/{name}"))?;
+    }
+    for name in &orphans {
+        repo.store.delete(&format!("data/{name}"))?;
+    }
+    Ok(report)
+}

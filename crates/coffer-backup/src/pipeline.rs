@@ -1,0 +1,288 @@
+//! The upload pipeline: the caller's thread reads, chunks and hashes; worker threads
+//! compress and encrypt; a packer thread fills packs; uploader threads write each pack and
+//! then its index object (F1: data before index before snapshot). Every channel is
+//! bounded, so memory stays bounded whatever the data size.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::Error;
+use crate::format::{self, BlobEntry};
+use crate::keys::Keyring;
+use crate::lock::LockGuard;
+use crate::repo::Index;
+use crate::storage::Store;
+
+/// Packs are closed once they reach this size.
+pub(crate) const PACK_TARGET: usize = 8 * 1024 * 1024;
+
+struct Job {
+    id: [u8; 32],
+    data: Vec<u8>,
+}
+
+struct Sealed {
+    id: [u8; 32],
+    raw_len: u32,
+    bytes: Vec<u8>,
+}
+
+struct Shared {
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+    bytes_added: AtomicU64,
+    blobs_added: AtomicU64,
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        self.failed.store(true, Ordering::SeqCst);
+        if let Ok(mut g) = self.error.lock()
+            && g.is_none()
+        {
+            *g = Some(e);
+        }
+    }
+}
+
+/// Statistics of a finished pipeline.
+pub(crate) struct Stats {
+    pub(crate) bytes_added: u64,
+    pub(crate) blobs_added: u64,
+}
+
+/// A running upload pipeline.
+pub(crate) struct Pipeline {
+    keyring: Arc<Keyring>,
+    index: Arc<Index>,
+    fresh: HashSet<[u8; 32]>,
+    jobs: Option<Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    pub(crate) fn start(
+        store: &Store,
+        keyring: Arc<Keyring>,
+        index: Arc<Index>,
+        lock: Arc<LockGuard>,
+    ) -> Pipeline {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
+        let shared = Arc::new(Shared {
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            bytes_added: AtomicU64::new(0),
+            blobs_added: AtomicU64::new(0),
+        });
+        let (job_tx, job_rx) = bounded::<Job>(workers * 4);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 4);
+        let (pack_tx, pack_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(1);
+        let mut threads = Vec::new();
+        for _ in 0..workers {
+            let rx = job_rx.clone();
+            let tx = sealed_tx.clone();
+            let kr = keyring.clone();
+            let sh = shared.clone();
+            threads.push(std::thread::spawn(move || seal_worker(rx, tx, kr, sh)));
+        }
+        drop(sealed_tx);
+        {
+            let kr = keyring.clone();
+            let sh = shared.clone();
+            threads.push(std::thread::spawn(move || {
+                packer(sealed_rx, pack_tx, kr, sh)
+            }));
+        }
+        for _ in 0..2 {
+            let rx = pack_rx.clone();
+            let st = store.clone();
+            let kr = keyring.clone();
+            let sh = shared.clone();
+            let lk = lock.clone();
+            threads.push(std::thread::spawn(move || uploader(rx, st, kr, sh, lk)));
+        }
+        Pipeline {
+            keyring,
+            index,
+            fresh: HashSet::new(),
+            jobs: Some(job_tx),
+            threads,
+            shared,
+        }
+    }
+
+    /// True if the blob is stored already or queued in this run.
+    pub(crate) fn has(&self, id: &[u8; 32]) -> bool {
+        self.index.blobs.contains_key(id) || self.fresh.contains(id)
+    }
+
+    /// Hashes a chunk, queues it unless it is a duplicate, and returns its id.
+    pub(crate) fn add(&mut self, data: Vec<u8>) -> Result<[u8; 32], Error> {
+        let id = self.keyring.current().1.chunk_id(&data);
+        if self.shared.failed.load(Ordering::SeqCst) {
+            return Err(self.take_error());
+        }
+        if !self.has(&id) {
+            self.fresh.insert(id);
+            let sent = self
+                .jobs
+                .as_ref()
+                .map(|tx| tx.send(Job { id, data }).is_ok())
+                .unwrap_or(false);
+            if !sent {
+                return Err(self.take_error());
+            }
+        }
+        Ok(id)
+    }
+
+    fn take_error(&self) -> Error {
+        self.shared
+            .error
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or(Error::Internal {
+                detail: "upload pipeline stopped".into(),
+            })
+    }
+
+    /// Flushes the last pack and waits for every upload.
+    pub(crate) fn finish(mut self) -> Result<Stats, Error> {
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                self.shared.fail(Error::Internal {
+                    detail: "a pipeline thread panicked".into(),
+                });
+            }
+        }
+        if self.shared.failed.load(Ordering::SeqCst) {
+            return Err(self.take_error());
+        }
+        Ok(Stats {
+            bytes_added: self.shared.bytes_added.load(Ordering::SeqCst),
+            blobs_added: self.shared.blobs_added.load(Ordering::SeqCst),
+        })
+    }
+
+    /// Stops without flushing (cancel / error): queued data is dropped, uploaded packs stay.
+    pub(crate) fn abort(mut self) {
+        self.shared.failed.store(true, Ordering::SeqCst);
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn seal_worker(rx: Receiver<Job>, tx: Sender<Sealed>, kr: Arc<Keyring>, sh: Arc<Shared>) {
+    let mut zc = match zstd::bulk::Compressor::new(1) {
+        Ok(z) => z,
+        Err(e) => return sh.fail(Error::io("zstd", e)),
+    };
+    let (_, epoch) = kr.current();
+    for job in rx {
+        if sh.failed.load(Ordering::Relaxed) {
+            continue;
+        }
+        match format::seal_blob(&epoch.data, &mut zc, &job.id, &job.data) {
+            Ok(bytes) => {
+                let s = Sealed {
+                    id: job.id,
+                    raw_len: job.data.len() as u32,
+                    bytes,
+                };
+                if tx.send(s).is_err() {
+                    return;
+                }
+            }
+            Err(e) => sh.fail(e),
+        }
+    }
+}
+
+fn packer(
+    rx: Receiver<Sealed>,
+    tx: Sender<(Vec<u8>, Vec<BlobEntry>)>,
+    kr: Arc<Keyring>,
+    sh: Arc<Shared>,
+) {
+    let (epoch_no, epoch) = kr.current();
+    let mut pack = format::pack_start(epoch_no);
+    let mut entries = Vec::new();
+    let close = |pack: &mut Vec<u8>, entries: &mut Vec<BlobEntry>| -> bool {
+        let mut p = std::mem::replace(pack, format::pack_start(epoch_no));
+        let e = std::mem::take(entries);
+        if let Err(err) = format::pack_finish(&epoch.data, &mut p, &e) {
+            sh.fail(err);
+            return false;
+        }
+        tx.send((p, e)).is_ok()
+    };
+    for s in rx {
+        if sh.failed.load(Ordering::Relaxed) {
+            continue;
+        }
+        entries.push(BlobEntry {
+            id: s.id,
+            offset: pack.len() as u32,
+            length: s.bytes.len() as u32,
+            raw_len: s.raw_len,
+        });
+        pack.extend_from_slice(&s.bytes);
+        if pack.len() >= PACK_TARGET && !close(&mut pack, &mut entries) {
+            return;
+        }
+    }
+    if !entries.is_empty() && !sh.failed.load(Ordering::Relaxed) {
+        close(&mut pack, &mut entries);
+    }
+}
+
+fn uploader(
+    rx: Receiver<(Vec<u8>, Vec<BlobEntry>)>,
+    store: Store,
+    kr: Arc<Keyring>,
+    sh: Arc<Shared>,
+    lock: Arc<LockGuard>,
+) {
+    for (pack, entries) in rx {
+        if sh.failed.load(Ordering::Relaxed) {
+            continue;
+        }
+        let r = (|| -> Result<u64, Error> {
+            let id = *blake3::hash(&pack).as_bytes();
+            let name = hex::encode(id);
+            let len = pack.len() as u64;
+            let index = format::seal_object(
+                &kr,
+                format::KIND_INDEX,
+                &format::encode_index(&id, len, &entries),
+            )?;
+            let ilen = index.len() as u64;
+            // F1: the pack is complete on storage before an index names it, so an index
+            // never points at missing data after a crash.
+            store.write(&format!("data/{name}"), pack)?;
+            store.write(&format!("index/{name}"), index)?;
+            Ok(len + ilen)
+        })();
+        match r {
+            Ok(n) => {
+                sh.bytes_added.fetch_add(n, Ordering::SeqCst);
+                sh.blobs_added
+                    .fetch_add(entries.len() as u64, Ordering::SeqCst);
+                lock.refresh();
+            }
+            Err(e) => sh.fail(e),
+        }
+    }
+}

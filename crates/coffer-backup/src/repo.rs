@@ -1,0 +1,335 @@
+//! The repository handle: init, open, key rotation, destroy, and loading of the index and
+//! snapshots that every operation shares.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::Error;
+use crate::format::{self, BlobEntry, KeyringOpen};
+use crate::keys::{BackupKey, Epoch, Keyring, fill_random};
+use crate::snapshot::{DiffEntry, Manifest};
+use crate::storage::{self, Store};
+use crate::types::*;
+
+/// An open repository. Operations take `&self` and may run concurrently with other
+/// processes using the same repository (see FORMAT.md "Locks").
+pub struct Repository {
+    pub(crate) location: String,
+    pub(crate) store: Store,
+    pub(crate) keyring: Arc<Keyring>,
+    key_object: String,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("location", &self.location)
+            .field("epochs", &self.keyring.epochs.len())
+            .finish()
+    }
+}
+
+/// Where one blob lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlobLoc {
+    pub(crate) pack: u32,
+    pub(crate) entry: BlobEntry,
+}
+
+/// The in-memory index: every indexed pack and blob.
+#[derive(Default)]
+pub(crate) struct Index {
+    /// Pack ids (hex) with their epoch and length.
+    pub(crate) packs: Vec<PackInfo>,
+    pub(crate) blobs: HashMap<[u8; 32], BlobLoc>,
+}
+
+/// One indexed pack.
+#[derive(Clone, Debug)]
+pub(crate) struct PackInfo {
+    pub(crate) name: String,
+    pub(crate) len: u64,
+    pub(crate) entries: Vec<BlobEntry>,
+}
+
+impl Index {
+    pub(crate) fn add_pack(&mut self, name: String, len: u64, entries: Vec<BlobEntry>) {
+        let pi = self.packs.len() as u32;
+        for e in &entries {
+            self.blobs.entry(e.id).or_insert(BlobLoc {
+                pack: pi,
+                entry: *e,
+            });
+        }
+        self.packs.push(PackInfo { name, len, entries });
+    }
+}
+
+impl Repository {
+    /// Creates a repository at `location` (a local path, "memory://NAME" or an OpenDAL URL).
+    /// Refuses if one exists there.
+    pub fn init(location: &str, key: &BackupKey) -> Result<Repository, Error> {
+        let store = storage::connect(location, true)?;
+        if !store.list("keys/")?.is_empty() {
+            return Err(Error::AlreadyExists {
+                location: location.into(),
+            });
+        }
+        let mut repo_id = [0u8; 16];
+        fill_random(&mut repo_id);
+        let keyring = Keyring {
+            repo_id,
+            epochs: vec![Epoch::generate()?],
+        };
+        let key_object = write_keyring(&store, key, &keyring)?;
+        Ok(Repository {
+            location: location.into(),
+            store,
+            keyring: Arc::new(keyring),
+            key_object,
+        })
+    }
+
+    /// Opens an existing repository. [`Error::NotFound`] if there is none,
+    /// [`Error::WrongKey`] if `key` does not match it.
+    pub fn open(location: &str, key: &BackupKey) -> Result<Repository, Error> {
+        let store = storage::connect(location, false)?;
+        let names = store.list("keys/")?;
+        if names.is_empty() {
+            return Err(Error::NotFound {
+                location: location.into(),
+            });
+        }
+        let mut damage = None;
+        // Several keyring objects exist only inside rotate_key's crash window (FORMAT.md
+        // "Key rotation"); any one that this key opens is valid.
+        for (name, _) in names {
+            let object = format!("keys/{name}");
+            let Some(bytes) = store.read_opt(&object)? else {
+                continue;
+            };
+            match format::open_keyring(key.as_bytes(), &bytes, &object) {
+                Ok(KeyringOpen::Opened(keyring)) => {
+                    return Ok(Repository {
+                        location: location.into(),
+                        store,
+                        keyring: Arc::new(keyring),
+                        key_object: object,
+                    });
+                }
+                Ok(KeyringOpen::WrongKey) => {}
+                Err(e) => damage = Some(e),
+            }
+        }
+        Err(damage.unwrap_or(Error::WrongKey))
+    }
+
+    /// New key for data written from now on: adds an epoch and re-wraps the keyring under
+    /// `new_key`; afterwards only `new_key` opens the repository, and every old snapshot
+    /// still restores.
+    pub fn rotate_key(&mut self, new_key: &BackupKey) -> Result<(), Error> {
+        let mut epochs = Vec::with_capacity(self.keyring.epochs.len() + 1);
+        let plain = self.keyring.encode();
+        let copy = Keyring::decode(&plain, &self.key_object)?;
+        epochs.extend(copy.epochs);
+        epochs.push(Epoch::generate()?);
+        let keyring = Keyring {
+            repo_id: self.keyring.repo_id,
+            epochs,
+        };
+        // The new keyring is complete on storage before the old one goes: a crash in
+        // between leaves both keys able to open the repository, never neither (F9).
+        let new_object = write_keyring(&self.store, new_key, &keyring)?;
+        self.store.delete(&self.key_object)?;
+        self.key_object = new_object;
+        self.keyring = Arc::new(keyring);
+        Ok(())
+    }
+
+    /// Deletes every object of the repository (turn backups off).
+    pub fn destroy(location: &str) -> Result<(), Error> {
+        let store = storage::connect(location, false)?;
+        store.remove_everything()?;
+        if let Some(root) = &store.local_root {
+            // Leave no empty directories behind; a non-empty root (foreign files) stays.
+            for d in ["keys", "snapshots", "index", "data", "locks", "tmp"] {
+                let _ = std::fs::remove_dir(root.join(d));
+            }
+            let _ = std::fs::remove_dir(root);
+        }
+        Ok(())
+    }
+
+    /// All snapshots, oldest first. Damaged snapshot objects are an error.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, Error> {
+        let mut v = Vec::new();
+        for (id, m) in self.load_manifests()? {
+            v.push(info(&id, &m));
+        }
+        Ok(v)
+    }
+
+    /// Backs up files and folders into a new snapshot.
+    pub fn backup(&self, paths: &[PathBuf], opts: &BackupOptions) -> Result<BackupSummary, Error> {
+        crate::backup::backup_paths(self, paths, opts)
+    }
+
+    /// Backs up a stream (e.g. stdin) as a single file called `name`.
+    pub fn backup_stream(
+        &self,
+        name: &str,
+        reader: &mut dyn std::io::Read,
+        opts: &BackupOptions,
+    ) -> Result<BackupSummary, Error> {
+        crate::backup::backup_stream(self, name, reader, opts)
+    }
+
+    /// Restores a snapshot ("latest" or an id prefix) into `target`; `include` limits it to
+    /// these paths (relative to the snapshot root) and what is below them.
+    pub fn restore(
+        &self,
+        snapshot: &str,
+        target: &Path,
+        include: &[PathBuf],
+        opts: &RestoreOptions,
+    ) -> Result<RestoreSummary, Error> {
+        crate::restore::restore(self, snapshot, target, include, opts)
+    }
+
+    /// Verifies the repository structure, and with `read_data` every byte of every pack.
+    pub fn check(
+        &self,
+        read_data: bool,
+        progress: Option<&dyn Progress>,
+    ) -> Result<CheckReport, Error> {
+        crate::check::check(self, read_data, progress)
+    }
+
+    /// Removes snapshots that no keep rule keeps.
+    pub fn forget(&self, policy: &KeepPolicy, dry_run: bool) -> Result<ForgetReport, Error> {
+        crate::maintain::forget(self, policy, dry_run)
+    }
+
+    /// Deletes data no snapshot uses. Safe against crashes and concurrent backups.
+    pub fn prune(&self, progress: Option<&dyn Progress>) -> Result<PruneReport, Error> {
+        crate::maintain::prune(self, progress)
+    }
+
+    /// Differences between snapshots `a` and `b` (ids, prefixes or "latest").
+    pub fn diff(&self, a: &str, b: &str) -> Result<Vec<DiffEntry>, Error> {
+        let (_, ma) = self.find_snapshot(a)?;
+        let (_, mb) = self.find_snapshot(b)?;
+        Ok(crate::snapshot::diff(&ma, &mb))
+    }
+
+    /// The location string this repository was opened with.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    // ---- shared internals ----
+
+    /// Loads every index object. Damaged or unreadable index objects are replaced by the
+    /// header of their pack (the index can always be rebuilt from packs, F7); the
+    /// problems are returned for check.
+    pub(crate) fn load_index(&self) -> Result<(Index, Vec<String>), Error> {
+        let mut idx = Index::default();
+        let mut problems = Vec::new();
+        for (name, _) in self.store.list("index/")? {
+            let object = format!("index/{name}");
+            let loaded = self
+                .store
+                .read_opt(&object)?
+                .ok_or_else(|| Error::integrity(&object, "vanished while listing"));
+            let parsed = loaded.and_then(|b| {
+                let p = format::open_object(&self.keyring, format::KIND_INDEX, &b, &object)?;
+                let ip = format::decode_index(&p, &object)?;
+                if hex::encode(ip.pack_id) != name {
+                    return Err(Error::integrity(&object, "names another pack"));
+                }
+                Ok(ip)
+            });
+            match parsed {
+                Ok(ip) => idx.add_pack(name, ip.pack_len, ip.entries),
+                Err(e) => {
+                    problems.push(e.to_string());
+                    let pack = format!("data/{name}");
+                    match self.store.read_opt(&pack)? {
+                        Some(b) => match format::pack_header(&self.keyring, &b, &pack) {
+                            Ok((_, entries)) => idx.add_pack(name, b.len() as u64, entries),
+                            Err(e) => problems.push(e.to_string()),
+                        },
+                        None => problems.push(format!("{pack}: missing")),
+                    }
+                }
+            }
+        }
+        Ok((idx, problems))
+    }
+
+    /// Every snapshot manifest, oldest first.
+    pub(crate) fn load_manifests(&self) -> Result<Vec<(String, Manifest)>, Error> {
+        let mut v = Vec::new();
+        for (name, _) in self.store.list("snapshots/")? {
+            v.push((name.clone(), self.load_manifest(&name)?));
+        }
+        v.sort_by(|a, b| (a.1.time_ns, &a.0).cmp(&(b.1.time_ns, &b.0)));
+        Ok(v)
+    }
+
+    pub(crate) fn load_manifest(&self, id: &str) -> Result<Manifest, Error> {
+        let object = format!("snapshots/{id}");
+        let b = self.store.read(&object)?;
+        // The name is the BLAKE3 hash of the object: a renamed or swapped snapshot is caught.
+        if blake3::hash(&b).to_hex().as_str() != id {
+            return Err(Error::integrity(&object, "content does not match its name"));
+        }
+        let p = format::open_object(&self.keyring, format::KIND_SNAPSHOT, &b, &object)?;
+        Manifest::decode(&p, &object)
+    }
+
+    /// Resolves "latest" or an id prefix.
+    pub(crate) fn find_snapshot(&self, q: &str) -> Result<(String, Manifest), Error> {
+        let names: Vec<String> = self
+            .store
+            .list("snapshots/")?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if q == "latest" {
+            return self
+                .load_manifests()?
+                .pop()
+                .ok_or_else(|| Error::SnapshotNotFound { query: q.into() });
+        }
+        let hits: Vec<&String> = names
+            .iter()
+            .filter(|n| !q.is_empty() && n.starts_with(q))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(((*one).clone(), self.load_manifest(one)?)),
+            [] => Err(Error::SnapshotNotFound { query: q.into() }),
+            _ => Err(Error::AmbiguousSnapshot { query: q.into() }),
+        }
+    }
+}
+
+pub(crate) fn info(id: &str, m: &Manifest) -> SnapshotInfo {
+    SnapshotInfo {
+        id: id.to_string(),
+        time: m.time(),
+        paths: m.paths.clone(),
+        files: m.files,
+        bytes: m.bytes,
+    }
+}
+
+fn write_keyring(store: &Store, key: &BackupKey, keyring: &Keyring) -> Result<String, Error> {
+    let bytes = format::seal_keyring(key.as_bytes(), keyring)?;
+    let mut rnd = [0u8; 16];
+    fill_random(&mut rnd);
+    let object = format!("keys/{}", hex::encode(rnd));
+    store.write(&object, bytes)?;
+    Ok(object)
+}

@@ -1,0 +1,189 @@
+//! Snapshot manifests (FORMAT.md "Snapshot payload") and snapshot diff.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Kind of a node.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One file, directory or symlink. `path` is relative to the snapshot root, '/'-separated.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Node {
+    /// UTF-8 path, or hex of the raw bytes when `raw` is true.
+    pub(crate) path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) raw: bool,
+    pub(crate) kind: NodeKind,
+    pub(crate) mode: u32,
+    pub(crate) mtime_ns: i64,
+    #[serde(default)]
+    pub(crate) ctime_ns: i64,
+    #[serde(default)]
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    /// Symlink target bytes as hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
+    /// Chunk ids, 64 hex digits each, concatenated.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) chunks: String,
+}
+
+impl Node {
+    pub(crate) fn rel_path(&self) -> PathBuf {
+        if self.raw {
+            PathBuf::from(OsString::from_vec(
+                hex::decode(&self.path).unwrap_or_default(),
+            ))
+        } else {
+            PathBuf::from(&self.path)
+        }
+    }
+    pub(crate) fn set_path(&mut self, p: &std::path::Path) {
+        match p.to_str() {
+            Some(s) => {
+                self.path = s.to_string();
+                self.raw = false;
+            }
+            None => {
+                self.path = hex::encode(p.as_os_str().as_bytes());
+                self.raw = true;
+            }
+        }
+    }
+    pub(crate) fn chunk_ids(&self) -> Vec<[u8; 32]> {
+        let mut v = Vec::with_capacity(self.chunks.len() / 64);
+        let b = self.chunks.as_bytes();
+        for c in b.chunks(64) {
+            let mut id = [0u8; 32];
+            if hex::decode_to_slice(c, &mut id).is_ok() {
+                v.push(id);
+            }
+        }
+        v
+    }
+    /// True if the chunk list is well formed (checked before use).
+    pub(crate) fn chunks_valid(&self) -> bool {
+        self.chunks.len().is_multiple_of(64) && self.chunks.bytes().all(|c| c.is_ascii_hexdigit())
+    }
+}
+
+/// A snapshot manifest.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct Manifest {
+    pub(crate) version: u8,
+    pub(crate) time_ns: i64,
+    pub(crate) hostname: String,
+    pub(crate) paths: Vec<String>,
+    pub(crate) parent: Option<String>,
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+    pub(crate) nodes: Vec<Node>,
+}
+
+impl Manifest {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, Error> {
+        let json = serde_json::to_vec(self).map_err(|e| Error::Internal {
+            detail: format!("manifest encoding: {e}"),
+        })?;
+        zstd::bulk::compress(&json, 3).map_err(|e| Error::io("zstd", e))
+    }
+    pub(crate) fn decode(b: &[u8], object: &str) -> Result<Self, Error> {
+        let json = zstd::stream::decode_all(b)
+            .map_err(|e| Error::integrity(object, format!("manifest decompression: {e}")))?;
+        let m: Manifest = serde_json::from_slice(&json)
+            .map_err(|e| Error::integrity(object, format!("manifest: {e}")))?;
+        if m.version != 1 {
+            return Err(Error::UnsupportedVersion {
+                object: object.into(),
+                version: m.version,
+            });
+        }
+        Ok(m)
+    }
+    pub(crate) fn time(&self) -> std::time::SystemTime {
+        let t = std::time::UNIX_EPOCH;
+        if self.time_ns >= 0 {
+            t + std::time::Duration::from_nanos(self.time_ns as u64)
+        } else {
+            t
+        }
+    }
+}
+
+/// How a path differs between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DiffKind {
+    /// Only in the second snapshot.
+    Added,
+    /// Only in the first snapshot.
+    Removed,
+    /// Content (chunks, size, link target or kind) differs.
+    Modified,
+    /// Same content, different mode or mtime.
+    Metadata,
+}
+
+/// One difference between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiffEntry {
+    /// Path inside the snapshots.
+    pub path: PathBuf,
+    /// What changed.
+    pub kind: DiffKind,
+}
+
+pub(crate) fn diff(a: &Manifest, b: &Manifest) -> Vec<DiffEntry> {
+    let ma: BTreeMap<PathBuf, &Node> = a.nodes.iter().map(|n| (n.rel_path(), n)).collect();
+    let mb: BTreeMap<PathBuf, &Node> = b.nodes.iter().map(|n| (n.rel_path(), n)).collect();
+    let mut out = Vec::new();
+    for (p, na) in &ma {
+        match mb.get(p) {
+            None => out.push(DiffEntry {
+                path: p.clone(),
+                kind: DiffKind::Removed,
+            }),
+            Some(nb) => {
+                let content = na.kind != nb.kind
+                    || na.size != nb.size
+                    || na.chunks != nb.chunks
+                    || na.target != nb.target;
+                let meta = na.mode != nb.mode || na.mtime_ns != nb.mtime_ns;
+                if content || (meta && na.kind != NodeKind::Dir) {
+                    out.push(DiffEntry {
+                        path: p.clone(),
+                        kind: if content {
+                            DiffKind::Modified
+                        } else {
+                            DiffKind::Metadata
+                        },
+                    });
+                }
+            }
+        }
+    }
+    for p in mb.keys() {
+        if !ma.contains_key(p) {
+            out.push(DiffEntry {
+                path: p.clone(),
+                kind: DiffKind::Added,
+            });
+        }
+    }
+    out.sort_by(|x, y| x.path.cmp(&y.path));
+    out
+}

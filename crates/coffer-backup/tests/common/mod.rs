@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Deterministic pseudo-random bytes.
+pub fn pseudo(seed: u64, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    let mut h = blake3::Hasher::new();
+    h.update(&seed.to_le_bytes());
+    h.finalize_xof().fill(&mut v);
+    v
+}
+
+/// Compressible text.
+pub fn text(seed: u64, n: usize) -> Vec<u8> {
+    let words = ["alpha ", "beta ", "gamma ", "delta ", "epsilon\n", "zeta "];
+    let r = pseudo(seed, n);
+    let mut out = Vec::with_capacity(n + 8);
+    let mut i = 0;
+    while out.len() < n {
+        out.extend_from_slice(words[r[i % n] as usize % words.len()].as_bytes());
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+/// Every entry below `root`: relative path -> (kind, mode, mtime, content or link target).
+pub fn tree(root: &Path) -> Vec<(PathBuf, String, u32, i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn walk(root: &Path, p: &Path, out: &mut Vec<(PathBuf, String, u32, i64, Vec<u8>)>) {
+    let mut entries: Vec<_> = std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for e in entries {
+        let m = std::fs::symlink_metadata(&e).unwrap();
+        let rel = e.strip_prefix(root).unwrap().to_path_buf();
+        let mode = m.permissions().mode() & 0o7777;
+        if m.file_type().is_symlink() {
+            use std::os::unix::ffi::OsStrExt;
+            let t = std::fs::read_link(&e).unwrap();
+            out.push((rel, "link".into(), 0, 0, t.as_os_str().as_bytes().to_vec()));
+        } else if m.is_dir() {
+            out.push((rel, "dir".into(), mode, 0, vec![]));
+            walk(root, &e, out);
+        } else {
+            out.push((
+                rel,
+                "file".into(),
+                mode,
+                m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                std::fs::read(&e).unwrap(),
+            ));
+        }
+    }
+}
+
+/// The fixed test key.
+pub fn key() -> coffer_backup::BackupKey {
+    coffer_backup::BackupKey::from_bytes([7u8; 32])
+}

@@ -1,0 +1,173 @@
+//! The command line, as clap derive types. Flag conflicts are enforced here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit codes, shown in `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    other error (I/O, storage, vault server error)
+  2    usage error (bad flags, no terminal to prompt on)
+  3    wrong password or recovery key (wrong_password, wrong_recovery_key, invalid_recovery_key, vault_key_mismatch)
+  4    key destroyed in the vault (key_destroyed): use the recovery key
+  5    vault unreachable, unauthorized or rate limited
+  6    integrity error: damaged or tampered data (integrity_error, restore or check failures)
+  7    not set up, or repository or snapshot not found
+  130  cancelled (Ctrl-C); the repository stays valid and the next backup resumes
+
+Secrets are never taken as arguments: passwords and recovery keys come from a terminal
+prompt, or from standard input with --password-stdin / --recovery-key-stdin.
+Environment: COFFER_CONFIG_DIR, COFFER_VAULT_TOKEN (the vault bearer token),
+COFFER_KSF_PROFILE=argon2id-test (TESTS ONLY: makes password guessing cheap).";
+
+/// End-to-end encrypted backups whose key is recoverable with a password (through the
+/// Backup Key Vault) or a 64-digit recovery key.
+#[derive(Debug, Parser)]
+#[command(name = "coffer", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration folder (default: $XDG_CONFIG_HOME/coffer or ~/.config/coffer).
+    #[arg(long, global = true, env = "COFFER_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout (errors: {"error": {"code", "message", ...}}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// File holding the vault bearer token (its last line); else COFFER_VAULT_TOKEN, else
+    /// the token file remembered at init/connect.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the key goes: a vault (with a password) or nowhere but the user's paper.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    /// Vault base URL, e.g. http://127.0.0.1:8443.
+    #[arg(long, value_name = "URL", requires = "account")]
+    pub vault: Option<String>,
+    /// Account id at the vault (the token's subject).
+    #[arg(long, value_name = "ID", requires = "vault")]
+    pub account: Option<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a new backup key and a new repository on this device.
+    #[command(group(clap::ArgGroup::new("protection").required(true).args(["vault", "recovery_key_only"])))]
+    Init {
+        /// Repository location: a folder, memory://NAME, or an OpenDAL URL.
+        #[arg(long, value_name = "LOCATION")]
+        repo: String,
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// No vault: print the 64-digit recovery key to write down.
+        #[arg(long, conflicts_with_all = ["vault", "account", "password_stdin"])]
+        recovery_key_only: bool,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set up this device for an existing repository (a new phone, a new laptop).
+    Connect {
+        /// Repository location.
+        #[arg(long, value_name = "LOCATION")]
+        repo: String,
+        #[command(flatten)]
+        vault: VaultArgs,
+        /// Read the password from the first line of standard input.
+        #[arg(long, conflicts_with = "recovery_key_stdin")]
+        password_stdin: bool,
+        /// Use the recovery key, read from standard input, instead of the vault.
+        #[arg(long)]
+        recovery_key_stdin: bool,
+        /// Use the recovery key, asked for on the terminal, instead of the vault.
+        #[arg(long, conflicts_with_all = ["recovery_key_stdin", "password_stdin"])]
+        recovery_key: bool,
+    },
+    /// Back up files and folders into a new snapshot.
+    Backup {
+        /// Files or folders.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List the snapshots, oldest first.
+    Snapshots,
+    /// Restore a snapshot into a folder.
+    Restore {
+        /// Snapshot id prefix or "latest".
+        #[arg(default_value = "latest", value_name = "SNAPSHOT")]
+        snapshot: String,
+        /// Folder to restore into.
+        #[arg(long, value_name = "DIR")]
+        target: PathBuf,
+        /// Restore only these paths (as listed in the snapshot).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Verify the repository's structure (and with --read-data every byte).
+    Check {
+        /// Read and authenticate all pack data.
+        #[arg(long)]
+        read_data: bool,
+    },
+    /// Remove snapshots not kept by the policy (run prune afterwards to free space).
+    Forget {
+        /// Keep the newest N snapshots.
+        #[arg(long, value_name = "N")]
+        keep_last: Option<u32>,
+        /// Keep one snapshot for each of the last N days.
+        #[arg(long, value_name = "N")]
+        keep_daily: Option<u32>,
+        /// Keep one snapshot for each of the last N weeks.
+        #[arg(long, value_name = "N")]
+        keep_weekly: Option<u32>,
+        /// Keep one snapshot for each of the last N months.
+        #[arg(long, value_name = "N")]
+        keep_monthly: Option<u32>,
+        /// Show what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete data no snapshot uses.
+    Prune,
+    /// Show what changed between two snapshots.
+    Diff {
+        /// First snapshot (id prefix or latest).
+        a: String,
+        /// Second snapshot.
+        b: String,
+    },
+    /// Register a new password with the vault (the backups are not touched).
+    ChangePassword {
+        /// Read the NEW password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Show the 64-digit recovery key (with a vault, after the password is entered again).
+    RecoveryKey {
+        /// Read the CURRENT password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Make a new backup key for data written from now on; old snapshots still restore.
+    RotateKey {
+        /// Read the CURRENT password (re-registered with the new key) from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Turn backups off: delete the vault record and this device's key and configuration.
+    Disable {
+        /// Also delete the whole repository.
+        #[arg(long)]
+        delete_backups: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show the repository, the vault, the guesses left and the last backup.
+    Status,
+}

@@ -1,0 +1,634 @@
+//! One function per command: call the SDK, shape the result for humans and for `--json`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use coffer_client::coffer_backup::{BackupOptions, KeepPolicy, RestoreOptions, SnapshotInfo};
+use coffer_client::{Coffer, Error, InitOptions, KsfProfile, Protection, RecoveryKey, VaultAccess};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::cli::{Command, VaultArgs};
+use crate::failure::Failure;
+use crate::{progress, secrets};
+
+/// What every command needs from the global options.
+pub struct Ctx {
+    /// Config folder.
+    pub dir: PathBuf,
+    /// `--json`.
+    pub json: bool,
+    /// Token from `--token-file` or `COFFER_VAULT_TOKEN`.
+    pub token: Option<Zeroizing<String>>,
+    /// The `--token-file` path, remembered at init/connect.
+    pub token_file: Option<PathBuf>,
+}
+
+/// A command's result: the JSON object and the human text.
+pub struct Output {
+    /// Printed with `--json`.
+    pub json: Value,
+    /// Printed otherwise (stdout).
+    pub human: String,
+}
+
+fn out(json: Value, human: impl Into<String>) -> Result<Output, Failure> {
+    Ok(Output {
+        json,
+        human: human.into(),
+    })
+}
+
+/// Runs one command.
+pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
+    match cmd {
+        Command::Init {
+            repo,
+            vault,
+            recovery_key_only,
+            password_stdin,
+        } => init(ctx, repo, vault, recovery_key_only, password_stdin),
+        Command::Connect {
+            repo,
+            vault,
+            password_stdin,
+            recovery_key_stdin,
+            recovery_key,
+        } => connect(
+            ctx,
+            repo,
+            vault,
+            password_stdin,
+            recovery_key_stdin,
+            recovery_key,
+        ),
+        Command::Backup { paths } => backup(ctx, &paths),
+        Command::Snapshots => snapshots(ctx),
+        Command::Restore {
+            snapshot,
+            target,
+            paths,
+        } => restore(ctx, &snapshot, &target, &paths),
+        Command::Check { read_data } => check(ctx, read_data),
+        Command::Forget {
+            keep_last,
+            keep_daily,
+            keep_weekly,
+            keep_monthly,
+            dry_run,
+        } => {
+            let policy = KeepPolicy {
+                last: keep_last,
+                daily: keep_daily,
+                weekly: keep_weekly,
+                monthly: keep_monthly,
+            };
+            forget(ctx, &policy, dry_run)
+        }
+        Command::Prune => prune(ctx),
+        Command::Diff { a, b } => diff(ctx, &a, &b),
+        Command::ChangePassword { password_stdin } => change_password(ctx, password_stdin),
+        Command::RecoveryKey { password_stdin } => recovery_key(ctx, password_stdin),
+        Command::RotateKey { password_stdin } => rotate_key(ctx, password_stdin),
+        Command::Disable {
+            delete_backups,
+            yes,
+        } => disable(ctx, delete_backups, yes),
+        Command::Status => status(ctx),
+    }
+}
+
+/// The KSF profile: the default, or `COFFER_KSF_PROFILE` (tests only).
+fn ksf_profile() -> Result<KsfProfile, Failure> {
+    match std::env::var("COFFER_KSF_PROFILE") {
+        Ok(name) if !name.is_empty() => KsfProfile::from_name(&name).ok_or_else(|| {
+            Failure::usage(
+                format!("unknown COFFER_KSF_PROFILE {name:?}"),
+                "unset it (the default profile is argon2id-rfc9106-2); argon2id-test is for tests only",
+            )
+        }),
+        _ => Ok(KsfProfile::default()),
+    }
+}
+
+fn load(ctx: &Ctx) -> Result<Coffer, Failure> {
+    Ok(Coffer::load(&ctx.dir, ctx.token.clone())?)
+}
+
+fn access(ctx: &Ctx, v: &VaultArgs) -> Result<Option<VaultAccess>, Failure> {
+    let (Some(url), Some(account)) = (&v.vault, &v.account) else {
+        return Ok(None);
+    };
+    let token = ctx.token.clone().ok_or(Error::TokenMissing)?;
+    Ok(Some(VaultAccess {
+        url: url.clone(),
+        account: account.clone(),
+        token,
+        token_file: ctx.token_file.clone(),
+    }))
+}
+
+fn init(
+    ctx: &Ctx,
+    repo: String,
+    v: VaultArgs,
+    rko: bool,
+    password_stdin: bool,
+) -> Result<Output, Failure> {
+    let ksf_profile = ksf_profile()?;
+    let protection = if rko {
+        Protection::RecoveryKeyOnly
+    } else {
+        let access = access(ctx, &v)?.ok_or_else(|| {
+            Failure::usage(
+                "no vault given",
+                "pass --vault URL --account ID, or --recovery-key-only",
+            )
+        })?;
+        let password = secrets::password(password_stdin, true)?;
+        Protection::Vault { access, password }
+    };
+    let coffer = Coffer::init(
+        &ctx.dir,
+        InitOptions {
+            repo: repo.clone(),
+            protection,
+            ksf_profile,
+        },
+    )
+    .map_err(|e| {
+        let registration_failed = matches!(
+            e,
+            Error::WrongPassword { .. } | Error::VaultUnreachable { .. } | Error::Vault { .. } | Error::RateLimited { .. }
+        ) && coffer_client::Config::load(&ctx.dir).is_ok();
+        let mut f = Failure::from(e);
+        if registration_failed {
+            f.hint = Some("the repository and key were created on this device, but the password is not registered: run coffer change-password".into());
+        }
+        f
+    })?;
+    let store = coffer.key_store().describe();
+    let mut human = format!("created repository {repo}\nkey stored in {store}\n");
+    let mut j = json!({ "repo": repo, "key_store": store, "config_dir": ctx.dir });
+    match &coffer.config().vault {
+        Some(vc) => {
+            human += &format!(
+                "password registered with the vault at {} for account {}\nsee the recovery key (a second way back in) with: coffer recovery-key\n",
+                vc.url, vc.account
+            );
+            j["vault"] = json!({ "url": vc.url, "account": vc.account });
+        }
+        None => {
+            let rk = coffer
+                .recovery_key(None)
+                .map_err(Failure::from)?
+                .display_grouped('-');
+            human += &format!(
+                "\nyour recovery key:\n\n    {}\n\nWrite it down and keep it safe: it is the ONLY way to restore these backups on another device.\n",
+                &*rk
+            );
+            j["recovery_key"] = json!(&*rk);
+        }
+    }
+    out(j, human)
+}
+
+fn connect(
+    ctx: &Ctx,
+    repo: String,
+    v: VaultArgs,
+    password_stdin: bool,
+    rk_stdin: bool,
+    rk_prompt: bool,
+) -> Result<Output, Failure> {
+    let ksf_profile = ksf_profile()?;
+    let access = access(ctx, &v)?;
+    let (coffer, how) = if rk_stdin || rk_prompt {
+        let text = if rk_stdin {
+            secrets::recovery_key_from_stdin()?
+        } else {
+            let b = secrets::prompt("Recovery key: ", "recovery key", "--recovery-key-stdin")?;
+            Zeroizing::new(String::from_utf8_lossy(&b).into_owned())
+        };
+        let rk = RecoveryKey::parse(&text).map_err(Error::from)?;
+        let c = Coffer::connect_with_recovery_key(&ctx.dir, &repo, &rk, access, ksf_profile)?;
+        (c, "the recovery key")
+    } else {
+        let access = access.ok_or_else(|| {
+            Failure::usage(
+                "no vault and no recovery key given",
+                "pass --vault URL --account ID (password), or --recovery-key-stdin",
+            )
+        })?;
+        let st = Coffer::vault_status(&access)?;
+        if !st.exists {
+            return Err(Error::KeyDestroyed.into());
+        }
+        if st.guesses_left == Some(1) && !ctx.json {
+            eprintln!(
+                "warning: this is the LAST allowed guess: a wrong password now destroys the key in the vault for good.\n         If you are not sure, stop (Ctrl-C) and use your recovery key instead (--recovery-key-stdin)."
+            );
+        }
+        let pw = secrets::password(password_stdin, false)?;
+        let c = Coffer::connect_with_password(&ctx.dir, &repo, access, &pw, ksf_profile)?;
+        (c, "the vault")
+    };
+    let store = coffer.key_store().describe();
+    out(
+        json!({ "repo": repo, "key_from": if how == "the vault" { "vault" } else { "recovery_key" }, "key_store": store, "config_dir": ctx.dir }),
+        format!("connected to {repo} with the key from {how}\nkey stored in {store}\n"),
+    )
+}
+
+fn backup(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let quiet = ctx.json;
+    // First Ctrl-C: ask the engine to stop at a safe point (the repository stays valid and
+    // the next run resumes); a second one exits at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        if !quiet {
+            eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)...");
+        }
+    });
+    let (progress, bar) = progress::bar(ctx.json, "backup ");
+    let opts = BackupOptions {
+        progress,
+        cancel: Some(cancel),
+    };
+    let result = coffer.backup(paths, &opts);
+    bar.finish();
+    let s = result?;
+    if !ctx.json {
+        for (p, why) in &s.skipped {
+            eprintln!("warning: skipped {}: {why}", p.display());
+        }
+    }
+    let human = format!(
+        "snapshot {} saved: {} files ({} unchanged), {} read, {} stored\n",
+        short(&s.snapshot_id),
+        s.files,
+        s.files_unchanged,
+        bytes(s.bytes_read),
+        bytes(s.bytes_added)
+    );
+    out(json!(s), human)
+}
+
+fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {
+    let list = load(ctx)?.repository()?.snapshots().map_err(Error::from)?;
+    let mut human = String::new();
+    if list.is_empty() {
+        human.push_str("no snapshots yet: run coffer backup PATH...\n");
+    }
+    for s in &list {
+        human += &format!(
+            "{}  {}  {:>6} files  {:>10}  {}\n",
+            short(&s.id),
+            time(s),
+            s.files,
+            bytes(s.bytes),
+            s.paths.join(" ")
+        );
+    }
+    out(json!({ "snapshots": list }), human)
+}
+
+fn restore(ctx: &Ctx, snapshot: &str, target: &Path, paths: &[PathBuf]) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
+    let (progress, bar) = progress::bar(ctx.json, "restore");
+    let result = coffer.restore(snapshot, target, paths, &RestoreOptions { progress });
+    bar.finish();
+    let s = result?;
+    if !s.failed.is_empty() {
+        let list: Vec<String> = s
+            .failed
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.display()))
+            .collect();
+        let mut f = Failure::other(
+            "integrity_error",
+            6,
+            format!(
+                "{} files could not be restored (damaged data); {} others were restored into {}:\n  {}",
+                s.failed.len(),
+                s.files,
+                target.display(),
+                list.join("\n  ")
+            ),
+            Some(
+                "run coffer check --read-data; try an older snapshot for the damaged files".into(),
+            ),
+        );
+        f.extra.push(("failed", json!(s.failed)));
+        f.extra.push(("restored_files", json!(s.files)));
+        return Err(f);
+    }
+    let human = format!(
+        "restored {} files ({}) into {}\n",
+        s.files,
+        bytes(s.bytes),
+        target.display()
+    );
+    out(json!(s), human)
+}
+
+fn check(ctx: &Ctx, read_data: bool) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
+    let (progress, bar) = progress::bar(ctx.json, "check  ");
+    let result = coffer.repository()?.check(read_data, progress.as_deref());
+    bar.finish();
+    let r = result.map_err(Error::from)?;
+    if !r.is_ok() {
+        let mut f = Failure::other(
+            "integrity_error",
+            6,
+            format!(
+                "check found {} problems:\n  {}",
+                r.errors.len(),
+                r.errors.join("\n  ")
+            ),
+            Some(
+                "restore what you can from other snapshots; a backup run re-uploads missing data"
+                    .into(),
+            ),
+        );
+        f.extra.push(("report", json!(r)));
+        return Err(f);
+    }
+    let mut human = format!(
+        "no errors: {} snapshots, {} packs, {} blobs{}\n",
+        r.snapshots,
+        r.packs,
+        r.blobs,
+        if read_data {
+            format!(", {} verified", bytes(r.bytes_verified))
+        } else {
+            String::new()
+        }
+    );
+    for w in &r.warnings {
+        human += &format!("note: {w}\n");
+    }
+    out(json!(r), human)
+}
+
+fn forget(ctx: &Ctx, policy: &KeepPolicy, dry_run: bool) -> Result<Output, Failure> {
+    if policy.last.is_none()
+        && policy.daily.is_none()
+        && policy.weekly.is_none()
+        && policy.monthly.is_none()
+    {
+        return Err(Failure::usage(
+            "no keep rule given",
+            "pass --keep-last N (or --keep-daily/--keep-weekly/--keep-monthly)",
+        ));
+    }
+    let r = load(ctx)?
+        .repository()?
+        .forget(policy, dry_run)
+        .map_err(Error::from)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let mut human = format!(
+        "kept {} snapshots, {verb} {}\n",
+        r.kept.len(),
+        r.removed.len()
+    );
+    for s in &r.removed {
+        human += &format!("  {verb} {}  {}\n", short(&s.id), time(s));
+    }
+    if !dry_run && !r.removed.is_empty() {
+        human += "run coffer prune to free the space\n";
+    }
+    out(json!(r), human)
+}
+
+fn prune(ctx: &Ctx) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
+    let (progress, bar) = progress::bar(ctx.json, "prune  ");
+    let result = coffer.repository()?.prune(progress.as_deref());
+    bar.finish();
+    let r = result.map_err(Error::from)?;
+    let human = format!(
+        "{} packs deleted, {} rewritten, {} blobs removed, {} freed\n",
+        r.packs_deleted,
+        r.packs_rewritten,
+        r.blobs_removed,
+        bytes(r.bytes_freed)
+    );
+    out(json!(r), human)
+}
+
+fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Output, Failure> {
+    let entries = load(ctx)?.repository()?.diff(a, b).map_err(Error::from)?;
+    let mut human = String::new();
+    for e in &entries {
+        let mark = match serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .as_deref()
+        {
+            Some("added") => "+",
+            Some("removed") => "-",
+            Some("modified") => "M",
+            _ => "m",
+        };
+        human += &format!("{mark} {}\n", e.path.display());
+    }
+    if entries.is_empty() {
+        human.push_str("no differences\n");
+    }
+    out(json!({ "changes": entries }), human)
+}
+
+fn change_password(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
+    let mut coffer = load(ctx)?;
+    if coffer.config().vault.is_none() {
+        return Err(Error::NoVault.into());
+    }
+    let pw = secrets::password(password_stdin, true)?;
+    coffer.change_password(&pw)?;
+    out(
+        json!({ "password_changed": true }),
+        "new password registered with the vault; the old one no longer works (backups untouched)\n",
+    )
+}
+
+fn recovery_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
+    let pw = match coffer.config().vault {
+        Some(_) => Some(secrets::password(password_stdin, false)?),
+        None => None,
+    };
+    let rk = coffer
+        .recovery_key(pw.as_ref().map(|p| p.as_slice()))?
+        .display_grouped('-');
+    out(
+        json!({ "recovery_key": &*rk }),
+        format!(
+            "your recovery key:\n\n    {}\n\nanyone with it can read your backups: keep it offline\n",
+            &*rk
+        ),
+    )
+}
+
+fn rotate_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
+    let mut coffer = load(ctx)?;
+    let pw = match coffer.config().vault {
+        Some(_) => Some(secrets::password(password_stdin, false)?),
+        None => None,
+    };
+    let outcome = coffer.rotate_key(pw.as_ref().map(|p| p.as_slice())).map_err(|e| {
+        let stale = coffer_client::Config::load(&ctx.dir).map(|c| c.vault_stale).unwrap_or(false);
+        let mut f = Failure::from(e);
+        if stale {
+            f.hint = Some("the new key is in use on this device but the vault still holds the old one: run coffer change-password".into());
+        }
+        f
+    })?;
+    let rk = outcome.recovery_key.display_grouped('-');
+    let mut j = json!({ "rotated": true, "vault_updated": outcome.vault_updated });
+    let human = if outcome.vault_updated {
+        "new backup key in use; the vault holds it behind your password.\nyour OLD recovery key no longer works: see the new one with coffer recovery-key\n".to_string()
+    } else {
+        j["recovery_key"] = json!(&*rk);
+        format!(
+            "new backup key in use. your NEW recovery key:\n\n    {}\n\nwrite it down; the old one no longer opens these backups\n",
+            &*rk
+        )
+    };
+    out(j, human)
+}
+
+fn disable(ctx: &Ctx, delete_backups: bool, yes: bool) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
+    if !yes {
+        let what = if delete_backups {
+            format!(
+                "This deletes the vault record, ALL BACKUPS in {}, and this device's key.",
+                coffer.config().repo
+            )
+        } else {
+            "This deletes the vault record (the password will no longer recover the key) and this device's key; the backups stay, readable only with the recovery key.".to_string()
+        };
+        eprintln!("{what}");
+        if !secrets::confirm("Continue?")? {
+            return Err(Failure::other(
+                "aborted",
+                1,
+                "not confirmed; nothing was changed",
+                None,
+            ));
+        }
+    }
+    let r = coffer.disable(delete_backups)?;
+    let human = format!(
+        "backups turned off: vault record {}, backups {}, key and configuration removed from {}\n",
+        if r.vault_record_deleted {
+            "deleted"
+        } else {
+            "absent"
+        },
+        if r.backups_deleted { "deleted" } else { "kept" },
+        r.config_dir.display()
+    );
+    out(json!(r), human)
+}
+
+fn status(ctx: &Ctx) -> Result<Output, Failure> {
+    let s = load(ctx)?.status();
+    let mut human = format!(
+        "config:      {}\nrepository:  {}\nkey store:   {}\n",
+        s.config_dir.display(),
+        s.repo,
+        s.key_store
+    );
+    match &s.vault {
+        None => human += "vault:       none (recovery-key-only)\n",
+        Some(v) => {
+            human += &format!("vault:       {} (account {})\n", v.url, v.account);
+            match (&v.error, v.exists) {
+                (Some((_, msg)), _) => {
+                    human += &format!("             could not be asked: {msg}\n")
+                }
+                (None, Some(false)) => {
+                    human += "             holds NO key for this account (destroyed or never registered): run coffer change-password\n"
+                }
+                (None, _) => {
+                    human += &format!(
+                        "             key held; {} of {} wrong guesses left\n",
+                        v.guesses_left.map_or("?".into(), |g| g.to_string()),
+                        v.max_guesses.map_or("?".into(), |g| g.to_string())
+                    )
+                }
+            }
+            if v.stale {
+                human += "             STALE: the vault holds an older key; run coffer change-password\n";
+            }
+        }
+    }
+    match (&s.repository_error, &s.last_backup) {
+        (Some((_, msg)), _) => {
+            human += &format!("backups:     cannot read the repository: {msg}\n")
+        }
+        (None, None) => human += "backups:     none yet\n",
+        (None, Some(last)) => {
+            human += &format!(
+                "backups:     {} snapshots; last {} ({})\n",
+                s.snapshots.unwrap_or(0),
+                time(last),
+                short(&last.id)
+            )
+        }
+    }
+    out(json!(s), human)
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// UTC "YYYY-MM-DD HH:MM:SS" of a snapshot (civil-from-days, Howard Hinnant's algorithm).
+fn time(s: &SnapshotInfo) -> String {
+    let secs = s
+        .time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

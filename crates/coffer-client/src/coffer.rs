@@ -1,0 +1,449 @@
+//! The [`Coffer`] facade: one device's setup and every user-level operation.
+
+use std::path::{Path, PathBuf};
+
+use coffer_backup::{
+    BackupKey, BackupOptions, BackupSummary, Repository, RestoreOptions, RestoreSummary,
+};
+use coffer_vault_client::{VaultClient, VaultError, VaultStatus};
+use coffer_vault_core::KsfProfile;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::atomic::remove_durable;
+use crate::config::{CONFIG_VERSION, Config, VaultConfig};
+use crate::key_store::{KeyStore, KeyStoreKind};
+use crate::recovery_key::RecoveryKey;
+use crate::vault::{VaultAccess, read_token_file};
+
+/// How the key of a new setup is protected.
+#[derive(Debug)]
+pub enum Protection {
+    /// Registered with the vault behind a password.
+    Vault {
+        /// The vault and account.
+        access: VaultAccess,
+        /// The password (the caller got it from a prompt or stdin).
+        password: Zeroizing<Vec<u8>>,
+    },
+    /// No vault: the user writes the recovery key down.
+    RecoveryKeyOnly,
+}
+
+/// Arguments of [`Coffer::init`].
+#[derive(Debug)]
+pub struct InitOptions {
+    /// Repository location.
+    pub repo: String,
+    /// Vault or recovery key only.
+    pub protection: Protection,
+    /// Argon2id profile for the password (the default outside tests).
+    pub ksf_profile: KsfProfile,
+}
+
+/// The result of [`Coffer::rotate_key`].
+#[derive(Debug)]
+pub struct RotateOutcome {
+    /// The new key, as a recovery key (the old recovery key no longer opens the repository).
+    pub recovery_key: RecoveryKey,
+    /// Whether the vault now holds the new key.
+    pub vault_updated: bool,
+}
+
+/// The result of [`Coffer::disable`].
+#[derive(Debug, Clone, Serialize)]
+pub struct DisableReport {
+    /// A vault record was deleted (false: recovery-key-only, or none was left).
+    pub vault_record_deleted: bool,
+    /// The repository was deleted.
+    pub backups_deleted: bool,
+    /// The config directory the key and configuration were removed from.
+    pub config_dir: PathBuf,
+}
+
+/// One device's Coffer setup: configuration, backup key and (optionally) vault token.
+pub struct Coffer {
+    dir: PathBuf,
+    config: Config,
+    keys: KeyStore,
+    key: BackupKey,
+    token: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for Coffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coffer")
+            .field("dir", &self.dir)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coffer {
+    /// Sets up this device with a new random key and a new repository.
+    ///
+    /// Order: the repository is created first (it refuses an existing one, before the
+    /// vault is touched), then K and the configuration are saved locally, then the
+    /// password is registered. If registration fails the device still holds K and the
+    /// configuration says the vault is stale; [`Coffer::change_password`] retries it.
+    pub fn init(dir: &Path, opts: InitOptions) -> Result<Coffer, Error> {
+        ensure_not_configured(dir)?;
+        if let Protection::Vault { access, .. } = &opts.protection {
+            // Registering replaces a record: refuse to overwrite another device's key.
+            let st = access.client()?.status()?;
+            if st.exists {
+                return Err(Error::Vault {
+                    message: format!(
+                        "account {} already has a key in the vault; connect this device instead, or disable the old setup first",
+                        access.account
+                    ),
+                });
+            }
+        }
+        let key = BackupKey::generate();
+        Repository::init(&opts.repo, &key)?;
+        let keys = KeyStore::new(dir, KeyStoreKind::File);
+        keys.save(&key)?;
+        let vault = match &opts.protection {
+            Protection::Vault { access, .. } => Some(vault_config(access)),
+            Protection::RecoveryKeyOnly => None,
+        };
+        let mut config = Config {
+            version: CONFIG_VERSION,
+            repo: opts.repo.clone(),
+            vault_stale: vault.is_some(),
+            vault,
+            key_store: keys.kind(),
+            ksf_profile: opts.ksf_profile.name().to_string(),
+        };
+        config.save(dir)?;
+        let token = match &opts.protection {
+            Protection::Vault { access, password } => {
+                access
+                    .client()?
+                    .register(password, key.as_bytes(), opts.ksf_profile)?;
+                config.vault_stale = false;
+                config.save(dir)?;
+                Some(access.token.clone())
+            }
+            Protection::RecoveryKeyOnly => None,
+        };
+        Ok(Coffer {
+            dir: dir.to_path_buf(),
+            config,
+            keys,
+            key,
+            token,
+        })
+    }
+
+    /// The vault's view of an account: whether it holds a key and how many guesses are left.
+    /// Call it before prompting so the last allowed guess can be announced.
+    pub fn vault_status(access: &VaultAccess) -> Result<VaultStatus, Error> {
+        Ok(access.client()?.status()?)
+    }
+
+    /// Sets up a new device from the vault: recovers K with the password (spending a
+    /// guess if it is wrong), checks it opens the repository, then saves it.
+    pub fn connect_with_password(
+        dir: &Path,
+        repo: &str,
+        access: VaultAccess,
+        password: &[u8],
+        ksf_profile: KsfProfile,
+    ) -> Result<Coffer, Error> {
+        ensure_not_configured(dir)?;
+        let k = access.client()?.recover(password)?;
+        let key = BackupKey::from_bytes(*k);
+        Repository::open(repo, &key).map_err(|e| match e {
+            coffer_backup::Error::WrongKey => Error::VaultKeyMismatch,
+            other => other.into(),
+        })?;
+        Self::save_new(dir, repo, key, Some(access), ksf_profile)
+    }
+
+    /// Sets up a new device from the recovery key. `access`, when given, is remembered so
+    /// that `change_password` can register a password later.
+    pub fn connect_with_recovery_key(
+        dir: &Path,
+        repo: &str,
+        recovery_key: &RecoveryKey,
+        access: Option<VaultAccess>,
+        ksf_profile: KsfProfile,
+    ) -> Result<Coffer, Error> {
+        ensure_not_configured(dir)?;
+        let key = recovery_key.to_backup_key();
+        Repository::open(repo, &key).map_err(|e| match e {
+            coffer_backup::Error::WrongKey => Error::WrongRecoveryKey,
+            other => other.into(),
+        })?;
+        Self::save_new(dir, repo, key, access, ksf_profile)
+    }
+
+    fn save_new(
+        dir: &Path,
+        repo: &str,
+        key: BackupKey,
+        access: Option<VaultAccess>,
+        ksf_profile: KsfProfile,
+    ) -> Result<Coffer, Error> {
+        let keys = KeyStore::new(dir, KeyStoreKind::File);
+        // Key before configuration: a crash in between leaves no half-configured device
+        // (load() needs config.json, which does not exist yet).
+        keys.save(&key)?;
+        let config = Config {
+            version: CONFIG_VERSION,
+            repo: repo.to_string(),
+            vault: access.as_ref().map(vault_config),
+            key_store: keys.kind(),
+            ksf_profile: ksf_profile.name().to_string(),
+            vault_stale: false,
+        };
+        config.save(dir)?;
+        Ok(Coffer {
+            dir: dir.to_path_buf(),
+            config,
+            keys,
+            key,
+            token: access.map(|a| a.token),
+        })
+    }
+
+    /// Loads this device's setup. `token` overrides the configured token file.
+    pub fn load(dir: &Path, token: Option<Zeroizing<String>>) -> Result<Coffer, Error> {
+        let config = Config::load(dir)?;
+        let keys = KeyStore::new(dir, config.key_store);
+        let key = keys.load()?;
+        Ok(Coffer {
+            dir: dir.to_path_buf(),
+            config,
+            keys,
+            key,
+            token,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The config directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The key store holding K.
+    pub fn key_store(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The KSF profile passwords are registered with.
+    pub fn ksf_profile(&self) -> KsfProfile {
+        KsfProfile::from_name(&self.config.ksf_profile).unwrap_or_default()
+    }
+
+    /// Overrides the KSF profile for later registrations (and remembers it).
+    pub fn set_ksf_profile(&mut self, profile: KsfProfile) -> Result<(), Error> {
+        if self.config.ksf_profile != profile.name() {
+            self.config.ksf_profile = profile.name().to_string();
+            self.config.save(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// A client for the configured vault; [`Error::NoVault`] for recovery-key-only setups.
+    pub fn vault(&self) -> Result<VaultClient, Error> {
+        self.vault_access()?.client()
+    }
+
+    fn vault_access(&self) -> Result<VaultAccess, Error> {
+        let v = self.config.vault.as_ref().ok_or(Error::NoVault)?;
+        let token = match (&self.token, &v.token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(f)) => read_token_file(f)?,
+            (None, None) => return Err(Error::TokenMissing),
+        };
+        Ok(VaultAccess {
+            url: v.url.clone(),
+            account: v.account.clone(),
+            token,
+            token_file: v.token_file.clone(),
+        })
+    }
+
+    /// Opens the repository with the device's key, finishing an interrupted rotation.
+    pub fn repository(&self) -> Result<Repository, Error> {
+        match Repository::open(&self.config.repo, &self.key) {
+            Ok(r) => Ok(r),
+            Err(coffer_backup::Error::WrongKey) => {
+                // The key file may be newer than the key loaded at start (an earlier call
+                // finished a rotation, or another process did).
+                let stored = self.keys.load()?;
+                if let Ok(r) = Repository::open(&self.config.repo, &stored) {
+                    return Ok(r);
+                }
+                // A rotation that crashed after the repository switched keys but before
+                // the key file was replaced left the new key pending: finish it.
+                if let Some(pending) = self.keys.load_pending()?
+                    && let Ok(r) = Repository::open(&self.config.repo, &pending)
+                {
+                    self.keys.promote_pending()?;
+                    return Ok(r);
+                }
+                Err(Error::LocalKeyMismatch)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Backs up `paths` into a new snapshot.
+    pub fn backup(&self, paths: &[PathBuf], opts: &BackupOptions) -> Result<BackupSummary, Error> {
+        Ok(self.repository()?.backup(paths, opts)?)
+    }
+
+    /// Restores a snapshot (`"latest"` or an id prefix) into `target`.
+    pub fn restore(
+        &self,
+        snapshot: &str,
+        target: &Path,
+        include: &[PathBuf],
+        opts: &RestoreOptions,
+    ) -> Result<RestoreSummary, Error> {
+        Ok(self
+            .repository()?
+            .restore(snapshot, target, include, opts)?)
+    }
+
+    /// Registers a new password for the device's key. The backups are not touched; the
+    /// old password stops working. Also repairs a vault left stale by an interrupted
+    /// rotation or a failed registration.
+    pub fn change_password(&mut self, new_password: &[u8]) -> Result<(), Error> {
+        let client = self.vault()?;
+        // Only register a key that really opens the repository.
+        self.repository()?;
+        let key = self.keys.load()?;
+        client.register(new_password, key.as_bytes(), self.ksf_profile())?;
+        self.key = key;
+        if self.config.vault_stale {
+            self.config.vault_stale = false;
+            self.config.save(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// The recovery key. With a vault, `password` must be the current password: it is
+    /// checked through the vault (a wrong one spends a guess).
+    pub fn recovery_key(&self, password: Option<&[u8]>) -> Result<RecoveryKey, Error> {
+        self.verify_password(password)?;
+        Ok(RecoveryKey::from_backup_key(&self.current_key()?))
+    }
+
+    /// Checks the password through OPAQUE (a successful login proves it); no-op without a vault.
+    fn verify_password(&self, password: Option<&[u8]>) -> Result<(), Error> {
+        if self.config.vault.is_none() {
+            return Ok(());
+        }
+        let client = self.vault()?;
+        let pw = password.ok_or(Error::Vault {
+            message: "the current password is needed for this operation".into(),
+        })?;
+        // The released key is not compared with ours: after an interrupted rotation the
+        // vault legitimately holds the previous key; the login itself proves the password.
+        let _released = client.recover(pw)?;
+        Ok(())
+    }
+
+    fn current_key(&self) -> Result<BackupKey, Error> {
+        // Re-read: an interrupted rotation may have been finished by repository().
+        self.repository()?;
+        self.keys.load()
+    }
+
+    /// Replaces K with a new random key for data written from now on; every old snapshot
+    /// still restores. With a vault, `password` (the current one) is re-registered with
+    /// the new key; without, the caller must show the new recovery key.
+    pub fn rotate_key(&mut self, password: Option<&[u8]>) -> Result<RotateOutcome, Error> {
+        // Order, so that a crash at any point leaves a key that opens the repository:
+        // 1. check the password first, so a typo cannot leave the vault stale;
+        // 2. save the new key as `key.pending` (durable) while `key` still opens the repo;
+        // 3. mark the vault stale in config.json (durable), since it is about to be;
+        // 4. rotate the repository: from now on only the new key opens it
+        //    (crash here: repository() tries key.pending and promotes it);
+        // 5. rename key.pending over key (atomic, directory synced);
+        // 6. register the password with the new key, then clear the stale mark
+        //    (crash or failure here: the device works, status says the vault is stale,
+        //    change-password repairs it).
+        self.verify_password(password)?;
+        let mut repo = self.repository()?;
+        let new_key = BackupKey::generate();
+        self.keys.save_pending(&new_key)?;
+        if self.config.vault.is_some() {
+            self.config.vault_stale = true;
+            self.config.save(&self.dir)?;
+        }
+        repo.rotate_key(&new_key)?;
+        self.keys.promote_pending()?;
+        self.key = BackupKey::from_bytes(*new_key.as_bytes());
+        let mut vault_updated = false;
+        if let (Some(pw), true) = (password, self.config.vault.is_some()) {
+            self.vault()?
+                .register(pw, new_key.as_bytes(), self.ksf_profile())?;
+            self.config.vault_stale = false;
+            self.config.save(&self.dir)?;
+            vault_updated = true;
+        }
+        Ok(RotateOutcome {
+            recovery_key: RecoveryKey::from_backup_key(&new_key),
+            vault_updated,
+        })
+    }
+
+    /// Turns backups off on this device: deletes the vault record, with `delete_backups`
+    /// the whole repository, then the local key and configuration.
+    pub fn disable(self, delete_backups: bool) -> Result<DisableReport, Error> {
+        // Remote first: if the vault cannot be reached nothing local is lost yet and the
+        // command can simply be run again.
+        let mut vault_record_deleted = false;
+        if self.config.vault.is_some() {
+            match self.vault()?.delete() {
+                Ok(()) => vault_record_deleted = true,
+                Err(VaultError::NoRecord | VaultError::KeyDestroyed) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if delete_backups {
+            Repository::destroy(&self.config.repo)?;
+        }
+        self.keys.delete()?;
+        remove_durable(&Config::path(&self.dir))?;
+        Ok(DisableReport {
+            vault_record_deleted,
+            backups_deleted: delete_backups,
+            config_dir: self.dir,
+        })
+    }
+
+    pub(crate) fn vault_access_for_status(&self) -> Option<Result<VaultAccess, Error>> {
+        self.config.vault.as_ref()?;
+        Some(self.vault_access())
+    }
+}
+
+fn ensure_not_configured(dir: &Path) -> Result<(), Error> {
+    if Config::path(dir).exists() {
+        return Err(Error::AlreadyConfigured {
+            dir: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn vault_config(a: &VaultAccess) -> VaultConfig {
+    VaultConfig {
+        url: a.url.clone(),
+        account: a.account.clone(),
+        token_file: a.token_file.clone(),
+    }
+}

@@ -1,0 +1,202 @@
+//! The SDK's error type, with a stable machine-readable [`Error::code`].
+
+use std::path::PathBuf;
+
+use crate::recovery_key::RecoveryKeyError;
+
+/// What went wrong in a [`crate::Coffer`] operation.
+///
+/// Messages are terse and factual and never contain a password or key; the CLI adds the
+/// likely fix. [`Error::code`] is a stable string that apps and scripts may match on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The vault rejected the password; `guesses_left` more wrong guesses destroy the record.
+    #[error("wrong password ({guesses_left} guesses left before the vault destroys the key)")]
+    WrongPassword {
+        /// Wrong guesses the vault still allows.
+        guesses_left: u32,
+    },
+    /// The vault destroyed the key after too many wrong guesses (or it never held one).
+    #[error(
+        "the vault no longer holds a key for this account (too many wrong passwords, or none was registered)"
+    )]
+    KeyDestroyed,
+    /// The recovery key does not open the repository.
+    #[error("this recovery key does not match this repository")]
+    WrongRecoveryKey,
+    /// The vault released a key, but it does not open the repository.
+    #[error("the key the vault holds does not match this repository")]
+    VaultKeyMismatch,
+    /// The key kept on this device does not open the repository.
+    #[error("the key stored on this device does not match this repository")]
+    LocalKeyMismatch,
+    /// The vault did not answer.
+    #[error("the vault at {url} did not answer: {reason}")]
+    VaultUnreachable {
+        /// The vault URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The vault refused the token.
+    #[error("the vault refused the access token: {message}")]
+    Unauthorized {
+        /// The vault's explanation.
+        message: String,
+    },
+    /// The vault asks the client to slow down.
+    #[error("the vault is rate limiting this account{}", retry_after_secs.map(|s| format!("; retry in {s} s")).unwrap_or_default())]
+    RateLimited {
+        /// Seconds to wait, when the vault says.
+        retry_after_secs: Option<u64>,
+    },
+    /// Any other vault failure (bad request, server error, protocol violation).
+    #[error("vault error: {message}")]
+    Vault {
+        /// What the vault or the protocol reported.
+        message: String,
+    },
+    /// The operation needs a vault but this setup uses only a recovery key.
+    #[error("this setup has no vault (recovery-key-only)")]
+    NoVault,
+    /// No vault token was given and the configuration names no token file.
+    #[error("no vault access token: none given and the configuration names no token file")]
+    TokenMissing,
+    /// No repository at the location.
+    #[error("no repository at {location}")]
+    RepositoryNotFound {
+        /// The location.
+        location: String,
+    },
+    /// `init` found a repository already there.
+    #[error("a repository already exists at {location}")]
+    RepositoryExists {
+        /// The location.
+        location: String,
+    },
+    /// A stored object failed authentication: damaged or tampered with.
+    #[error("repository object {object} is damaged: {detail}")]
+    Integrity {
+        /// Object name.
+        object: String,
+        /// What did not verify.
+        detail: String,
+    },
+    /// No snapshot matches.
+    #[error("no snapshot matches {query:?}")]
+    SnapshotNotFound {
+        /// The id prefix or "latest".
+        query: String,
+    },
+    /// The operation was cancelled; the repository stays valid.
+    #[error("cancelled; the repository is valid and the next backup resumes")]
+    Cancelled,
+    /// Any other backup engine failure.
+    #[error(transparent)]
+    Backup(coffer_backup::Error),
+    /// This device is not set up.
+    #[error("coffer is not set up in {}", dir.display())]
+    ConfigMissing {
+        /// The config directory.
+        dir: PathBuf,
+    },
+    /// The device is already set up.
+    #[error("coffer is already set up in {}", dir.display())]
+    AlreadyConfigured {
+        /// The config directory.
+        dir: PathBuf,
+    },
+    /// The configuration or key file could not be understood.
+    #[error("{} is invalid: {detail}", path.display())]
+    ConfigInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The recovery key text is malformed.
+    #[error(transparent)]
+    InvalidRecoveryKey(#[from] RecoveryKeyError),
+    /// A local file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A stable snake_case code for scripts and apps (`--json` output).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::WrongPassword { .. } => "wrong_password",
+            Error::KeyDestroyed => "key_destroyed",
+            Error::WrongRecoveryKey => "wrong_recovery_key",
+            Error::VaultKeyMismatch => "vault_key_mismatch",
+            Error::LocalKeyMismatch => "local_key_mismatch",
+            Error::VaultUnreachable { .. } => "vault_unreachable",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Vault { .. } => "vault_error",
+            Error::NoVault => "no_vault",
+            Error::TokenMissing => "token_missing",
+            Error::RepositoryNotFound { .. } => "repository_not_found",
+            Error::RepositoryExists { .. } => "repository_exists",
+            Error::Integrity { .. } => "integrity_error",
+            Error::SnapshotNotFound { .. } => "snapshot_not_found",
+            Error::Cancelled => "cancelled",
+            Error::Backup(_) => "backup_error",
+            Error::ConfigMissing { .. } => "config_missing",
+            Error::AlreadyConfigured { .. } => "already_configured",
+            Error::ConfigInvalid { .. } => "config_invalid",
+            Error::InvalidRecoveryKey(_) => "invalid_recovery_key",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<coffer_backup::Error> for Error {
+    fn from(e: coffer_backup::Error) -> Self {
+        match e {
+            coffer_backup::Error::NotFound { location } => Error::RepositoryNotFound { location },
+            coffer_backup::Error::AlreadyExists { location } => {
+                Error::RepositoryExists { location }
+            }
+            coffer_backup::Error::Integrity { object, detail } => {
+                Error::Integrity { object, detail }
+            }
+            coffer_backup::Error::SnapshotNotFound { query } => Error::SnapshotNotFound { query },
+            coffer_backup::Error::Cancelled => Error::Cancelled,
+            // WrongKey is translated at each call site, which knows where the key came from.
+            coffer_backup::Error::WrongKey => Error::LocalKeyMismatch,
+            other => Error::Backup(other),
+        }
+    }
+}
+
+impl From<coffer_vault_client::VaultError> for Error {
+    fn from(e: coffer_vault_client::VaultError) -> Self {
+        use coffer_vault_client::VaultError as V;
+        match e {
+            V::WrongPassword { guesses_left } => Error::WrongPassword { guesses_left },
+            V::KeyDestroyed | V::NoRecord => Error::KeyDestroyed,
+            V::Unauthorized { message } => Error::Unauthorized { message },
+            V::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs },
+            V::Unreachable { url, reason } => Error::VaultUnreachable { url, reason },
+            other => Error::Vault {
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! One error enum per core operation. Messages are terse and never contain secrets.
+
+use thiserror::Error;
+
+/// Loading the core's keys failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CoreKeysError {
+    /// The key blob is truncated, has an unknown version, or its OPAQUE setup is invalid.
+    #[error("vault core keys are malformed or of an unknown version")]
+    Malformed,
+}
+
+/// `register/start` or `register/finish` failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    /// A message did not parse or had the wrong length.
+    #[error("malformed {what}")]
+    Malformed {
+        /// Which field.
+        what: &'static str,
+    },
+    /// The KSF profile name is not one this vault knows.
+    #[error("unknown key stretching profile")]
+    UnknownProfile,
+    /// The stored record does not authenticate for this account.
+    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
+    CorruptRecord,
+    /// Sealing failed (should not happen with a valid key).
+    #[error("internal sealing failure")]
+    Internal,
+}
+
+/// `recover/start` failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RecoverStartError {
+    /// KE1 did not parse or had the wrong length.
+    #[error("malformed KE1")]
+    Malformed,
+    /// The stored record does not authenticate for this account.
+    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
+    CorruptRecord,
+    /// OPAQUE or sealing failed internally.
+    #[error("internal protocol failure")]
+    Internal,
+}
+
+/// `recover/finish` failed. Nothing is reset by any of these.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RecoverFinishError {
+    /// KE3 did not parse or had the wrong length.
+    #[error("malformed KE3")]
+    Malformed,
+    /// KE3 did not verify: wrong password (or an unknown account).
+    #[error("wrong password; {guesses_left} guesses left")]
+    WrongPassword {
+        /// Guesses the account has left.
+        guesses_left: u32,
+    },
+    /// The record changed since `recover/start` (a newer guess, registration or delete):
+    /// this login may not reset the newer count. Start again.
+    #[error("login superseded by a newer change to the record; start again")]
+    Superseded,
+    /// The stored record does not authenticate for this account.
+    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
+    CorruptRecord,
+    /// Sealing failed internally.
+    #[error("internal sealing failure")]
+    Internal,
+}
+
+/// `status` or `delete` failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The stored record does not authenticate for this account.
+    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
+    CorruptRecord,
+}

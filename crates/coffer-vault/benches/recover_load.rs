@@ -1,0 +1,262 @@
+//! Load benchmark (not a timed test): the real release `coffer-vault` with a real redb
+//! file, driven over loopback by concurrent recover start+finish, compared in the same run
+//! with raw opaque-ke `ServerLogin::start` + `finish` on one core.
+//!
+//! Run: `cargo bench -p coffer-vault --bench recover_load` (env: BENCH_SECS, BENCH_THREADS,
+//! BENCH_ACCOUNTS). Reports recoveries per server CPU-second as a ratio of raw, and
+//! p50/p99 latency at ~80% of the measured peak.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use coffer_vault_client::{KsfProfile, VaultClient};
+use coffer_vault_core::Suite;
+use opaque_ke::{
+    ClientLogin, ClientLoginFinishParameters, ClientRegistration,
+    ClientRegistrationFinishParameters, Identifiers, ServerLogin, ServerLoginParameters,
+    ServerRegistration, ServerSetup,
+};
+use rand_core::OsRng;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coffer-vault");
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Server CPU seconds (utime + stime) of `pid` from /proc/PID/stat.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of stat (1-based) are utime and stime; `after` starts at field 3.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// Raw opaque-ke server work per second on one core (client work not timed).
+fn raw_server_rate(secs: f64) -> f64 {
+    let setup = ServerSetup::<Suite>::new(&mut OsRng);
+    let ksf = KsfProfile::TestCheap.argon2();
+    let cred = b"bench";
+    let reg = ClientRegistration::<Suite>::start(&mut OsRng, b"pw").unwrap();
+    let resp = ServerRegistration::<Suite>::start(&setup, reg.message, cred).unwrap();
+    let up = reg
+        .state
+        .finish(
+            &mut OsRng,
+            b"pw",
+            resp.message,
+            ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&ksf)),
+        )
+        .unwrap();
+    let file = ServerRegistration::<Suite>::finish(up.message);
+    let ctx = coffer_vault_core::context(&[0; 16]);
+    let mut server_time = Duration::ZERO;
+    let mut n = 0u64;
+    while server_time.as_secs_f64() < secs {
+        let c = ClientLogin::<Suite>::start(&mut OsRng, b"pw").unwrap();
+        let params = ServerLoginParameters {
+            context: Some(&ctx),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let s = ServerLogin::start(
+            &mut OsRng,
+            &setup,
+            Some(file.clone()),
+            c.message,
+            cred,
+            params.clone(),
+        )
+        .unwrap();
+        server_time += t.elapsed();
+        let cf = c
+            .state
+            .finish(
+                &mut OsRng,
+                b"pw",
+                s.message,
+                ClientLoginFinishParameters::new(Some(&ctx), Identifiers::default(), Some(&ksf)),
+            )
+            .unwrap();
+        let t = Instant::now();
+        s.state.finish(cf.message, params).unwrap();
+        server_time += t.elapsed();
+        n += 1;
+    }
+    n as f64 / server_time.as_secs_f64()
+}
+
+struct Run {
+    done: u64,
+    wall: f64,
+    server_cpu: f64,
+    lat: Vec<Duration>,
+}
+
+/// Drives `threads` workers for `secs`; `rate` (total recoveries/s) paces them if set.
+fn drive(
+    url: &str,
+    tokens: &[String],
+    threads: usize,
+    secs: u64,
+    rate: Option<f64>,
+    pid: u32,
+) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let (url, stop, done) = (url.to_string(), stop.clone(), done.clone());
+            let mine: Vec<String> = tokens.iter().skip(i).step_by(threads).cloned().collect();
+            std::thread::spawn(move || {
+                let clients: Vec<_> = mine
+                    .iter()
+                    .map(|t| VaultClient::new(&url, t).unwrap())
+                    .collect();
+                let mut lat = Vec::new();
+                let interval = rate.map(|r| Duration::from_secs_f64(threads as f64 / r));
+                let mut next = Instant::now();
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(iv) = interval {
+                        let now = Instant::now();
+                        if next > now {
+                            std::thread::sleep(next - now);
+                        }
+                        next += iv;
+                    }
+                    let t = Instant::now();
+                    let key = clients[k % clients.len()]
+                        .recover(b"bench-password")
+                        .unwrap();
+                    lat.push(t.elapsed());
+                    assert_eq!(key[0], 0x42);
+                    done.fetch_add(1, Ordering::Relaxed);
+                    k += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    lat.sort();
+    Run {
+        done: done.load(Ordering::Relaxed),
+        wall: t0.elapsed().as_secs_f64(),
+        server_cpu: cpu_secs(pid) - cpu0,
+        lat,
+    }
+}
+
+fn pct(lat: &[Duration], p: f64) -> f64 {
+    lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3
+}
+
+fn main() {
+    let secs = env_or("BENCH_SECS", 8);
+    let threads = env_or("BENCH_THREADS", 16) as usize;
+    let accounts = env_or("BENCH_ACCOUNTS", 64) as usize;
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(
+        Command::new(BIN)
+            .args(["init", "--data"])
+            .arg(tmp.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "0",
+            "--dummy-profile",
+            "argon2id-test",
+            "--data",
+        ])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let tokens: Vec<String> = (0..accounts)
+        .map(|i| {
+            let out = Command::new(BIN)
+                .args(["token", "--data"])
+                .arg(tmp.path())
+                .args(["--account", &format!("bench-{i}"), "--ttl", "1h"])
+                .output()
+                .unwrap();
+            let t = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap()
+                .to_string();
+            VaultClient::new(&url, &t)
+                .unwrap()
+                .register(b"bench-password", &[0x42; 32], KsfProfile::TestCheap)
+                .unwrap();
+            t
+        })
+        .collect();
+
+    let _warm = drive(&url, &tokens, threads, 1, None, pid);
+    let peak = drive(&url, &tokens, threads, secs, None, pid);
+    let raw = raw_server_rate(3.0);
+    let peak_rate = peak.done as f64 / peak.wall;
+    let per_core = peak.done as f64 / peak.server_cpu;
+    let at80 = drive(&url, &tokens, threads, secs, Some(peak_rate * 0.8), pid);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!(
+        "recover_load: {accounts} accounts, {threads} client threads, {secs} s per phase, cheap KSF, redb fsync per group commit"
+    );
+    println!("raw opaque-ke ServerLogin start+finish, 1 core: {raw:.0} /s");
+    println!(
+        "end to end at peak: {peak_rate:.0} recoveries/s wall, server CPU {:.2} s for {} recoveries = {per_core:.0} recoveries per server core-second",
+        peak.server_cpu, peak.done
+    );
+    println!("ratio per core (end to end / raw): {:.2}", per_core / raw);
+    println!(
+        "peak latency p50 {:.2} ms, p99 {:.2} ms",
+        pct(&peak.lat, 0.5),
+        pct(&peak.lat, 0.99)
+    );
+    println!(
+        "at 80% of peak ({:.0}/s offered, {:.0}/s achieved): p50 {:.2} ms, p99 {:.2} ms (client-side, includes the client's OPAQUE work)",
+        peak_rate * 0.8,
+        at80.done as f64 / at80.wall,
+        pct(&at80.lat, 0.5),
+        pct(&at80.lat, 0.99)
+    );
+}

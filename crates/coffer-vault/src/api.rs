@@ -1,0 +1,508 @@
+//! The `/v1/` HTTP API (docs/VAULT-API.md): parse, authenticate, run the core under the
+//! account's lock, commit durably, then reply.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
+use coffer_vault_core::{
+    CredentialId, RecoverFinishError, RecoverStartError, RecoverStartOutcome, RegisterError,
+    SealedRecord, StatusError, VaultCore,
+};
+use rand_core::OsRng;
+use serde::de::DeserializeOwned;
+use tokio::sync::Mutex;
+
+use crate::auth::{Account, Auth};
+use crate::committer::Committer;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::sessions::Sessions;
+use crate::storage::Storage;
+
+/// Largest request body accepted (every valid message is far smaller).
+pub const BODY_LIMIT: usize = 16 * 1024;
+const LOCK_SHARDS: usize = 1024;
+
+/// Everything a handler needs.
+pub struct AppState {
+    /// The trusted core.
+    pub core: VaultCore,
+    /// Token verification.
+    pub auth: Auth,
+    /// Record storage (reads).
+    pub storage: Arc<dyn Storage>,
+    /// Group committer (writes).
+    pub committer: Committer,
+    /// Pending logins.
+    pub sessions: Sessions,
+    /// Per-account limits.
+    pub limiter: RateLimiter,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Test-only failpoint name (`COFFER_VAULT_FAILPOINT`).
+    pub failpoint: Option<String>,
+    locks: Vec<Mutex<()>>,
+}
+
+impl AppState {
+    /// Assembles the state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        core: VaultCore,
+        auth: Auth,
+        storage: Arc<dyn Storage>,
+        committer: Committer,
+        sessions: Sessions,
+        limiter: RateLimiter,
+        metrics: Arc<Metrics>,
+        failpoint: Option<String>,
+    ) -> Self {
+        let locks = (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect();
+        Self {
+            core,
+            auth,
+            storage,
+            committer,
+            sessions,
+            limiter,
+            metrics,
+            failpoint,
+            locks,
+        }
+    }
+
+    /// The lock serialising read-modify-commit of one account's record: without it two
+    /// concurrent recover/starts could both read count n and both release a KE2.
+    fn lock_for(&self, id: &CredentialId) -> &Mutex<()> {
+        let b = id.as_bytes();
+        &self.locks[(usize::from(b[0]) << 8 | usize::from(b[1])) % LOCK_SHARDS]
+    }
+
+    fn read(&self, id: &CredentialId) -> Result<Option<SealedRecord>, ApiError> {
+        self.storage.get(id).map_err(|e| {
+            tracing::error!(error = %e, "storage read failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "vault storage is unavailable; retry later",
+            )
+        })
+    }
+
+    async fn commit(&self, id: &CredentialId, rec: Option<SealedRecord>) -> Result<(), ApiError> {
+        self.committer.commit((*id, rec)).await.map_err(|e| {
+            tracing::error!(error = %e, "durable commit failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "vault storage is unavailable; retry later",
+            )
+        })
+    }
+
+    fn rate_limit(&self, acct: &Account) -> Result<(), ApiError> {
+        self.limiter
+            .check(&acct.credential_id, Instant::now())
+            .map_err(|secs| {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests for this account; wait and retry",
+                );
+                e.retry_after_secs = Some(secs);
+                e
+            })
+    }
+}
+
+type Shared = Arc<AppState>;
+
+/// The router with every route and the body limit.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/register/start", post(register_start))
+        .route("/v1/register/finish", post(register_finish))
+        .route("/v1/recover/start", post(recover_start))
+        .route("/v1/recover/finish", post(recover_finish))
+        .route("/v1/delete", post(delete))
+        .route("/v1/status", get(status))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see docs/VAULT-API.md",
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+async fn metrics(State(st): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+fn parse<T: DeserializeOwned + HasVersion>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("request body over {BODY_LIMIT} bytes"),
+            )
+        } else {
+            ApiError::bad_request("bad_body", "request body could not be read")
+        }
+    })?;
+    let msg: T = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("bad_json", format!("body is not the expected JSON: {e}"))
+    })?;
+    if msg.version() != WIRE_VERSION {
+        return Err(ApiError::bad_request(
+            "unsupported_version",
+            format!(
+                "wire version {} is not supported; this vault speaks v={WIRE_VERSION}",
+                msg.version()
+            ),
+        ));
+    }
+    Ok(msg)
+}
+
+trait HasVersion {
+    fn version(&self) -> u8;
+}
+macro_rules! has_version {
+    ($($t:ty),*) => { $(impl HasVersion for $t { fn version(&self) -> u8 { self.v } })* };
+}
+has_version!(
+    wire::RegisterStartRequest,
+    wire::RegisterFinishRequest,
+    wire::RecoverStartRequest,
+    wire::RecoverFinishRequest,
+    DeleteRequest
+);
+
+/// `POST /v1/delete` body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteRequest {
+    v: u8,
+}
+
+fn field(s: &str, name: &str) -> Result<Vec<u8>, ApiError> {
+    unb64(s).ok_or_else(|| {
+        ApiError::bad_request(
+            "bad_base64",
+            format!("field `{name}` is not base64url without padding"),
+        )
+    })
+}
+
+fn malformed(what: &str) -> ApiError {
+    ApiError::bad_request(
+        "malformed_message",
+        format!("{what} is truncated, oversized or invalid"),
+    )
+}
+
+fn corrupt() -> ApiError {
+    ApiError::internal(
+        "the stored record fails authentication; the operator must investigate storage",
+    )
+}
+
+fn finish<T: serde::Serialize>(
+    st: &AppState,
+    route: usize,
+    started: Instant,
+    r: Result<T, ApiError>,
+) -> Response {
+    let resp = match r {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::warn!(
+                    code = e.code,
+                    route = crate::metrics::ROUTES[route],
+                    "request failed"
+                );
+            }
+            e.into_response()
+        }
+    };
+    st.metrics
+        .request(route, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+async fn register_start(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let req: wire::RegisterStartRequest = parse(&headers, body)?;
+        st.rate_limit(&acct)?;
+        let msg = field(&req.request, "request")?;
+        let resp = st
+            .core
+            .register_start(&acct.credential_id, &msg)
+            .map_err(|_| malformed("registration request"))?;
+        Ok(wire::RegisterStartReply {
+            v: WIRE_VERSION,
+            response: b64(&resp),
+        })
+    }
+    .await;
+    finish(&st, 0, t, r)
+}
+
+async fn register_finish(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let req: wire::RegisterFinishRequest = parse(&headers, body)?;
+        let upload = field(&req.upload, "upload")?;
+        let wrapped = field(&req.wrapped_key, "wrapped_key")?;
+        let id = acct.credential_id;
+        let _g = st.lock_for(&id).lock().await;
+        let current = st.read(&id)?;
+        let rec = st
+            .core
+            .register_finish(
+                &id,
+                current.as_ref(),
+                &upload,
+                &wrapped,
+                &req.profile,
+                &mut OsRng,
+            )
+            .map_err(|e| match e {
+                RegisterError::Malformed { what } => malformed(what),
+                RegisterError::UnknownProfile => ApiError::bad_request(
+                    "unknown_profile",
+                    format!("unknown KSF profile {:?}", req.profile),
+                ),
+                RegisterError::CorruptRecord => corrupt(),
+                _ => ApiError::internal("registration failed inside the vault core"),
+            })?;
+        // Acknowledging before this commit could let a client believe a password is set
+        // that a crash then forgets.
+        st.commit(&id, Some(rec)).await?;
+        tracing::info!(tenant = %acct.tenant, "record registered");
+        Ok(wire::RegisterFinishReply {
+            v: WIRE_VERSION,
+            max_guesses: st.core.max_guesses(),
+        })
+    }
+    .await;
+    finish(&st, 1, t, r)
+}
+
+async fn recover_start(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let req: wire::RecoverStartRequest = parse(&headers, body)?;
+        st.rate_limit(&acct)?;
+        let ke1 = field(&req.ke1, "ke1")?;
+        let id = acct.credential_id;
+        let _g = st.lock_for(&id).lock().await;
+        let current = st.read(&id)?;
+        let outcome = st.core.recover_start(&id, current.as_ref(), &ke1, &mut OsRng).map_err(|e| match e {
+            RecoverStartError::Malformed => malformed("KE1"),
+            RecoverStartError::CorruptRecord => corrupt(),
+            _ => ApiError::internal("recover/start failed inside the vault core"),
+        })?;
+        match outcome {
+            RecoverStartOutcome::Destroyed { commit } => {
+                if let Some(tomb) = commit {
+                    // The tombstone must be durable before we say the key is gone.
+                    st.commit(&id, Some(tomb)).await?;
+                    st.metrics.records_destroyed.fetch_add(1, Relaxed);
+                    tracing::info!(tenant = %acct.tenant, "record destroyed after the last wrong guess");
+                }
+                Err(ApiError::new(
+                    StatusCode::GONE,
+                    "key_destroyed",
+                    "the backup key was destroyed after too many wrong password guesses; recover with the recovery key",
+                ))
+            }
+            RecoverStartOutcome::Challenge { ke2, profile, guesses_left, state, commit } => {
+                let real = commit.is_some();
+                if let Some(rec) = commit {
+                    // Invariant V2: KE2 lets the client test the password offline, so the
+                    // counted guess must be durable before KE2 leaves; a crash after this
+                    // line keeps the count.
+                    st.commit(&id, Some(rec)).await?;
+                    st.metrics.guesses_counted.fetch_add(1, Relaxed);
+                    if st.failpoint.as_deref() == Some("hang-after-guess-commit") {
+                        eprintln!("FAILPOINT hang-after-guess-commit reached");
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                }
+                let session = st.sessions.insert(state, Instant::now());
+                if real {
+                    st.metrics.ke2_released.fetch_add(1, Relaxed);
+                } else {
+                    st.metrics.dummy_ke2.fetch_add(1, Relaxed);
+                }
+                Ok(wire::RecoverStartReply {
+                    v: WIRE_VERSION,
+                    session: b64(&session),
+                    ke2: b64(&ke2),
+                    profile: profile.name().to_string(),
+                    guesses_left,
+                })
+            }
+        }
+    }
+    .await;
+    finish(&st, 2, t, r)
+}
+
+async fn recover_finish(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let req: wire::RecoverFinishRequest = parse(&headers, body)?;
+        let session = field(&req.session, "session")?;
+        let ke3 = field(&req.ke3, "ke3")?;
+        let id = acct.credential_id;
+        let state = st.sessions.take(&session, &id, Instant::now()).ok_or_else(|| {
+            ApiError::new(StatusCode::CONFLICT, "no_login", "no pending login for this session (expired, used or unknown); start again")
+        })?;
+        let _g = st.lock_for(&id).lock().await;
+        let current = st.read(&id)?;
+        match state.finish(&st.core, current.as_ref(), &ke3, &mut OsRng) {
+            Ok(done) => {
+                // Every reply follows its state change (invariant V2); here a crash
+                // before the commit only leaves the count unreset, never K released
+                // by a login the vault then forgets.
+                st.commit(&id, Some(done.commit.clone())).await?;
+                st.metrics.recoveries.fetch_add(1, Relaxed);
+                Ok(wire::RecoverFinishReply { v: WIRE_VERSION, release: b64(&done.release_blob) })
+            }
+            Err(e) => Err(match e {
+                RecoverFinishError::Malformed => malformed("KE3"),
+                RecoverFinishError::WrongPassword { guesses_left } => {
+                    st.metrics.ke3_failed.fetch_add(1, Relaxed);
+                    let mut e = ApiError::unauthorized("wrong_password", format!("wrong password; {guesses_left} guesses left"));
+                    e.status = StatusCode::FORBIDDEN;
+                    e.guesses_left = Some(guesses_left);
+                    e
+                }
+                RecoverFinishError::Superseded => ApiError::new(
+                    StatusCode::CONFLICT,
+                    "superseded",
+                    "the record changed since recover/start (another guess, registration or delete); start again",
+                ),
+                RecoverFinishError::CorruptRecord => corrupt(),
+                _ => ApiError::internal("recover/finish failed inside the vault core"),
+            }),
+        }
+    }
+    .await;
+    finish(&st, 3, t, r)
+}
+
+async fn delete(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let _req: DeleteRequest = parse(&headers, body)?;
+        let id = acct.credential_id;
+        let _g = st.lock_for(&id).lock().await;
+        let current = st.read(&id)?;
+        let s = st
+            .core
+            .status(&id, current.as_ref())
+            .map_err(|_: StatusError| corrupt())?;
+        if !s.exists && !s.destroyed {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_record",
+                "this account has no vault record",
+            ));
+        }
+        // "Backups off" must survive a crash once acknowledged.
+        st.commit(&id, None).await?;
+        tracing::info!(tenant = %acct.tenant, "record deleted");
+        Ok(wire::DeleteReply { v: WIRE_VERSION })
+    }
+    .await;
+    finish(&st, 4, t, r)
+}
+
+async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let current = st.read(&acct.credential_id)?;
+        let s = st
+            .core
+            .status(&acct.credential_id, current.as_ref())
+            .map_err(|_: StatusError| corrupt())?;
+        Ok(wire::StatusReply {
+            v: WIRE_VERSION,
+            exists: s.exists,
+            destroyed: s.destroyed,
+            guesses_left: s.guesses_left,
+            max_guesses: s.max_guesses,
+        })
+    }
+    .await;
+    finish(&st, 5, t, r)
+}

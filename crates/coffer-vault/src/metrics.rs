@@ -1,0 +1,132 @@
+//! Prometheus text metrics from atomic counters (no metrics crate needed).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Latency bucket bounds in seconds.
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
+];
+
+/// Routes counted separately.
+pub const ROUTES: [&str; 7] = [
+    "register_start",
+    "register_finish",
+    "recover_start",
+    "recover_finish",
+    "delete",
+    "status",
+    "other",
+];
+
+/// All counters.
+#[derive(Default)]
+pub struct Metrics {
+    requests: [AtomicU64; 7],
+    errors_4xx: AtomicU64,
+    errors_5xx: AtomicU64,
+    /// Guesses counted (durably committed) by recover/start.
+    pub guesses_counted: AtomicU64,
+    /// Real KE2s released (after their guess was committed).
+    pub ke2_released: AtomicU64,
+    /// Dummy KE2s for unknown accounts.
+    pub dummy_ke2: AtomicU64,
+    /// Records destroyed after the last guess.
+    pub records_destroyed: AtomicU64,
+    /// Verified recoveries.
+    pub recoveries: AtomicU64,
+    /// Failed KE3s.
+    pub ke3_failed: AtomicU64,
+    commit_batches: AtomicU64,
+    commit_writes: AtomicU64,
+    latency_buckets: [AtomicU64; 10],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one request to route index `route` with its status and latency.
+    pub fn request(&self, route: usize, status: u16, elapsed: Duration) {
+        self.requests[route.min(ROUTES.len() - 1)].fetch_add(1, Relaxed);
+        if (400..500).contains(&status) {
+            self.errors_4xx.fetch_add(1, Relaxed);
+        } else if status >= 500 {
+            self.errors_5xx.fetch_add(1, Relaxed);
+        }
+        let secs = elapsed.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.latency_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_sum_us
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
+    }
+
+    /// Counts one group-commit batch of `n` writes.
+    pub fn commit_batch(&self, n: usize) {
+        self.commit_batches.fetch_add(1, Relaxed);
+        self.commit_writes.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# TYPE coffer_vault_requests_total counter");
+        for (i, r) in ROUTES.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "coffer_vault_requests_total{{route=\"{r}\"}} {}",
+                self.requests[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(s, "# TYPE coffer_vault_errors_total counter");
+        let _ = writeln!(
+            s,
+            "coffer_vault_errors_total{{class=\"4xx\"}} {}",
+            self.errors_4xx.load(Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "coffer_vault_errors_total{{class=\"5xx\"}} {}",
+            self.errors_5xx.load(Relaxed)
+        );
+        for (name, v) in [
+            ("coffer_vault_guesses_counted_total", &self.guesses_counted),
+            ("coffer_vault_ke2_released_total", &self.ke2_released),
+            ("coffer_vault_dummy_ke2_total", &self.dummy_ke2),
+            (
+                "coffer_vault_records_destroyed_total",
+                &self.records_destroyed,
+            ),
+            ("coffer_vault_recoveries_total", &self.recoveries),
+            ("coffer_vault_ke3_failed_total", &self.ke3_failed),
+            ("coffer_vault_commit_batches_total", &self.commit_batches),
+            ("coffer_vault_commit_writes_total", &self.commit_writes),
+        ] {
+            let _ = writeln!(s, "# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let _ = writeln!(s, "# TYPE coffer_vault_request_seconds histogram");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "coffer_vault_request_seconds_bucket{{le=\"{b}\"}} {}",
+                self.latency_buckets[i].load(Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Relaxed);
+        let _ = writeln!(
+            s,
+            "coffer_vault_request_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            s,
+            "coffer_vault_request_seconds_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(s, "coffer_vault_request_seconds_count {count}");
+        s
+    }
+}

@@ -1,0 +1,80 @@
+//! Record storage behind a trait, so PostgreSQL can follow the embedded redb default.
+
+use std::path::Path;
+
+use coffer_vault_core::{CredentialId, SealedRecord};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use thiserror::Error;
+
+/// A storage failure; the request fails with 503 and nothing is released.
+#[derive(Debug, Error)]
+#[error("vault storage: {0}")]
+pub struct StorageError(pub String);
+
+/// One write of a batch: put a record, or delete it (`None`).
+pub type Write = (CredentialId, Option<SealedRecord>);
+
+/// Durable record storage keyed by credential id.
+pub trait Storage: Send + Sync + 'static {
+    /// Reads the record of `id`.
+    fn get(&self, id: &CredentialId) -> Result<Option<SealedRecord>, StorageError>;
+    /// Applies all writes atomically and durably (fsynced) before returning.
+    fn commit(&self, writes: &[Write]) -> Result<(), StorageError>;
+}
+
+const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records_v1");
+
+/// The single-file redb store.
+pub struct RedbStorage {
+    db: Database,
+}
+
+impl RedbStorage {
+    /// Opens or creates the database file.
+    pub fn open(path: &Path) -> Result<Self, StorageError> {
+        let db = Database::create(path)
+            .map_err(|e| StorageError(format!("opening {}: {e}", path.display())))?;
+        let s = Self { db };
+        // Creates the table so that reads on a fresh database do not fail.
+        s.commit(&[])?;
+        Ok(s)
+    }
+}
+
+impl Storage for RedbStorage {
+    fn get(&self, id: &CredentialId) -> Result<Option<SealedRecord>, StorageError> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError(e.to_string()))?;
+        let table = tx
+            .open_table(RECORDS)
+            .map_err(|e| StorageError(e.to_string()))?;
+        let v = table
+            .get(id.as_bytes().as_slice())
+            .map_err(|e| StorageError(e.to_string()))?;
+        Ok(v.map(|g| SealedRecord::from_bytes(g.value().to_vec())))
+    }
+
+    fn commit(&self, writes: &[Write]) -> Result<(), StorageError> {
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| StorageError(e.to_string()))?;
+        {
+            let mut table = tx
+                .open_table(RECORDS)
+                .map_err(|e| StorageError(e.to_string()))?;
+            for (id, rec) in writes {
+                match rec {
+                    Some(r) => table.insert(id.as_bytes().as_slice(), r.as_bytes()),
+                    None => table.remove(id.as_bytes().as_slice()).map(|_| None),
+                }
+                .map_err(|e| StorageError(e.to_string()))?;
+            }
+        }
+        // Durability::Immediate (redb's default) fsyncs before commit returns: a crash
+        // after this cannot lose a counted guess whose KE2 we are about to release.
+        tx.commit().map_err(|e| StorageError(e.to_string()))
+    }
+}

@@ -1,0 +1,120 @@
+//! Spawns the real `coffer-vault` binary on loopback with a temp data dir.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_coffer-vault");
+
+pub fn init(dir: &Path) {
+    let out = Command::new(BIN)
+        .args(["init", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn token(dir: &Path, account: &str, ttl: &str) -> String {
+    let out = Command::new(BIN)
+        .args(["token", "--data"])
+        .arg(dir)
+        .args(["--account", account, &format!("--ttl={ttl}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "token failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+pub struct Vault {
+    pub child: Child,
+    pub url: String,
+    pub dir: PathBuf,
+    pub stderr: Receiver<String>,
+}
+
+impl Drop for Vault {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .args(["--dummy-profile", "argon2id-test"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("listening on ") {
+                let _ = tx.send(u.trim().to_string());
+            }
+        }
+    });
+    let (etx, erx) = channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = etx.send(line);
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not print `listening on`");
+    Vault {
+        child,
+        url,
+        dir: dir.to_path_buf(),
+        stderr: erx,
+    }
+}
+
+pub fn vault(extra: &[&str]) -> (tempfile::TempDir, Vault) {
+    let tmp = tempfile::tempdir().unwrap();
+    init(tmp.path());
+    let v = start(tmp.path(), extra, &[]);
+    (tmp, v)
+}
+
+pub fn metric(url: &str, name: &str) -> u64 {
+    let body = ureq::get(format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
