@@ -86,7 +86,12 @@ fn scan(source: &Path, rel: &Path, out: &mut Vec<Scanned>, skipped: &mut Vec<(Pa
         let mut names: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
         names.sort();
         for name in names {
-            scan(&source.join(&name), &rel.join(&name), out, skipped);
+            let child = source.join(&name);
+            // A database's WAL and journal are in its image already (sqlite.rs).
+            if sqlite::is_sidecar(&child) {
+                continue;
+            }
+            scan(&child, &rel.join(&name), out, skipped);
         }
     }
 }
@@ -260,6 +265,9 @@ pub(crate) fn backup_paths(
                 && p.ino == node.ino
                 && p.chunks_valid()
                 && p.chunk_ids().iter().all(|id| pipe.has(id))
+                // A database in WAL mode commits into its -wal file first: its main
+                // file's metadata says nothing about what changed.
+                && !sqlite::has_wal(&s.source)
             {
                 node.chunks = p.chunks.clone();
                 summary.files_unchanged += 1;

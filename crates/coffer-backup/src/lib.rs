@@ -21,6 +21,7 @@ mod chunker;
 mod error;
 mod format;
 mod keys;
+mod location;
 mod lock;
 mod maintain;
 mod pipeline;

@@ -73,7 +73,7 @@ impl Repository {
         let store = storage::connect(location, true)?;
         if !store.list("keys/")?.is_empty() {
             return Err(Error::AlreadyExists {
-                location: location.into(),
+                location: crate::location::redact(location),
             });
         }
         let mut repo_id = [0u8; 16];
@@ -84,7 +84,7 @@ impl Repository {
         };
         let key_object = write_keyring(&store, key, &keyring)?;
         Ok(Repository {
-            location: location.into(),
+            location: crate::location::redact(location),
             store,
             keyring: Arc::new(keyring),
             key_object,
@@ -98,7 +98,7 @@ impl Repository {
         let names = store.list("keys/")?;
         if names.is_empty() {
             return Err(Error::NotFound {
-                location: location.into(),
+                location: crate::location::redact(location),
             });
         }
         let mut damage = None;
@@ -112,7 +112,7 @@ impl Repository {
             match format::open_keyring(key.as_bytes(), &bytes, &object) {
                 Ok(KeyringOpen::Opened(keyring)) => {
                     return Ok(Repository {
-                        location: location.into(),
+                        location: crate::location::redact(location),
                         store,
                         keyring: Arc::new(keyring),
                         key_object: object,
@@ -223,7 +223,8 @@ impl Repository {
         Ok(crate::snapshot::diff(&ma, &mb))
     }
 
-    /// The location string this repository was opened with.
+    /// The location string this repository was opened with, with credentials (user info
+    /// and secret query values) replaced by `***`: safe to print.
     pub fn location(&self) -> &str {
         &self.location
     }

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use opendal::{Operator, Scheme};
 
+use zeroize::Zeroizing;
+
 use crate::Error;
 
 /// A storage backend plus the runtime its futures run on.
@@ -14,6 +16,8 @@ pub(crate) struct Store {
     rt: Arc<tokio::runtime::Runtime>,
     /// Local root directory when the location is a path.
     pub(crate) local_root: Option<std::path::PathBuf>,
+    /// Credential values this store was configured with, removed from every error.
+    secrets: Arc<Vec<Zeroizing<String>>>,
 }
 
 fn memory_ops() -> &'static Mutex<HashMap<String, Operator>> {
@@ -23,7 +27,7 @@ fn memory_ops() -> &'static Mutex<HashMap<String, Operator>> {
 
 fn invalid(location: &str, reason: impl Into<String>) -> Error {
     Error::InvalidLocation {
-        location: location.into(),
+        location: crate::location::redact(location),
         reason: reason.into(),
     }
 }
@@ -38,6 +42,7 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
         .map_err(|e| Error::io("tokio runtime", e))?;
     let rt = Arc::new(rt);
     let mut local_root = None;
+    let mut secrets = Vec::new();
     let op = if let Some(name) = location.strip_prefix("memory://") {
         let mut m = memory_ops().lock().map_err(|_| Error::Internal {
             detail: "memory registry poisoned".into(),
@@ -52,12 +57,29 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
                 op
             }
         }
-    } else if let Some((scheme, rest)) = location.split_once("://") {
-        let scheme: Scheme = scheme
-            .parse()
-            .map_err(|_| invalid(location, format!("unknown storage scheme {scheme:?}")))?;
-        Operator::via_iter(scheme, url_options(scheme, rest))
-            .map_err(|e| invalid(location, format!("{e} (is the services feature enabled?)")))?
+    } else if location.contains("://") {
+        let remote = crate::location::parse(location)?;
+        secrets = remote.secrets;
+        if !Scheme::enabled().contains(&remote.scheme) {
+            return Err(invalid(
+                location,
+                format!(
+                    "this build has no OpenDAL {} service; enable the opendal feature \
+                     \"services-{}\" in the root Cargo.toml and rebuild",
+                    remote.scheme, remote.scheme
+                ),
+            ));
+        }
+        // Remote objects are written with one whole-object PUT each: S3, GCS, Azure Blob,
+        // WebDAV and Drive make an object visible only once its upload completed, which is
+        // what the local tmp/ rename gives a folder (F1).
+        Operator::via_iter(remote.scheme, remote.options).map_err(|e| {
+            let detail = scrub(&e.to_string(), &secrets);
+            invalid(
+                location,
+                format!("{detail}; see docs/STORAGE.md for the options of this backend"),
+            )
+        })?
     } else {
         let root = std::path::PathBuf::from(location);
         if create {
@@ -80,41 +102,66 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
             .map_err(|e| invalid(location, e.to_string()))?
             .finish()
     };
-    Ok(Store { op, rt, local_root })
+    Ok(Store {
+        op,
+        rt,
+        local_root,
+        secrets: Arc::new(secrets),
+    })
 }
 
-/// `s3://bucket/prefix?region=x&endpoint=y`: host is the bucket (s3, gcs) or container
-/// (azblob); the path is the root; query pairs are passed to OpenDAL as they are.
-fn url_options(scheme: Scheme, rest: &str) -> Vec<(String, String)> {
-    let (main, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (host, path) = main.split_once('/').unwrap_or((main, ""));
-    let mut v = Vec::new();
-    let host_key = match scheme {
-        Scheme::Azblob => "container",
-        Scheme::Webdav => "endpoint",
-        _ => "bucket",
-    };
-    if !host.is_empty() {
-        let value = if scheme == Scheme::Webdav {
-            format!("https://{host}")
-        } else {
-            host.to_string()
+/// An error message with every credential removed: the secret values this store was
+/// configured with, and the query string and user info of every URL in it (an Azure SAS
+/// signature, for one, travels in the query of each request URL).
+pub(crate) fn scrub(message: &str, secrets: &[Zeroizing<String>]) -> String {
+    let mut out = message.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s.as_str(), "***");
+    }
+    let mut scrubbed = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        scrubbed.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ')' | '>'))
+            .unwrap_or(tail.len());
+        let (url, after) = tail.split_at(end);
+        let (url, had_query) = match url.split_once('?') {
+            Some((u, _)) => (u, true),
+            None => (url, false),
         };
-        v.push((host_key.to_string(), value));
+        let url = match url.split_once('/') {
+            Some((authority, path)) => match authority.rsplit_once('@') {
+                Some((_, host)) => format!("***@{host}/{path}"),
+                None => url.to_string(),
+            },
+            None => match url.rsplit_once('@') {
+                Some((_, host)) => format!("***@{host}"),
+                None => url.to_string(),
+            },
+        };
+        scrubbed.push_str(&url);
+        if had_query {
+            scrubbed.push_str("?***");
+        }
+        rest = after;
     }
-    v.push(("root".to_string(), format!("/{path}")));
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, val) = kv.split_once('=').unwrap_or((kv, ""));
-        v.push((k.to_string(), val.to_string()));
-    }
-    v
+    scrubbed.push_str(rest);
+    scrubbed
 }
 
-fn storage(operation: &'static str, object: &str, source: opendal::Error) -> Error {
-    Error::Storage {
-        operation,
-        object: object.into(),
-        source: Box::new(source),
+impl Store {
+    /// A storage error whose message has been scrubbed of credentials: OpenDAL errors
+    /// carry request URLs and service responses as context, so only the kind and the
+    /// scrubbed text are kept.
+    fn storage(&self, operation: &'static str, object: &str, source: opendal::Error) -> Error {
+        let clean = opendal::Error::new(source.kind(), scrub(&source.to_string(), &self.secrets));
+        Error::Storage {
+            operation,
+            object: object.into(),
+            source: Box::new(clean),
+        }
     }
 }
 
@@ -134,7 +181,7 @@ impl Store {
         match self.rt.block_on(self.op.read(path)) {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(storage("read", path, e)),
+            Err(e) => Err(self.storage("read", path, e)),
         }
     }
     pub(crate) fn read(&self, path: &str) -> Result<Vec<u8>, Error> {
@@ -146,19 +193,19 @@ impl Store {
         self.rt
             .block_on(self.op.write(path, data))
             .map(|_| ())
-            .map_err(|e| storage("write", path, e))
+            .map_err(|e| self.storage("write", path, e))
     }
     pub(crate) fn delete(&self, path: &str) -> Result<(), Error> {
         self.rt
             .block_on(self.op.delete(path))
-            .map_err(|e| storage("delete", path, e))
+            .map_err(|e| self.storage("delete", path, e))
     }
     /// Names (without the prefix) and sizes of the objects under `prefix` ("data/").
     pub(crate) fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Error> {
         let entries = match self.rt.block_on(self.op.list(prefix)) {
             Ok(e) => e,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(storage("list", prefix, e)),
+            Err(e) => return Err(self.storage("list", prefix, e)),
         };
         let mut out = Vec::new();
         for e in entries {
@@ -180,7 +227,7 @@ impl Store {
         for p in ["keys/", "snapshots/", "index/", "data/", "locks/", "tmp/"] {
             self.rt
                 .block_on(self.op.remove_all(p))
-                .map_err(|e| storage("delete", p, e))?;
+                .map_err(|e| self.storage("delete", p, e))?;
         }
         Ok(())
     }
@@ -192,7 +239,7 @@ impl Store {
         match self.rt.block_on(self.op.stat(path)) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(storage("stat", path, e)),
+            Err(e) => Err(self.storage("stat", path, e)),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "\
@@ -19,7 +19,10 @@ Exit codes:
 
 Secrets are never taken as arguments: passwords and recovery keys come from a terminal
 prompt, or from standard input with --password-stdin / --recovery-key-stdin.
-Environment: COFFER_CONFIG_DIR, COFFER_VAULT_TOKEN (the vault bearer token),
+Where the key is kept: the OS keyring (Keychain, Credential Manager, Secret Service)
+when one answers, else the 0600 file `key` in the config folder; init, connect and
+status say which. --key-store / COFFER_KEY_STORE=file forces the file.
+Environment: COFFER_CONFIG_DIR, COFFER_VAULT_TOKEN (the vault bearer token), COFFER_KEY_STORE,
 COFFER_KSF_PROFILE=argon2id-test (TESTS ONLY: makes password guessing cheap).";
 
 /// End-to-end encrypted backups whose key is recoverable with a password (through the
@@ -37,9 +40,25 @@ pub struct Cli {
     /// the token file remembered at init/connect.
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Where init and connect keep the key: the OS keyring if one answers, else the 0600
+    /// file (auto); only the keyring (os-keyring); only the file (file). Later commands
+    /// use the store recorded at setup.
+    #[arg(long, global = true, env = "COFFER_KEY_STORE", value_enum, default_value_t = KeyStoreArg::Auto, value_name = "STORE")]
+    pub key_store: KeyStoreArg,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--key-store` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyStoreArg {
+    /// The OS keyring if one answers, else the 0600 file.
+    Auto,
+    /// The OS keyring, or fail.
+    OsKeyring,
+    /// The 0600 file in the config folder.
+    File,
 }
 
 /// Where the key goes: a vault (with a password) or nowhere but the user's paper.

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use coffer_client::coffer_backup::{BackupOptions, KeepPolicy, RestoreOptions, SnapshotInfo};
-use coffer_client::{Coffer, Error, InitOptions, KsfProfile, Protection, RecoveryKey, VaultAccess};
+use coffer_client::{
+    Coffer, Error, InitOptions, KeyStore, KeyStorePreference, KsfProfile, Protection, RecoveryKey,
+    VaultAccess,
+};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -19,6 +22,8 @@ pub struct Ctx {
     pub dir: PathBuf,
     /// `--json`.
     pub json: bool,
+    /// `--key-store` / `COFFER_KEY_STORE`, for init and connect.
+    pub key_store: KeyStorePreference,
     /// Token from `--token-file` or `COFFER_VAULT_TOKEN`.
     pub token: Option<Zeroizing<String>>,
     /// The `--token-file` path, remembered at init/connect.
@@ -155,6 +160,7 @@ fn init(
             repo: repo.clone(),
             protection,
             ksf_profile,
+            key_store: ctx.key_store,
         },
     )
     .map_err(|e| {
@@ -168,9 +174,12 @@ fn init(
         }
         f
     })?;
-    let store = coffer.key_store().describe();
-    let mut human = format!("created repository {repo}\nkey stored in {store}\n");
-    let mut j = json!({ "repo": repo, "key_store": store, "config_dir": ctx.dir });
+    let mut human = format!(
+        "created repository {repo}\n{}",
+        where_kept(coffer.key_store())
+    );
+    let mut j = json!({ "repo": repo, "config_dir": ctx.dir });
+    store_json(&mut j, coffer.key_store());
     match &coffer.config().vault {
         Some(vc) => {
             human += &format!(
@@ -212,7 +221,14 @@ fn connect(
             Zeroizing::new(String::from_utf8_lossy(&b).into_owned())
         };
         let rk = RecoveryKey::parse(&text).map_err(Error::from)?;
-        let c = Coffer::connect_with_recovery_key(&ctx.dir, &repo, &rk, access, ksf_profile)?;
+        let c = Coffer::connect_with_recovery_key(
+            &ctx.dir,
+            &repo,
+            &rk,
+            access,
+            ksf_profile,
+            ctx.key_store,
+        )?;
         (c, "the recovery key")
     } else {
         let access = access.ok_or_else(|| {
@@ -231,14 +247,44 @@ fn connect(
             );
         }
         let pw = secrets::password(password_stdin, false)?;
-        let c = Coffer::connect_with_password(&ctx.dir, &repo, access, &pw, ksf_profile)?;
+        let c = Coffer::connect_with_password(
+            &ctx.dir,
+            &repo,
+            access,
+            &pw,
+            ksf_profile,
+            ctx.key_store,
+        )?;
         (c, "the vault")
     };
-    let store = coffer.key_store().describe();
+    let mut j = json!({ "repo": repo, "key_from": if how == "the vault" { "vault" } else { "recovery_key" }, "config_dir": ctx.dir });
+    store_json(&mut j, coffer.key_store());
     out(
-        json!({ "repo": repo, "key_from": if how == "the vault" { "vault" } else { "recovery_key" }, "key_store": store, "config_dir": ctx.dir }),
-        format!("connected to {repo} with the key from {how}\nkey stored in {store}\n"),
+        j,
+        format!(
+            "connected to {repo} with the key from {how}\n{}",
+            where_kept(coffer.key_store())
+        ),
     )
+}
+
+/// The "key stored in" line(s) of init and connect, with the reason for a fallback.
+fn where_kept(ks: &KeyStore) -> String {
+    let mut s = format!("key stored in {}\n", ks.describe());
+    if let Some(reason) = ks.fallback_reason() {
+        s += &format!("(no OS keyring answered: {reason})\n");
+    }
+    s
+}
+
+/// `key_store` ("os-keyring" | "file"), `key_store_location` and, after a fallback,
+/// `key_store_fallback_reason`.
+fn store_json(j: &mut Value, ks: &KeyStore) {
+    j["key_store"] = json!(ks.kind());
+    j["key_store_location"] = json!(ks.describe());
+    if let Some(reason) = ks.fallback_reason() {
+        j["key_store_fallback_reason"] = json!(reason);
+    }
 }
 
 fn backup(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
@@ -493,7 +539,8 @@ fn rotate_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
     })?;
     let rk = outcome.recovery_key.display_grouped('-');
     let mut j = json!({ "rotated": true, "vault_updated": outcome.vault_updated });
-    let human = if outcome.vault_updated {
+    store_json(&mut j, coffer.key_store());
+    let mut human = if outcome.vault_updated {
         "new backup key in use; the vault holds it behind your password.\nyour OLD recovery key no longer works: see the new one with coffer recovery-key\n".to_string()
     } else {
         j["recovery_key"] = json!(&*rk);
@@ -502,6 +549,7 @@ fn rotate_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
             &*rk
         )
     };
+    human += &format!("new key stored in {}\n", coffer.key_store().describe());
     out(j, human)
 }
 
@@ -526,9 +574,10 @@ fn disable(ctx: &Ctx, delete_backups: bool, yes: bool) -> Result<Output, Failure
             ));
         }
     }
+    let store = coffer.key_store().describe();
     let r = coffer.disable(delete_backups)?;
     let human = format!(
-        "backups turned off: vault record {}, backups {}, key and configuration removed from {}\n",
+        "backups turned off: vault record {}, backups {}, key removed from {store}, configuration removed from {}\n",
         if r.vault_record_deleted {
             "deleted"
         } else {
@@ -546,7 +595,7 @@ fn status(ctx: &Ctx) -> Result<Output, Failure> {
         "config:      {}\nrepository:  {}\nkey store:   {}\n",
         s.config_dir.display(),
         s.repo,
-        s.key_store
+        s.key_store_location
     );
     match &s.vault {
         None => human += "vault:       none (recovery-key-only)\n",

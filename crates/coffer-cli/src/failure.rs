@@ -107,6 +107,8 @@ impl From<Error> for Failure {
             Error::AlreadyConfigured { dir } => (1, Some(format!("this config folder is in use; pass another --config-dir, or run coffer disable first (removes {})", dir.display()))),
             Error::ConfigInvalid { .. } => (1, Some("fix or remove the file named above".into())),
             Error::Io { .. } => (1, Some("check the path and its permissions".into())),
+            Error::KeyringUnavailable { .. } => (1, Some("start or unlock your keyring (GNOME Keyring, KWallet, KeePassXC), or keep the key in a 0600 file instead: --key-store file (COFFER_KEY_STORE=file)".into())),
+            Error::Keyring { .. } => (1, Some("unlock the OS keyring, which holds this device's key, and try again; if its entry is gone, connect this device again in a fresh --config-dir".into())),
             _ => (1, None),
         };
         Failure {

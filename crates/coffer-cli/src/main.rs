@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use zeroize::Zeroizing;
 
-use crate::cli::Cli;
+use coffer_client::KeyStorePreference;
+
+use crate::cli::{Cli, KeyStoreArg};
 use crate::commands::Ctx;
 use crate::failure::Failure;
 
@@ -83,9 +85,15 @@ fn setup(cli: &Cli) -> Result<Ctx, Failure> {
         .token_file
         .as_ref()
         .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()));
+    let key_store = match cli.key_store {
+        KeyStoreArg::Auto => KeyStorePreference::Auto,
+        KeyStoreArg::OsKeyring => KeyStorePreference::OsKeyring,
+        KeyStoreArg::File => KeyStorePreference::File,
+    };
     Ok(Ctx {
         dir,
         json: cli.json,
+        key_store,
         token,
         token_file,
     })

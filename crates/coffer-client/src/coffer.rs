@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::atomic::remove_durable;
 use crate::config::{CONFIG_VERSION, Config, VaultConfig};
-use crate::key_store::{KeyStore, KeyStoreKind};
+use crate::key_store::{KeyStore, KeyStoreKind, KeyStorePreference};
 use crate::recovery_key::RecoveryKey;
 use crate::vault::{VaultAccess, read_token_file};
 
@@ -40,6 +40,8 @@ pub struct InitOptions {
     pub protection: Protection,
     /// Argon2id profile for the password (the default outside tests).
     pub ksf_profile: KsfProfile,
+    /// Where to keep the key on this device.
+    pub key_store: KeyStorePreference,
 }
 
 /// The result of [`Coffer::rotate_key`].
@@ -58,8 +60,10 @@ pub struct DisableReport {
     pub vault_record_deleted: bool,
     /// The repository was deleted.
     pub backups_deleted: bool,
-    /// The config directory the key and configuration were removed from.
+    /// The config directory the configuration was removed from.
     pub config_dir: PathBuf,
+    /// The store the key was removed from (`"os-keyring"` or `"file"`).
+    pub key_store: KeyStoreKind,
 }
 
 /// One device's Coffer setup: configuration, backup key and (optionally) vault token.
@@ -83,8 +87,10 @@ impl std::fmt::Debug for Coffer {
 impl Coffer {
     /// Sets up this device with a new random key and a new repository.
     ///
-    /// Order: the repository is created first (it refuses an existing one, before the
-    /// vault is touched), then K and the configuration are saved locally, then the
+    /// Order: K is saved in the key store first (so a keyring that fails, with
+    /// `--key-store os-keyring`, fails before anything else exists, and a repository is
+    /// never created whose key is not kept), then the repository is created (it refuses
+    /// an existing one, before the vault is touched), then the configuration, then the
     /// password is registered. If registration fails the device still holds K and the
     /// configuration says the vault is stale; [`Coffer::change_password`] retries it.
     pub fn init(dir: &Path, opts: InitOptions) -> Result<Coffer, Error> {
@@ -102,9 +108,8 @@ impl Coffer {
             }
         }
         let key = BackupKey::generate();
+        let keys = KeyStore::create(dir, opts.key_store, &key)?;
         Repository::init(&opts.repo, &key)?;
-        let keys = KeyStore::new(dir, KeyStoreKind::File);
-        keys.save(&key)?;
         let vault = match &opts.protection {
             Protection::Vault { access, .. } => Some(vault_config(access)),
             Protection::RecoveryKeyOnly => None,
@@ -115,6 +120,7 @@ impl Coffer {
             vault_stale: vault.is_some(),
             vault,
             key_store: keys.kind(),
+            keyring_user: keys.keyring_user().map(str::to_string),
             ksf_profile: opts.ksf_profile.name().to_string(),
         };
         config.save(dir)?;
@@ -152,6 +158,7 @@ impl Coffer {
         access: VaultAccess,
         password: &[u8],
         ksf_profile: KsfProfile,
+        key_store: KeyStorePreference,
     ) -> Result<Coffer, Error> {
         ensure_not_configured(dir)?;
         let k = access.client()?.recover(password)?;
@@ -160,7 +167,7 @@ impl Coffer {
             coffer_backup::Error::WrongKey => Error::VaultKeyMismatch,
             other => other.into(),
         })?;
-        Self::save_new(dir, repo, key, Some(access), ksf_profile)
+        Self::save_new(dir, repo, key, Some(access), ksf_profile, key_store)
     }
 
     /// Sets up a new device from the recovery key. `access`, when given, is remembered so
@@ -171,6 +178,7 @@ impl Coffer {
         recovery_key: &RecoveryKey,
         access: Option<VaultAccess>,
         ksf_profile: KsfProfile,
+        key_store: KeyStorePreference,
     ) -> Result<Coffer, Error> {
         ensure_not_configured(dir)?;
         let key = recovery_key.to_backup_key();
@@ -178,7 +186,7 @@ impl Coffer {
             coffer_backup::Error::WrongKey => Error::WrongRecoveryKey,
             other => other.into(),
         })?;
-        Self::save_new(dir, repo, key, access, ksf_profile)
+        Self::save_new(dir, repo, key, access, ksf_profile, key_store)
     }
 
     fn save_new(
@@ -187,16 +195,17 @@ impl Coffer {
         key: BackupKey,
         access: Option<VaultAccess>,
         ksf_profile: KsfProfile,
+        key_store: KeyStorePreference,
     ) -> Result<Coffer, Error> {
-        let keys = KeyStore::new(dir, KeyStoreKind::File);
         // Key before configuration: a crash in between leaves no half-configured device
         // (load() needs config.json, which does not exist yet).
-        keys.save(&key)?;
+        let keys = KeyStore::create(dir, key_store, &key)?;
         let config = Config {
             version: CONFIG_VERSION,
             repo: repo.to_string(),
             vault: access.as_ref().map(vault_config),
             key_store: keys.kind(),
+            keyring_user: keys.keyring_user().map(str::to_string),
             ksf_profile: ksf_profile.name().to_string(),
             vault_stale: false,
         };
@@ -213,7 +222,7 @@ impl Coffer {
     /// Loads this device's setup. `token` overrides the configured token file.
     pub fn load(dir: &Path, token: Option<Zeroizing<String>>) -> Result<Coffer, Error> {
         let config = Config::load(dir)?;
-        let keys = KeyStore::new(dir, config.key_store);
+        let keys = KeyStore::for_config(dir, &config)?;
         let key = keys.load()?;
         Ok(Coffer {
             dir: dir.to_path_buf(),
@@ -421,6 +430,7 @@ impl Coffer {
         Ok(DisableReport {
             vault_record_deleted,
             backups_deleted: delete_backups,
+            key_store: self.keys.kind(),
             config_dir: self.dir,
         })
     }

@@ -37,6 +37,10 @@ pub struct Config {
     pub vault: Option<VaultConfig>,
     /// Where the backup key is kept on this device.
     pub key_store: KeyStoreKind,
+    /// The user of the OS keyring entry (service `coffer`) holding the key, when
+    /// `key_store` is `os-keyring`: the config directory's path at setup time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring_user: Option<String>,
     /// KSF profile name used when registering passwords.
     pub ksf_profile: String,
     /// Set while a key rotation has changed the repository key but the vault has not yet
@@ -122,12 +126,15 @@ mod tests {
                 account: "alice".into(),
                 token_file: Some("/tmp/t".into()),
             }),
-            key_store: KeyStoreKind::File,
+            key_store: KeyStoreKind::OsKeyring,
+            keyring_user: Some("/home/alice/.config/coffer".into()),
             ksf_profile: "argon2id-test".into(),
             vault_stale: false,
         };
         cfg.save(&dir).unwrap();
         assert_eq!(Config::load(&dir).unwrap(), cfg);
+        let text = std::fs::read_to_string(Config::path(&dir)).unwrap();
+        assert!(text.contains("\"key_store\": \"os-keyring\""), "{text}");
         std::fs::write(Config::path(&dir), b"{nope").unwrap();
         assert!(matches!(
             Config::load(&dir),

@@ -118,6 +118,20 @@ pub enum Error {
     /// The recovery key text is malformed.
     #[error(transparent)]
     InvalidRecoveryKey(#[from] RecoveryKeyError),
+    /// The OS keyring was required (`--key-store os-keyring`) but did not work.
+    #[error("the OS keyring is not available: {reason}")]
+    KeyringUnavailable {
+        /// What the keyring reported.
+        reason: String,
+    },
+    /// The OS keyring holding this device's key failed.
+    #[error("could not {action} the key in the OS keyring: {reason}")]
+    Keyring {
+        /// `"read"`, `"store"` or `"delete"`.
+        action: &'static str,
+        /// What the keyring reported.
+        reason: String,
+    },
     /// A local file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -154,6 +168,8 @@ impl Error {
             Error::AlreadyConfigured { .. } => "already_configured",
             Error::ConfigInvalid { .. } => "config_invalid",
             Error::InvalidRecoveryKey(_) => "invalid_recovery_key",
+            Error::KeyringUnavailable { .. } => "keyring_unavailable",
+            Error::Keyring { .. } => "keyring_error",
             Error::Io { .. } => "io",
         }
     }

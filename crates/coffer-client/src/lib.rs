@@ -3,11 +3,12 @@
 //! It ties together the backup engine ([`coffer_backup`]) and the Backup Key Vault
 //! ([`coffer_vault_client`]): it makes the backup key K on the device, shows it as a
 //! 64-digit [`RecoveryKey`], registers it with the vault behind the user's password,
-//! recovers it on a new device, and keeps it in a [`KeyStore`] between runs. The
+//! recovers it on a new device, and keeps it in a [`KeyStore`] between runs: the OS keyring
+//! where one answers, else a mode-0600 file in the config directory. The
 //! [`Coffer`] facade is what the `coffer` CLI calls for every command.
 //!
 //! ```no_run
-//! use coffer_client::{Coffer, InitOptions, KsfProfile, Protection, VaultAccess};
+//! use coffer_client::{Coffer, InitOptions, KeyStorePreference, KsfProfile, Protection, VaultAccess};
 //! use zeroize::Zeroizing;
 //! let dir = std::path::Path::new("/home/me/.config/coffer");
 //! let access = VaultAccess {
@@ -18,6 +19,7 @@
 //!     repo: "/mnt/cloud/coffer".into(),
 //!     protection: Protection::Vault { access, password: Zeroizing::new(b"pw".to_vec()) },
 //!     ksf_profile: KsfProfile::default(),
+//!     key_store: KeyStorePreference::Auto,
 //! })?;
 //! coffer.backup(&["/home/me/chat".into()], &Default::default())?;
 //! # Ok::<(), coffer_client::Error>(())
@@ -30,7 +32,9 @@ mod atomic;
 mod coffer;
 mod config;
 mod error;
+mod key_file;
 mod key_store;
+mod os_keyring;
 mod recovery_key;
 mod status;
 mod vault;
@@ -38,7 +42,9 @@ mod vault;
 pub use coffer::{Coffer, DisableReport, InitOptions, Protection, RotateOutcome};
 pub use config::{CONFIG_FILE, CONFIG_VERSION, Config, VaultConfig};
 pub use error::Error;
-pub use key_store::{KEY_FILE, KeyStore, KeyStoreKind, PENDING_KEY_FILE};
+pub use key_file::{KEY_FILE, PENDING_KEY_FILE};
+pub use key_store::{KeyStore, KeyStoreKind, KeyStorePreference};
+pub use os_keyring::{KEYRING_SERVICE, PENDING_SUFFIX};
 pub use recovery_key::{RECOVERY_KEY_DIGITS, RecoveryKey, RecoveryKeyError};
 pub use status::{StatusReport, VaultStatusReport};
 pub use vault::{VaultAccess, read_token_file};

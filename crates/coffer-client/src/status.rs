@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use coffer_backup::SnapshotInfo;
 use serde::Serialize;
 
-use crate::Coffer;
+use crate::{Coffer, KeyStoreKind};
 
 /// The vault part of [`StatusReport`].
 #[derive(Debug, Clone, Serialize)]
@@ -33,8 +33,10 @@ pub struct StatusReport {
     pub config_dir: PathBuf,
     /// Repository location.
     pub repo: String,
-    /// Where the key is kept.
-    pub key_store: String,
+    /// Which store keeps the key: `"os-keyring"` or `"file"`.
+    pub key_store: KeyStoreKind,
+    /// Where exactly, for people (see [`crate::KeyStore::describe`]).
+    pub key_store_location: String,
     /// The vault, or None for recovery-key-only setups.
     pub vault: Option<VaultStatusReport>,
     /// Number of snapshots (None if the repository could not be read).
@@ -80,7 +82,8 @@ impl Coffer {
         StatusReport {
             config_dir: self.dir().to_path_buf(),
             repo: self.config().repo.clone(),
-            key_store: self.key_store().describe(),
+            key_store: self.key_store().kind(),
+            key_store_location: self.key_store().describe(),
             vault,
             snapshots,
             last_backup,

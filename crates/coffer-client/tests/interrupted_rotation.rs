@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use coffer_client::coffer_backup::{BackupOptions, Repository, RestoreOptions};
-use coffer_client::{BackupKey, Coffer, InitOptions, KsfProfile, PENDING_KEY_FILE, Protection};
+use coffer_client::{
+    BackupKey, Coffer, InitOptions, KeyStorePreference, KsfProfile, PENDING_KEY_FILE, Protection,
+};
 
 #[test]
 fn crash_between_repository_rotation_and_key_file_swap_is_finished_on_next_open() {
@@ -19,6 +21,8 @@ fn crash_between_repository_rotation_and_key_file_swap_is_finished_on_next_open(
             repo: repo.to_str().unwrap().into(),
             protection: Protection::RecoveryKeyOnly,
             ksf_profile: KsfProfile::TestCheap,
+            // The test plays the crash with the key files.
+            key_store: KeyStorePreference::File,
         },
     )
     .unwrap();

@@ -47,6 +47,16 @@ pub enum VaultError {
         /// The server's message.
         message: String,
     },
+    /// The vault refused this account's record as older than its trusted state: its
+    /// record database was restored from an old copy. Nothing was released or counted;
+    /// only the vault's operator can fix it (restore the latest database). Retry later.
+    #[error(
+        "vault storage was rolled back to an old copy; the vault operator must restore it: {message}"
+    )]
+    StorageRolledBack {
+        /// The server's message.
+        message: String,
+    },
     /// 5xx.
     #[error("vault server error {status}: {message}")]
     Server {
@@ -79,6 +89,7 @@ pub(crate) fn from_reply(status: u16, text: &str) -> VaultError {
         },
         (_, "key_destroyed") => VaultError::KeyDestroyed,
         (_, "no_record") => VaultError::NoRecord,
+        (_, "storage_rolled_back") => VaultError::StorageRolledBack { message: e.message },
         (_, "rate_limited") => VaultError::RateLimited {
             retry_after_secs: e.retry_after_secs,
         },

@@ -1,9 +1,10 @@
 //! [`VaultCore`]: the trusted core's keys and its request handlers.
 //!
-//! Every handler takes the sealed record the host read (or `None`) and returns what the
-//! host must durably commit **before** it releases the reply (invariant V2 in
-//! docs/VAULT-API.md: KE2 lets the client test a password offline, so the guess must be
-//! counted durably first).
+//! Every handler takes the sealed record the host read (or `None`) and returns a
+//! [`StateChange`] the host must make durable **before** it releases the reply
+//! (invariant V2 in docs/VAULT-API.md: KE2 lets the client test a password offline, so
+//! the guess must be counted durably first). Every handler also checks the record against
+//! the rollback floor (invariant V7, `floor.rs`) and refuses a stale one.
 
 use opaque_ke::{
     CredentialRequest, RegistrationRequest, RegistrationUpload, ServerLogin, ServerLoginParameters,
@@ -13,7 +14,8 @@ use rand_core::{CryptoRng, RngCore};
 use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use zeroize::Zeroizing;
 
-use crate::error::{CoreKeysError, RecoverStartError, RegisterError, StatusError};
+use crate::error::{CoreKeysError, DeleteError, RecoverStartError, RegisterError, StatusError};
+use crate::floor::{self, Floor, FloorUpdate, Floors, Stale};
 use crate::login::{Ke3Verified, RecoverStarted};
 use crate::record::{Record, SealedRecord};
 use crate::suite::{KsfProfile, Suite, context};
@@ -99,13 +101,31 @@ impl CoreKeys {
     }
 }
 
-/// The trusted core. Cheap to share (`&self` everywhere); holds no per-request state.
+/// The trusted core. Cheap to share (`&self` everywhere); holds no per-request state,
+/// only the rollback floors (which it raises in [`VaultCore::confirm`]).
 pub struct VaultCore {
     vault_id: [u8; 16],
     setup: ServerSetup<Suite>,
     sealing: LessSafeKey,
     max_guesses: u32,
     dummy_profile: KsfProfile,
+    floors: Floors,
+}
+
+/// One state change the host must make durable, in this order (docs/VAULT-API.md,
+/// "Durability order"): `record` in record storage (one committed transaction), then
+/// `floor` in the trusted store, then [`VaultCore::confirm`], then the reply.
+///
+/// Record first: a crash after it leaves a record newer than its floor, which the core
+/// accepts (the floor catches up with the next change), and no reply was released. Floor
+/// first would let a crash leave a floor above every stored record: a sound account
+/// refused as rolled back.
+#[derive(Clone, Debug)]
+pub struct StateChange {
+    /// The record to store under `floor.credential_id`; `None` removes it (delete).
+    pub record: Option<SealedRecord>,
+    /// The floor to persist in the trusted store once `record` is committed.
+    pub floor: FloorUpdate,
 }
 
 /// What `recover/start` decided.
@@ -114,7 +134,7 @@ pub struct VaultCore {
 #[derive(Debug)]
 pub enum RecoverStartOutcome {
     /// Send `ke2` (and `profile`, `guesses_left`), but only after `commit` (if any) is
-    /// durable. `commit` is `None` for an unknown account's dummy KE2.
+    /// durable and confirmed. `commit` is `None` for an unknown account's dummy KE2.
     Challenge {
         /// Serialized KE2 (CredentialResponse).
         ke2: Vec<u8>,
@@ -124,14 +144,14 @@ pub enum RecoverStartOutcome {
         guesses_left: u32,
         /// State the host keeps until `recover/finish`.
         state: RecoverStarted,
-        /// The record with the guess counted.
-        commit: Option<SealedRecord>,
+        /// The record with the guess counted, and its floor.
+        commit: Option<StateChange>,
     },
     /// Every guess was spent: the record is destroyed. Commit the tombstone (if `Some`),
     /// then answer "key destroyed". No KE2 is released.
     Destroyed {
         /// The tombstone replacing the record, or `None` if it already was one.
-        commit: Option<SealedRecord>,
+        commit: Option<StateChange>,
     },
 }
 
@@ -140,8 +160,8 @@ pub enum RecoverStartOutcome {
 pub struct Recovered {
     /// The wrapped key encrypted under the OPAQUE session key.
     pub release_blob: Vec<u8>,
-    /// The record with the count reset.
-    pub commit: SealedRecord,
+    /// The record with the count reset, and its floor.
+    pub commit: StateChange,
     /// The vault's guess limit (the count is now back to all of it).
     pub max_guesses: u32,
     pub(crate) proof: Ke3Verified,
@@ -168,8 +188,14 @@ pub struct Status {
 }
 
 impl VaultCore {
-    /// Builds the core from its keys. `max_guesses` is the vault's guess limit (>= 1).
-    pub fn new(keys: &CoreKeys, max_guesses: u32) -> Result<Self, CoreKeysError> {
+    /// Builds the core from its keys and the floors read from the trusted store (every
+    /// entry the host's trusted store holds; an empty store for a new vault).
+    /// `max_guesses` is the vault's guess limit (>= 1).
+    pub fn new(
+        keys: &CoreKeys,
+        max_guesses: u32,
+        floors: impl IntoIterator<Item = FloorUpdate>,
+    ) -> Result<Self, CoreKeysError> {
         let setup = ServerSetup::<Suite>::deserialize(&keys.server_setup)
             .map_err(|_| CoreKeysError::Malformed)?;
         let unbound = UnboundKey::new(&AES_256_GCM, keys.sealing_key.as_ref())
@@ -180,6 +206,7 @@ impl VaultCore {
             sealing: LessSafeKey::new(unbound),
             max_guesses: max_guesses.max(1),
             dummy_profile: KsfProfile::default(),
+            floors: Floors::new(floors),
         })
     }
 
@@ -200,23 +227,82 @@ impl VaultCore {
         &self.vault_id
     }
 
-    pub(crate) fn sealing_key(&self) -> &LessSafeKey {
-        &self.sealing
-    }
-
     pub(crate) fn context(&self) -> Vec<u8> {
         context(&self.vault_id)
     }
 
-    fn open(
+    /// The host confirms that `update`'s change is durable in both stores: the in-memory
+    /// floor rises to it (never falls).
+    ///
+    /// Why only now and not when the change is emitted: the in-memory floor must never
+    /// run ahead of what storage holds, or a failed commit (disk full, I/O error) would
+    /// leave the stored record below it and the next request would refuse a sound account
+    /// as rolled back. The host's per-credential lock spans read, core call, commit and
+    /// confirm, so no other request of that credential sees the gap. The stand-in's host
+    /// shares the core's process and is trusted to follow this order; an HSM port, whose
+    /// host is not trusted, must instead write its NV floor itself and only then hand out
+    /// the reply (docs/VAULT-API.md, "Rollback").
+    pub fn confirm(&self, update: &FloorUpdate) {
+        self.floors.raise(*update);
+    }
+
+    /// The current in-memory floor of `cred`, if any.
+    pub fn floor(&self, cred: &CredentialId) -> Option<Floor> {
+        self.floors.get(cred)
+    }
+
+    /// Opens `rec` (authenticity) and checks it against the floor (freshness).
+    pub(crate) fn open_fresh(
         &self,
         cred: &CredentialId,
         rec: Option<&SealedRecord>,
-    ) -> Result<Option<(Record, u64)>, ()> {
-        match rec {
-            None => Ok(None),
-            Some(r) => Record::open(&self.sealing, cred, r).map(Some).ok_or(()),
-        }
+    ) -> Result<Option<(Record, u64)>, OpenError> {
+        let opened = match rec {
+            None => None,
+            Some(r) => Some(Record::open(&self.sealing, cred, r).ok_or(OpenError::Corrupt)?),
+        };
+        let stored = rec.zip(opened.as_ref().map(|(_, g)| *g));
+        floor::check(self.floors.get(cred), stored).map_err(OpenError::Stale)?;
+        Ok(opened)
+    }
+
+    /// Opens `rec` without the floor check, for the changes that replace a record
+    /// outright (register, delete) and so may heal a stale one; returns the generation
+    /// the replacing change must carry: above both the record and the floor.
+    fn next_generation(
+        &self,
+        cred: &CredentialId,
+        rec: Option<&SealedRecord>,
+    ) -> Result<(Option<Record>, u64), ()> {
+        let opened = match rec {
+            None => None,
+            Some(r) => Some(Record::open(&self.sealing, cred, r).ok_or(())?),
+        };
+        let record_gen = opened.as_ref().map_or(0, |(_, g)| *g);
+        let floor_gen = self.floors.get(cred).map_or(0, |f| f.generation());
+        Ok((
+            opened.map(|(r, _)| r),
+            record_gen.max(floor_gen).saturating_add(1),
+        ))
+    }
+
+    /// Seals `record` at `generation` as a state change of `cred`.
+    pub(crate) fn change(
+        &self,
+        cred: &CredentialId,
+        record: &Record,
+        generation: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Option<StateChange> {
+        let sealed = record.seal(&self.sealing, cred, generation, rng)?;
+        let floor = Floor::for_record(&sealed, generation);
+        Some(StateChange {
+            record: Some(sealed),
+            floor: FloorUpdate {
+                credential_id: *cred,
+                floor,
+            },
+        })
     }
 
     /// `register/start`: evaluates the OPRF on the client's blinded password. Stateless.
@@ -244,7 +330,11 @@ impl VaultCore {
     }
 
     /// `register/finish`: a new record replacing any old one (count reset), one
-    /// generation above it. Commit it before acknowledging.
+    /// generation above both it and the floor. Commit it before acknowledging.
+    ///
+    /// A stale record (below the floor) does not stop a registration: it replaces the
+    /// record outright, as registration always may, so an account owner can recover from
+    /// a rolled-back record with the recovery key and a new password.
     pub fn register_finish(
         &self,
         cred: &CredentialId,
@@ -253,7 +343,7 @@ impl VaultCore {
         wrapped_key: &[u8],
         profile: &str,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<SealedRecord, RegisterError> {
+    ) -> Result<StateChange, RegisterError> {
         let msg = RegistrationUpload::<Suite>::deserialize(upload).map_err(|_| {
             RegisterError::Malformed {
                 what: "registration upload",
@@ -270,13 +360,9 @@ impl VaultCore {
             });
         }
         let profile = KsfProfile::from_name(profile).ok_or(RegisterError::UnknownProfile)?;
-        let generation = match self
-            .open(cred, current)
-            .map_err(|_| RegisterError::CorruptRecord)?
-        {
-            Some((_, g)) => g + 1,
-            None => 1,
-        };
+        let (_, generation) = self
+            .next_generation(cred, current)
+            .map_err(|_| RegisterError::CorruptRecord)?;
         let record = Record::Live {
             profile,
             guesses_used: 0,
@@ -285,13 +371,14 @@ impl VaultCore {
                 .to_vec(),
             wrapped_key: wrapped_key.to_vec(),
         };
-        record
-            .seal(&self.sealing, cred, generation, rng)
+        self.change(cred, &record, generation, rng)
             .ok_or(RegisterError::Internal)
     }
 
     /// `recover/start`: counts the guess (in `commit`) and produces KE2, or destroys the
-    /// record if every guess is spent, or a dummy KE2 for an unknown account.
+    /// record if every guess is spent, or a dummy KE2 for an unknown account. A record
+    /// below the floor, or missing where the floor says one exists, is refused with
+    /// [`RecoverStartError::StorageRolledBack`]: no KE2, nothing counted.
     pub fn recover_start(
         &self,
         cred: &CredentialId,
@@ -309,9 +396,10 @@ impl VaultCore {
             context: Some(&ctx),
             ..Default::default()
         };
-        let opened = self
-            .open(cred, current)
-            .map_err(|_| RecoverStartError::CorruptRecord)?;
+        let opened = self.open_fresh(cred, current).map_err(|e| match e {
+            OpenError::Corrupt => RecoverStartError::CorruptRecord,
+            OpenError::Stale(s) => RecoverStartError::StorageRolledBack(s),
+        })?;
         let Some((record, generation)) = opened else {
             // Unknown account: opaque-ke's dummy path gives a KE2 of the same size and shape.
             let res = ServerLogin::start(rng, &self.setup, None, msg, cred.as_bytes(), params)
@@ -342,8 +430,8 @@ impl VaultCore {
         if *guesses_used >= self.max_guesses {
             // The last guess was spent (and its KE3, if any, already had its chance):
             // replace the record by a tombstone, so K is gone for good.
-            let commit = Record::Destroyed
-                .seal(&self.sealing, cred, generation + 1, rng)
+            let commit = self
+                .change(cred, &Record::Destroyed, generation + 1, rng)
                 .ok_or(RecoverStartError::Internal)?;
             return Ok(RecoverStartOutcome::Destroyed {
                 commit: Some(commit),
@@ -361,8 +449,8 @@ impl VaultCore {
             wrapped_key: wrapped_key.clone(),
         };
         let new_gen = generation + 1;
-        let commit = counted
-            .seal(&self.sealing, cred, new_gen, rng)
+        let commit = self
+            .change(cred, &counted, new_gen, rng)
             .ok_or(RecoverStartError::Internal)?;
         let guesses_left = self.max_guesses.saturating_sub(used);
         Ok(RecoverStartOutcome::Challenge {
@@ -379,15 +467,18 @@ impl VaultCore {
         })
     }
 
-    /// `status`: whether a record exists and how many guesses it has left.
+    /// `status`: whether a record exists and how many guesses it has left. A stale
+    /// record is refused ([`StatusError::StorageRolledBack`]) rather than reported with
+    /// its old count.
     pub fn status(
         &self,
         cred: &CredentialId,
         current: Option<&SealedRecord>,
     ) -> Result<Status, StatusError> {
-        let opened = self
-            .open(cred, current)
-            .map_err(|_| StatusError::CorruptRecord)?;
+        let opened = self.open_fresh(cred, current).map_err(|e| match e {
+            OpenError::Corrupt => StatusError::CorruptRecord,
+            OpenError::Stale(s) => StatusError::StorageRolledBack(s),
+        })?;
         let mut s = Status {
             exists: false,
             destroyed: false,
@@ -404,4 +495,36 @@ impl VaultCore {
         }
         Ok(s)
     }
+
+    /// `delete`: removes the record (live or tombstone) and leaves a `Deleted` floor, so
+    /// an old copy of the record restored later is refused. Like registration it replaces
+    /// a stale record outright. [`DeleteError::NoRecord`] if there is nothing to delete.
+    pub fn delete(
+        &self,
+        cred: &CredentialId,
+        current: Option<&SealedRecord>,
+    ) -> Result<StateChange, DeleteError> {
+        let (opened, generation) = self
+            .next_generation(cred, current)
+            .map_err(|_| DeleteError::CorruptRecord)?;
+        let floor_says_record = matches!(self.floors.get(cred), Some(Floor::Record { .. }));
+        if opened.is_none() && !floor_says_record {
+            return Err(DeleteError::NoRecord);
+        }
+        Ok(StateChange {
+            record: None,
+            floor: FloorUpdate {
+                credential_id: *cred,
+                floor: Floor::Deleted { generation },
+            },
+        })
+    }
+}
+
+/// Why a stored record could not be used.
+pub(crate) enum OpenError {
+    /// It does not authenticate for this credential.
+    Corrupt,
+    /// It is older than the trusted floor.
+    Stale(Stale),
 }

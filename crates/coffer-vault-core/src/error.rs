@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::floor::Stale;
+
 /// Loading the core's keys failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -42,6 +44,10 @@ pub enum RecoverStartError {
     /// The stored record does not authenticate for this account.
     #[error("stored vault record fails authentication (tampered, or another vault's key)")]
     CorruptRecord,
+    /// The stored record is older than the trusted floor (or missing where the floor
+    /// says one exists): record storage was rolled back. Nothing was released or counted.
+    #[error("{0}; restore the latest record database")]
+    StorageRolledBack(Stale),
     /// OPAQUE or sealing failed internally.
     #[error("internal protocol failure")]
     Internal,
@@ -67,15 +73,35 @@ pub enum RecoverFinishError {
     /// The stored record does not authenticate for this account.
     #[error("stored vault record fails authentication (tampered, or another vault's key)")]
     CorruptRecord,
+    /// The stored record is older than the trusted floor (or missing where the floor
+    /// says one exists): record storage was rolled back. Nothing was released or counted.
+    #[error("{0}; restore the latest record database")]
+    StorageRolledBack(Stale),
     /// Sealing failed internally.
     #[error("internal sealing failure")]
     Internal,
 }
 
-/// `status` or `delete` failed.
+/// `status` failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StatusError {
+    /// The stored record does not authenticate for this account.
+    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
+    CorruptRecord,
+    /// The stored record is older than the trusted floor (or missing where the floor
+    /// says one exists): record storage was rolled back. Nothing was released or counted.
+    #[error("{0}; restore the latest record database")]
+    StorageRolledBack(Stale),
+}
+
+/// `delete` failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DeleteError {
+    /// Neither a record nor a floor saying one should exist: nothing to delete.
+    #[error("this account has no vault record")]
+    NoRecord,
     /// The stored record does not authenticate for this account.
     #[error("stored vault record fails authentication (tampered, or another vault's key)")]
     CorruptRecord,

@@ -4,22 +4,28 @@
 //!
 //! Nothing here touches the network, files, a clock or an async runtime: the host hands
 //! the core the sealed record from storage, the request and an RNG, and gets back the
-//! reply plus the record it must durably commit **before** it releases the reply
-//! (docs/VAULT-API.md, invariant V2). The same code is what would run inside an HSM.
+//! reply plus the state change it must make durable **before** it releases the reply
+//! (docs/VAULT-API.md, invariant V2): the record, then the rollback floor the core keeps
+//! in a trusted store that record storage cannot roll back (invariant V7, `floor.rs`).
+//! The same code is what would run inside an HSM.
 
 pub mod client;
 mod core;
 mod error;
+mod floor;
 mod login;
 mod record;
 mod suite;
 pub mod wire;
 mod wrap;
 
-pub use crate::core::{CoreKeys, CredentialId, RecoverStartOutcome, Recovered, Status, VaultCore};
-pub use crate::error::{
-    CoreKeysError, RecoverFinishError, RecoverStartError, RegisterError, StatusError,
+pub use crate::core::{
+    CoreKeys, CredentialId, RecoverStartOutcome, Recovered, StateChange, Status, VaultCore,
 };
+pub use crate::error::{
+    CoreKeysError, DeleteError, RecoverFinishError, RecoverStartError, RegisterError, StatusError,
+};
+pub use crate::floor::{FLOOR_LEN, FLOOR_VERSION, Floor, FloorUpdate, Stale};
 pub use crate::login::{Ke3Verified, RecoverStarted};
 pub use crate::record::{RECORD_VERSION, SealedRecord};
 pub use crate::suite::{KsfProfile, PROTOCOL_CONTEXT_PREFIX, Suite, context};

@@ -4,7 +4,7 @@
 use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
 use rand_core::{CryptoRng, RngCore};
 
-use crate::core::{CredentialId, Recovered, VaultCore};
+use crate::core::{CredentialId, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
 use crate::record::{Record, SealedRecord};
 use crate::suite::Suite;
@@ -41,8 +41,9 @@ impl RecoverStarted {
     }
 
     /// Checks KE3 against the current record. On success the guess count resets: the
-    /// host must commit [`Recovered::commit`] durably before sending
-    /// [`Recovered::release_blob`]. A failed KE3 changes nothing.
+    /// host must make [`Recovered::commit`] durable (and confirm it) before sending
+    /// [`Recovered::release_blob`]. A failed KE3 changes nothing. A record below the
+    /// rollback floor is refused before KE3 is even looked at.
     pub fn finish(
         self,
         core: &VaultCore,
@@ -61,9 +62,13 @@ impl RecoverStarted {
                 guesses_left: self.guesses_left,
             });
         };
-        let current = current.ok_or(RecoverFinishError::Superseded)?;
-        let (record, generation) = Record::open(core.sealing_key(), &self.cred, current)
-            .ok_or(RecoverFinishError::CorruptRecord)?;
+        let opened = core.open_fresh(&self.cred, current).map_err(|e| match e {
+            OpenError::Corrupt => RecoverFinishError::CorruptRecord,
+            OpenError::Stale(s) => RecoverFinishError::StorageRolledBack(s),
+        })?;
+        let Some((record, generation)) = opened else {
+            return Err(RecoverFinishError::Superseded);
+        };
         if generation != expected_gen {
             return Err(RecoverFinishError::Superseded);
         }
@@ -95,8 +100,8 @@ impl RecoverStarted {
             password_file: password_file.clone(),
             wrapped_key: wrapped_key.clone(),
         };
-        let commit = reset
-            .seal(core.sealing_key(), &self.cred, generation + 1, rng)
+        let commit = core
+            .change(&self.cred, &reset, generation + 1, rng)
             .ok_or(RecoverFinishError::Internal)?;
         Ok(Recovered {
             release_blob,

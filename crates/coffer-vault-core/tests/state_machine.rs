@@ -1,36 +1,52 @@
-//! The core's state machine without any server: counting, reset, destruction, staleness.
+//! The core's state machine without any server: counting, reset, destruction, staleness,
+//! and the rollback floor (invariant V7).
 #![allow(clippy::unwrap_used)]
 
 use coffer_vault_core::client;
 use coffer_vault_core::{
-    CoreKeys, CredentialId, KsfProfile, RecoverFinishError, RecoverStartOutcome, RecoverStarted,
-    SealedRecord, VaultCore,
+    CoreKeys, CredentialId, DeleteError, FLOOR_LEN, Floor, FloorUpdate, KsfProfile,
+    RecoverFinishError, RecoverStartError, RecoverStartOutcome, RecoverStarted, SealedRecord,
+    StateChange, StatusError, VaultCore,
 };
 use rand_core::OsRng;
 
 const P: KsfProfile = KsfProfile::TestCheap;
 
-fn setup(max: u32) -> (VaultCore, CredentialId, SealedRecord) {
-    let keys = CoreKeys::generate(&mut OsRng);
-    let core = VaultCore::new(&keys, max).unwrap();
-    let cred = CredentialId::from_bytes([1; 32]);
+/// What an honest host does with a change once both stores committed it.
+fn commit(core: &VaultCore, change: StateChange) -> Option<SealedRecord> {
+    core.confirm(&change.floor);
+    change.record
+}
+
+fn register(core: &VaultCore, cred: &CredentialId, current: Option<&SealedRecord>) -> StateChange {
     let (req, st) = client::register_start(b"right", &mut OsRng).unwrap();
-    let resp = core.register_start(&cred, &req).unwrap();
+    let resp = core.register_start(cred, &req).unwrap();
     let up = st.finish(&resp, &[42; 32], P, &mut OsRng).unwrap();
-    let rec = core
-        .register_finish(
-            &cred,
-            None,
-            &up.upload,
-            &up.wrapped_key,
-            P.name(),
-            &mut OsRng,
-        )
-        .unwrap();
+    core.register_finish(
+        cred,
+        current,
+        &up.upload,
+        &up.wrapped_key,
+        P.name(),
+        &mut OsRng,
+    )
+    .unwrap()
+}
+
+fn setup_with(keys: &CoreKeys, max: u32) -> (VaultCore, CredentialId, SealedRecord) {
+    let core = VaultCore::new(keys, max, []).unwrap();
+    let cred = CredentialId::from_bytes([1; 32]);
+    let change = register(&core, &cred, None);
+    let rec = commit(&core, change).unwrap();
     (core, cred, rec)
 }
 
-/// recover/start; returns (ke2, state, committed record) or panics if destroyed.
+fn setup(max: u32) -> (VaultCore, CredentialId, SealedRecord) {
+    setup_with(&CoreKeys::generate(&mut OsRng), max)
+}
+
+/// recover/start, committed and confirmed; returns (client state, ke2, login state,
+/// committed record) or panics if destroyed.
 fn start(
     core: &VaultCore,
     cred: &CredentialId,
@@ -48,9 +64,12 @@ fn start(
         .unwrap()
     {
         RecoverStartOutcome::Challenge {
-            ke2, state, commit, ..
-        } => (c, ke2, state, commit.unwrap()),
-        RecoverStartOutcome::Destroyed { .. } => panic!("destroyed"),
+            ke2,
+            state,
+            commit: Some(change),
+            ..
+        } => (c, ke2, state, commit(core, change).unwrap()),
+        _ => panic!("destroyed or dummy"),
     }
 }
 
@@ -66,8 +85,9 @@ fn guess_is_counted_before_ke2_and_success_resets() {
     let (ke3, wait) = c.finish(core.vault_id(), &ke2, P, &mut OsRng).unwrap();
     let done = st.finish(&core, Some(&rec2), &ke3, &mut OsRng).unwrap();
     assert_eq!(*wait.open(&done.release_blob).unwrap(), [42; 32]);
+    let rec3 = commit(&core, done.commit).unwrap();
     assert_eq!(
-        core.status(&cred, Some(&done.commit)).unwrap().guesses_left,
+        core.status(&cred, Some(&rec3)).unwrap().guesses_left,
         Some(10)
     );
 }
@@ -123,6 +143,7 @@ fn last_guess_honoured_then_destroyed() {
     else {
         panic!("no KE2 may be released once every guess is spent");
     };
+    let tomb = commit(&core, tomb).unwrap();
     let s = core.status(&cred, Some(&tomb)).unwrap();
     assert!(s.destroyed && !s.exists);
     assert!(matches!(
@@ -155,7 +176,10 @@ fn records_cannot_move_between_accounts_or_be_edited() {
     );
     // A record from another vault's key does not open either.
     let (core2, cred2, _) = setup(10);
-    assert!(core2.status(&cred2, Some(&rec)).is_err());
+    assert!(matches!(
+        core2.status(&cred2, Some(&rec)),
+        Err(StatusError::CorruptRecord)
+    ));
 }
 
 #[test]
@@ -201,6 +225,7 @@ fn message_sizes_match_the_api_document() {
     let (c2, ke2, st, rec2) = start(&core, &cred, &rec, b"right");
     let (ke3, wait) = c2.finish(core.vault_id(), &ke2, P, &mut OsRng).unwrap();
     let done = st.finish(&core, Some(&rec2), &ke3, &mut OsRng).unwrap();
+    assert_eq!(done.commit.floor.floor.to_bytes().len(), FLOOR_LEN);
     assert_eq!(
         (ke1.len(), ke2.len(), ke3.len(), done.release_blob.len()),
         (96, 320, 64, 90)
@@ -208,4 +233,207 @@ fn message_sizes_match_the_api_document() {
     assert_eq!(*wait.open(&done.release_blob).unwrap(), [42; 32]);
     // Sealed live record: 21-byte header, 6 + 2 + 192 + 2 + 61 plaintext, 16-byte tag.
     assert_eq!(rec2.as_bytes().len(), 21 + 263 + 16);
+}
+
+// ---- Rollback floor (invariant V7) ----
+
+/// A recover/start that must be refused as rolled back: no KE2, nothing to commit.
+fn assert_rolled_back(core: &VaultCore, cred: &CredentialId, rec: Option<&SealedRecord>) {
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    match core.recover_start(cred, rec, &ke1, &mut OsRng) {
+        Err(RecoverStartError::StorageRolledBack(s)) => {
+            assert!(s.to_string().contains("rolled back"), "{s}");
+        }
+        other => panic!("expected StorageRolledBack, got {other:?}"),
+    }
+    assert!(matches!(
+        core.status(cred, rec),
+        Err(StatusError::StorageRolledBack(_))
+    ));
+}
+
+#[test]
+fn older_record_is_refused_after_confirm() {
+    let (core, cred, old) = setup(10);
+    let (_, _, _, newer) = start(&core, &cred, &old, b"wrong");
+    // The host hands back the record from before the guess: one guess regained.
+    assert_rolled_back(&core, &cred, Some(&old));
+    // The floor did not move because of the refusal; the real record still works.
+    assert_eq!(
+        core.status(&cred, Some(&newer)).unwrap().guesses_left,
+        Some(9)
+    );
+}
+
+#[test]
+fn floor_survives_a_new_core_built_from_the_trusted_store() {
+    let keys = CoreKeys::generate(&mut OsRng);
+    let (core, cred, old) = setup_with(&keys, 10);
+    let (_, _, _, newer) = start(&core, &cred, &old, b"wrong");
+    // What the host persisted in the trusted store, as a restart loads it.
+    let stored = FloorUpdate {
+        credential_id: cred,
+        floor: Floor::from_bytes(&core.floor(&cred).unwrap().to_bytes()).unwrap(),
+    };
+    let restarted = VaultCore::new(&keys, 10, [stored]).unwrap();
+    assert_rolled_back(&restarted, &cred, Some(&old));
+    assert_rolled_back(&restarted, &cred, None);
+    assert!(restarted.status(&cred, Some(&newer)).unwrap().exists);
+}
+
+#[test]
+fn missing_record_where_the_floor_has_one_is_stale() {
+    let (core, cred, _rec) = setup(10);
+    assert_rolled_back(&core, &cred, None);
+}
+
+#[test]
+fn floor_rises_only_when_the_host_confirms() {
+    let (core, cred, rec) = setup(10);
+    let before = core.floor(&cred).unwrap();
+    let (ke1, _) = client::recover_start(b"wrong", &mut OsRng).unwrap();
+    let RecoverStartOutcome::Challenge {
+        commit: Some(change),
+        ..
+    } = core
+        .recover_start(&cred, Some(&rec), &ke1, &mut OsRng)
+        .unwrap()
+    else {
+        panic!("challenge expected")
+    };
+    // Emitted but not (yet) durable: a failed commit must not strand the stored record
+    // below the floor.
+    assert_eq!(core.floor(&cred), Some(before));
+    assert!(core.status(&cred, Some(&rec)).is_ok());
+    // Crash after the record commit, before the floor commit: the record is ahead of
+    // the floor and accepted.
+    let ahead = change.record.clone().unwrap();
+    assert_eq!(
+        core.status(&cred, Some(&ahead)).unwrap().guesses_left,
+        Some(9)
+    );
+    core.confirm(&change.floor);
+    assert_eq!(
+        core.floor(&cred).unwrap().generation(),
+        before.generation() + 1
+    );
+    assert_rolled_back(&core, &cred, Some(&rec));
+    // Confirming an older update never lowers the floor.
+    core.confirm(&FloorUpdate {
+        credential_id: cred,
+        floor: before,
+    });
+    assert_eq!(
+        core.floor(&cred).unwrap().generation(),
+        before.generation() + 1
+    );
+}
+
+#[test]
+fn a_fork_at_the_floor_generation_is_refused() {
+    let (core, cred, rec) = setup(10);
+    // Two records sealed from the same base: one committed and floored, the other never
+    // accepted (its commit failed, or a crash came before its floor).
+    let (ke1, _) = client::recover_start(b"a", &mut OsRng).unwrap();
+    let Ok(RecoverStartOutcome::Challenge {
+        commit: Some(lost), ..
+    }) = core.recover_start(&cred, Some(&rec), &ke1, &mut OsRng)
+    else {
+        panic!()
+    };
+    let (_, _, _, kept) = start(&core, &cred, &rec, b"b");
+    let lost = lost.record.unwrap();
+    assert_eq!(lost.generation(), kept.generation());
+    assert_rolled_back(&core, &cred, Some(&lost));
+    assert!(core.status(&cred, Some(&kept)).is_ok());
+}
+
+#[test]
+fn destroyed_record_stays_destroyed_against_an_old_copy() {
+    let (core, cred, old) = setup(1);
+    let (_, _, _, spent) = start(&core, &cred, &old, b"wrong");
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    let Ok(RecoverStartOutcome::Destroyed { commit: Some(t) }) =
+        core.recover_start(&cred, Some(&spent), &ke1, &mut OsRng)
+    else {
+        panic!("destroyed expected")
+    };
+    let tomb = commit(&core, t).unwrap();
+    assert!(core.status(&cred, Some(&tomb)).unwrap().destroyed);
+    assert_rolled_back(&core, &cred, Some(&old));
+    assert_rolled_back(&core, &cred, Some(&spent));
+    assert_rolled_back(&core, &cred, None);
+}
+
+#[test]
+fn deleted_record_restored_from_an_old_copy_is_refused() {
+    let (core, cred, rec) = setup(10);
+    let del = core.delete(&cred, Some(&rec)).unwrap();
+    assert!(del.record.is_none());
+    assert!(matches!(del.floor.floor, Floor::Deleted { .. }));
+    assert!(commit(&core, del).is_none());
+    assert_rolled_back(&core, &cred, Some(&rec));
+    // With no record it is an unknown account again: a dummy KE2, nothing to commit.
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    assert!(matches!(
+        core.recover_start(&cred, None, &ke1, &mut OsRng),
+        Ok(RecoverStartOutcome::Challenge { commit: None, .. })
+    ));
+    assert!(matches!(
+        core.delete(&cred, None),
+        Err(DeleteError::NoRecord)
+    ));
+    // Registering again lands above the delete, so the new record is fresh.
+    let again = commit(&core, register(&core, &cred, None)).unwrap();
+    assert!(again.generation() > rec.generation().map(|g| g + 1));
+    assert_eq!(
+        core.status(&cred, Some(&again)).unwrap().guesses_left,
+        Some(10)
+    );
+}
+
+#[test]
+fn registration_replaces_a_stale_record() {
+    let (core, cred, old) = setup(10);
+    let (_, _, _, _newer) = start(&core, &cred, &old, b"wrong");
+    assert_rolled_back(&core, &cred, Some(&old));
+    let fresh = commit(&core, register(&core, &cred, Some(&old))).unwrap();
+    assert!(core.status(&cred, Some(&fresh)).unwrap().exists);
+}
+
+#[test]
+fn stale_record_is_refused_at_recover_finish() {
+    let (core, cred, rec) = setup(10);
+    let (c, ke2, st, rec2) = start(&core, &cred, &rec, b"right");
+    // Another guess moves the floor on; the host then hands back the older record.
+    let (_, _, _, _rec3) = start(&core, &cred, &rec2, b"wrong");
+    let (ke3, _) = c.finish(core.vault_id(), &ke2, P, &mut OsRng).unwrap();
+    assert!(matches!(
+        st.finish(&core, Some(&rec2), &ke3, &mut OsRng),
+        Err(RecoverFinishError::StorageRolledBack(_))
+    ));
+}
+
+#[test]
+fn floor_bytes_round_trip_and_reject_garbage() {
+    let f = Floor::Record {
+        generation: 0x0102_0304_0506_0708,
+        digest: [7; 32],
+    };
+    let b = f.to_bytes();
+    assert_eq!(b.len(), FLOOR_LEN);
+    assert_eq!((b[0], b[1], b[2], b[9]), (1, 1, 0x08, 0x01));
+    assert_eq!(Floor::from_bytes(&b), Some(f));
+    let d = Floor::Deleted { generation: 5 };
+    assert_eq!(Floor::from_bytes(&d.to_bytes()), Some(d));
+    let mut bad = b;
+    bad[0] = 2;
+    assert_eq!(Floor::from_bytes(&bad), None, "unknown version");
+    let mut bad = b;
+    bad[1] = 9;
+    assert_eq!(Floor::from_bytes(&bad), None, "unknown kind");
+    let mut bad = d.to_bytes();
+    bad[20] = 1;
+    assert_eq!(Floor::from_bytes(&bad), None, "digest on a delete");
+    assert_eq!(Floor::from_bytes(&b[..41]), None, "truncated");
 }

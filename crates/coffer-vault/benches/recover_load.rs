@@ -4,7 +4,9 @@
 //!
 //! Run: `cargo bench -p coffer-vault --bench recover_load` (env: BENCH_SECS, BENCH_THREADS,
 //! BENCH_ACCOUNTS). Reports recoveries per server CPU-second as a ratio of raw, and
-//! p50/p99 latency at ~80% of the measured peak.
+//! p50/p99 latency at ~80% of the measured peak. `BENCH_BASELINE_BIN=PATH` also runs an
+//! older `coffer-vault` binary through the same phases in the same run, alternating with
+//! this one, so a change is compared side by side on the same (noisy, shared) machine.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
@@ -168,20 +170,65 @@ fn pct(lat: &[Duration], p: f64) -> f64 {
     lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3
 }
 
-fn main() {
-    let secs = env_or("BENCH_SECS", 8);
-    let threads = env_or("BENCH_THREADS", 16) as usize;
-    let accounts = env_or("BENCH_ACCOUNTS", 64) as usize;
+/// One vault binary's figures.
+struct Figures {
+    label: String,
+    peak_rate: f64,
+    per_core: f64,
+    peak: Run,
+    at80_rate: f64,
+    at80: Run,
+    /// Group-commit batches and the changes in them, over this measurement.
+    batches: (u64, u64),
+}
+
+/// `(commit batches, changes committed)` from the vault's own counters.
+fn commit_counters(url: &str) -> (u64, u64) {
+    let body = ureq::get(format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let get = |name: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        get("coffer_vault_commit_batches_total"),
+        get("coffer_vault_commit_writes_total"),
+    )
+}
+
+/// A running vault with registered accounts.
+struct Served {
+    child: std::process::Child,
+    _tmp: tempfile::TempDir,
+    url: String,
+    tokens: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(bin: &str, accounts: usize) -> Served {
     let tmp = tempfile::tempdir().unwrap();
     assert!(
-        Command::new(BIN)
+        Command::new(bin)
             .args(["init", "--data"])
             .arg(tmp.path())
+            .stdout(Stdio::null())
             .status()
             .unwrap()
             .success()
     );
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin)
         .args([
             "serve",
             "--listen",
@@ -197,7 +244,6 @@ fn main() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -209,7 +255,7 @@ fn main() {
         .to_string();
     let tokens: Vec<String> = (0..accounts)
         .map(|i| {
-            let out = Command::new(BIN)
+            let out = Command::new(bin)
                 .args(["token", "--data"])
                 .arg(tmp.path())
                 .args(["--account", &format!("bench-{i}"), "--ttl", "1h"])
@@ -228,35 +274,104 @@ fn main() {
             t
         })
         .collect();
+    Served {
+        child,
+        _tmp: tmp,
+        url,
+        tokens,
+    }
+}
 
-    let _warm = drive(&url, &tokens, threads, 1, None, pid);
-    let peak = drive(&url, &tokens, threads, secs, None, pid);
-    let raw = raw_server_rate(3.0);
+fn measure(label: &str, s: &Served, threads: usize, secs: u64) -> Figures {
+    let pid = s.child.id();
+    let _warm = drive(&s.url, &s.tokens, threads, 1, None, pid);
+    let c0 = commit_counters(&s.url);
+    let peak = drive(&s.url, &s.tokens, threads, secs, None, pid);
+    let c1 = commit_counters(&s.url);
     let peak_rate = peak.done as f64 / peak.wall;
     let per_core = peak.done as f64 / peak.server_cpu;
-    let at80 = drive(&url, &tokens, threads, secs, Some(peak_rate * 0.8), pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    let at80 = drive(&s.url, &s.tokens, threads, secs, Some(peak_rate * 0.8), pid);
+    Figures {
+        label: label.to_string(),
+        peak_rate,
+        per_core,
+        at80_rate: at80.done as f64 / at80.wall,
+        peak,
+        at80,
+        batches: (c1.0 - c0.0, c1.1 - c0.1),
+    }
+}
+
+fn report(f: &Figures, raw: f64) {
+    println!("[{}]", f.label);
+    println!(
+        "  end to end at peak: {:.0} recoveries/s wall, server CPU {:.2} s for {} recoveries = {:.0} recoveries per server core-second",
+        f.peak_rate, f.peak.server_cpu, f.peak.done, f.per_core
+    );
+    println!(
+        "  ratio per core (end to end / raw): {:.2}",
+        f.per_core / raw
+    );
+    println!(
+        "  group commit at peak: {} record batches for {} changes ({:.1} per batch)",
+        f.batches.0,
+        f.batches.1,
+        f.batches.1 as f64 / f.batches.0.max(1) as f64
+    );
+    println!(
+        "  peak latency p50 {:.2} ms, p99 {:.2} ms",
+        pct(&f.peak.lat, 0.5),
+        pct(&f.peak.lat, 0.99)
+    );
+    println!(
+        "  at 80% of peak ({:.0}/s offered, {:.0}/s achieved): p50 {:.2} ms, p99 {:.2} ms (client-side, includes the client's OPAQUE work)",
+        f.peak_rate * 0.8,
+        f.at80_rate,
+        pct(&f.at80.lat, 0.5),
+        pct(&f.at80.lat, 0.99)
+    );
+}
+
+fn main() {
+    let secs = env_or("BENCH_SECS", 8);
+    let threads = env_or("BENCH_THREADS", 16) as usize;
+    let accounts = env_or("BENCH_ACCOUNTS", 64) as usize;
+    let baseline = std::env::var("BENCH_BASELINE_BIN").ok();
+
+    let current = serve(BIN, accounts);
+    let base = baseline.as_deref().map(|b| serve(b, accounts));
+    // Alternate: baseline, current, raw, current, baseline, so drift in the machine's
+    // load hits both binaries alike.
+    let mut figs = Vec::new();
+    if let Some(b) = &base {
+        figs.push(measure(
+            "baseline (BENCH_BASELINE_BIN), round 1",
+            b,
+            threads,
+            secs,
+        ));
+    }
+    figs.push(measure("this build, round 1", &current, threads, secs));
+    let raw = raw_server_rate(3.0);
+    if base.is_some() {
+        figs.push(measure("this build, round 2", &current, threads, secs));
+    }
+    if let Some(b) = &base {
+        figs.push(measure(
+            "baseline (BENCH_BASELINE_BIN), round 2",
+            b,
+            threads,
+            secs,
+        ));
+    }
+    drop(base);
+    drop(current);
 
     println!(
-        "recover_load: {accounts} accounts, {threads} client threads, {secs} s per phase, cheap KSF, redb fsync per group commit"
+        "recover_load: {accounts} accounts, {threads} client threads, {secs} s per phase, cheap KSF, redb fsync per group commit (records, then rollback floors)"
     );
     println!("raw opaque-ke ServerLogin start+finish, 1 core: {raw:.0} /s");
-    println!(
-        "end to end at peak: {peak_rate:.0} recoveries/s wall, server CPU {:.2} s for {} recoveries = {per_core:.0} recoveries per server core-second",
-        peak.server_cpu, peak.done
-    );
-    println!("ratio per core (end to end / raw): {:.2}", per_core / raw);
-    println!(
-        "peak latency p50 {:.2} ms, p99 {:.2} ms",
-        pct(&peak.lat, 0.5),
-        pct(&peak.lat, 0.99)
-    );
-    println!(
-        "at 80% of peak ({:.0}/s offered, {:.0}/s achieved): p50 {:.2} ms, p99 {:.2} ms (client-side, includes the client's OPAQUE work)",
-        peak_rate * 0.8,
-        at80.done as f64 / at80.wall,
-        pct(&at80.lat, 0.5),
-        pct(&at80.lat, 0.99)
-    );
+    for f in &figs {
+        report(f, raw);
+    }
 }

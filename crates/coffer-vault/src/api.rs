@@ -1,5 +1,5 @@
 //! The `/v1/` HTTP API (docs/VAULT-API.md): parse, authenticate, run the core under the
-//! account's lock, commit durably, then reply.
+//! account's lock, commit durably (record, then rollback floor), confirm, then reply.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,8 +14,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use coffer_vault_core::{
-    CredentialId, RecoverFinishError, RecoverStartError, RecoverStartOutcome, RegisterError,
-    SealedRecord, StatusError, VaultCore,
+    CredentialId, DeleteError, RecoverFinishError, RecoverStartError, RecoverStartOutcome,
+    RegisterError, SealedRecord, Stale, StateChange, StatusError, VaultCore,
 };
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
@@ -99,15 +99,38 @@ impl AppState {
         })
     }
 
-    async fn commit(&self, id: &CredentialId, rec: Option<SealedRecord>) -> Result<(), ApiError> {
-        self.committer.commit((*id, rec)).await.map_err(|e| {
+    /// Makes `change` durable (record, then floor: committer.rs), then confirms its floor
+    /// to the core. Called with the credential's lock held, so no other request of the
+    /// credential runs between the commit and the confirm.
+    async fn commit(&self, change: StateChange) -> Result<(), ApiError> {
+        let floor = change.floor;
+        self.committer.commit(change).await.map_err(|e| {
             tracing::error!(error = %e, "durable commit failed");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "storage_unavailable",
                 "vault storage is unavailable; retry later",
             )
-        })
+        })?;
+        self.core.confirm(&floor);
+        Ok(())
+    }
+
+    /// The reply to a record below its rollback floor. The caller holds a token for this
+    /// very account, whose `status` says whether a record exists anyway, so naming the
+    /// condition tells it nothing a dummy KE2 would hide; the operator gets the detail.
+    fn rolled_back(&self, id: &CredentialId, stale: &Stale) -> ApiError {
+        self.metrics.storage_rolled_back.fetch_add(1, Relaxed);
+        tracing::error!(
+            credential = %hex::encode(&id.as_bytes()[..8]),
+            detail = %stale,
+            "refused a stale record: the record database was restored from an older copy; restore the latest vault.redb (the trusted store trusted.redb is newer)"
+        );
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_rolled_back",
+            "the vault's record storage is older than its trusted state (restored from an old copy); nothing was released or counted; the vault operator must restore the latest database, retry later",
+        )
     }
 
     fn rate_limit(&self, acct: &Account) -> Result<(), ApiError> {
@@ -328,7 +351,7 @@ async fn register_finish(
             })?;
         // Acknowledging before this commit could let a client believe a password is set
         // that a crash then forgets.
-        st.commit(&id, Some(rec)).await?;
+        st.commit(rec).await?;
         tracing::info!(tenant = %acct.tenant, "record registered");
         Ok(wire::RegisterFinishReply {
             v: WIRE_VERSION,
@@ -356,13 +379,14 @@ async fn recover_start(
         let outcome = st.core.recover_start(&id, current.as_ref(), &ke1, &mut OsRng).map_err(|e| match e {
             RecoverStartError::Malformed => malformed("KE1"),
             RecoverStartError::CorruptRecord => corrupt(),
+            RecoverStartError::StorageRolledBack(s) => st.rolled_back(&id, &s),
             _ => ApiError::internal("recover/start failed inside the vault core"),
         })?;
         match outcome {
             RecoverStartOutcome::Destroyed { commit } => {
                 if let Some(tomb) = commit {
                     // The tombstone must be durable before we say the key is gone.
-                    st.commit(&id, Some(tomb)).await?;
+                    st.commit(tomb).await?;
                     st.metrics.records_destroyed.fetch_add(1, Relaxed);
                     tracing::info!(tenant = %acct.tenant, "record destroyed after the last wrong guess");
                 }
@@ -377,8 +401,9 @@ async fn recover_start(
                 if let Some(rec) = commit {
                     // Invariant V2: KE2 lets the client test the password offline, so the
                     // counted guess must be durable before KE2 leaves; a crash after this
-                    // line keeps the count.
-                    st.commit(&id, Some(rec)).await?;
+                    // line keeps the count. V7: its floor is durable too, so an old copy
+                    // of the database restored later cannot hand the guess back.
+                    st.commit(rec).await?;
                     st.metrics.guesses_counted.fetch_add(1, Relaxed);
                     if st.failpoint.as_deref() == Some("hang-after-guess-commit") {
                         eprintln!("FAILPOINT hang-after-guess-commit reached");
@@ -427,7 +452,7 @@ async fn recover_finish(
                 // Every reply follows its state change (invariant V2); here a crash
                 // before the commit only leaves the count unreset, never K released
                 // by a login the vault then forgets.
-                st.commit(&id, Some(done.commit.clone())).await?;
+                st.commit(done.commit).await?;
                 st.metrics.recoveries.fetch_add(1, Relaxed);
                 Ok(wire::RecoverFinishReply { v: WIRE_VERSION, release: b64(&done.release_blob) })
             }
@@ -446,6 +471,7 @@ async fn recover_finish(
                     "the record changed since recover/start (another guess, registration or delete); start again",
                 ),
                 RecoverFinishError::CorruptRecord => corrupt(),
+                RecoverFinishError::StorageRolledBack(s) => st.rolled_back(&id, &s),
                 _ => ApiError::internal("recover/finish failed inside the vault core"),
             }),
         }
@@ -466,19 +492,18 @@ async fn delete(
         let id = acct.credential_id;
         let _g = st.lock_for(&id).lock().await;
         let current = st.read(&id)?;
-        let s = st
-            .core
-            .status(&id, current.as_ref())
-            .map_err(|_: StatusError| corrupt())?;
-        if !s.exists && !s.destroyed {
-            return Err(ApiError::new(
+        let change = st.core.delete(&id, current.as_ref()).map_err(|e| match e {
+            DeleteError::NoRecord => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "no_record",
                 "this account has no vault record",
-            ));
-        }
-        // "Backups off" must survive a crash once acknowledged.
-        st.commit(&id, None).await?;
+            ),
+            DeleteError::CorruptRecord => corrupt(),
+            _ => ApiError::internal("delete failed inside the vault core"),
+        })?;
+        // "Backups off" must survive a crash once acknowledged; the Deleted floor keeps an
+        // old copy of the record, restored later, from coming back.
+        st.commit(change).await?;
         tracing::info!(tenant = %acct.tenant, "record deleted");
         Ok(wire::DeleteReply { v: WIRE_VERSION })
     }
@@ -490,11 +515,15 @@ async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let t = Instant::now();
     let r = async {
         let acct = st.auth.authenticate(&headers)?;
-        let current = st.read(&acct.credential_id)?;
-        let s = st
-            .core
-            .status(&acct.credential_id, current.as_ref())
-            .map_err(|_: StatusError| corrupt())?;
+        let id = acct.credential_id;
+        // The lock keeps a concurrent change from committing and raising the floor
+        // between this read and the core's check, which would look like a rollback.
+        let _g = st.lock_for(&id).lock().await;
+        let current = st.read(&id)?;
+        let s = st.core.status(&id, current.as_ref()).map_err(|e| match e {
+            StatusError::StorageRolledBack(s) => st.rolled_back(&id, &s),
+            _ => corrupt(),
+        })?;
         Ok(wire::StatusReply {
             v: WIRE_VERSION,
             exists: s.exists,

@@ -1,15 +1,41 @@
-//! Group commit: one thread batches every write waiting for it into one durable redb
-//! transaction, so concurrent requests share one fsync.
+//! Group commit: batches every waiting state change into one durable record-database
+//! transaction followed by one durable trusted-store transaction, so concurrent requests
+//! share both fsyncs.
+//!
+//! Order per batch (docs/VAULT-API.md, "Durability order"):
+//! 1. records, one redb transaction in `vault.redb` (thread `vault-committer`);
+//! 2. floors, one redb transaction in `trusted.redb` (thread `vault-floors`);
+//! 3. waiters told "done"; each handler then confirms its floor to the core and replies.
+//!
+//! The two threads form a pipeline: batch N's floors are synced while batch N+1's records
+//! are, which is safe because no change in batch N+1 can build on one in batch N (the
+//! host's per-credential lock is held until the change is confirmed, after step 2).
+//!
+//! A crash after 1 and before 2 leaves records one generation ahead of their floors,
+//! which the core accepts (the floors catch up with the next change); no waiter was told
+//! "done", so no reply (no KE2, no released key) depended on the missing floors. The
+//! reverse order could leave a floor above every stored record: a sound account refused
+//! as rolled back.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
 
+use coffer_vault_core::{FloorUpdate, StateChange};
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 use crate::storage::{Storage, StorageError, Write};
+use crate::trusted::TrustedStore;
 
-type Job = (Write, oneshot::Sender<Result<(), String>>);
+type Waiter = oneshot::Sender<Result<(), String>>;
+type Job = (StateChange, Waiter);
+/// A batch whose records are committed, waiting for its floors.
+type FloorJob = (Vec<FloorUpdate>, Vec<Waiter>);
+
+/// Test-only failpoint: the committer hangs after the record commit and before the floor
+/// commit of a batch, so a test can SIGKILL the process exactly there.
+pub const FAILPOINT_BETWEEN_COMMITS: &str = "hang-between-record-and-floor-commit";
 
 /// Handle to the committer thread.
 #[derive(Clone)]
@@ -17,26 +43,42 @@ pub struct Committer {
     tx: Sender<Job>,
 }
 
-/// Most writes in one transaction.
+/// Most changes in one batch.
 const MAX_BATCH: usize = 512;
 
 impl Committer {
-    /// Starts the committer thread over `storage`.
-    pub fn start(storage: Arc<dyn Storage>, metrics: Arc<Metrics>) -> Self {
+    /// Starts the committer thread over `storage` and `trusted`. `failpoint` is the
+    /// test-only `COFFER_VAULT_FAILPOINT` value.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        trusted: Arc<TrustedStore>,
+        metrics: Arc<Metrics>,
+        failpoint: Option<String>,
+    ) -> Self {
         let (tx, rx) = channel::<Job>();
+        let (floor_tx, floor_rx) = channel::<FloorJob>();
+        let hang = failpoint.as_deref() == Some(FAILPOINT_BETWEEN_COMMITS);
+        // If either thread fails to start, its channel closes and every commit fails with
+        // "committer stopped" (503): nothing is ever released without both commits.
+        std::thread::Builder::new()
+            .name("vault-floors".into())
+            .spawn(move || run_floors(trusted, floor_rx))
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("cannot start floor committer thread: {e}"));
         std::thread::Builder::new()
             .name("vault-committer".into())
-            .spawn(move || run(storage, metrics, rx))
+            .spawn(move || run_records(storage, metrics, rx, floor_tx, hang))
             .map(|_| ())
             .unwrap_or_else(|e| tracing::error!("cannot start committer thread: {e}"));
         Self { tx }
     }
 
-    /// Writes durably; returns once the write's batch has been committed and fsynced.
-    pub async fn commit(&self, write: Write) -> Result<(), StorageError> {
+    /// Makes `change` durable in both stores; returns once its batch's record and floor
+    /// transactions have both committed. The caller then confirms the floor to the core.
+    pub async fn commit(&self, change: StateChange) -> Result<(), StorageError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send((write, done))
+            .send((change, done))
             .map_err(|_| StorageError("committer stopped".into()))?;
         match wait.await {
             Ok(r) => r.map_err(StorageError),
@@ -45,7 +87,13 @@ impl Committer {
     }
 }
 
-fn run(storage: Arc<dyn Storage>, metrics: Arc<Metrics>, rx: Receiver<Job>) {
+fn run_records(
+    storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
+    rx: Receiver<Job>,
+    floors_tx: Sender<FloorJob>,
+    hang_between_commits: bool,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -54,13 +102,59 @@ fn run(storage: Arc<dyn Storage>, metrics: Arc<Metrics>, rx: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let (writes, waiters): (Vec<Write>, Vec<_>) = jobs.into_iter().unzip();
-        // One durable transaction for the whole batch; no waiter is told "done" (and so
-        // no reply leaves) before it returns.
-        let res = storage.commit(&writes).map_err(|e| e.0);
+        let mut writes: Vec<Write> = Vec::with_capacity(jobs.len());
+        let mut floors: Vec<FloorUpdate> = Vec::with_capacity(jobs.len());
+        let mut waiters = Vec::with_capacity(jobs.len());
+        for (change, done) in jobs {
+            writes.push((change.floor.credential_id, change.record));
+            floors.push(change.floor);
+            waiters.push(done);
+        }
+        // Records first, in one durable transaction (fsynced inside): see the module
+        // comment for why before the floors. No waiter hears "done" (so no reply leaves)
+        // before the floor thread has committed this batch's floors too.
+        let res = storage.commit(&writes);
         metrics.commit_batch(writes.len());
+        match res {
+            Err(e) => {
+                tracing::error!(error = %e, "durable record commit failed");
+                for w in waiters {
+                    let _ = w.send(Err(e.0.clone()));
+                }
+            }
+            Ok(()) => {
+                if hang_between_commits {
+                    eprintln!("FAILPOINT {FAILPOINT_BETWEEN_COMMITS} reached");
+                    loop {
+                        std::thread::sleep(Duration::from_secs(3600));
+                    }
+                }
+                if let Err(std::sync::mpsc::SendError((_, waiters))) =
+                    floors_tx.send((floors, waiters))
+                {
+                    for w in waiters {
+                        let _ = w.send(Err("floor committer stopped".into()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn run_floors(trusted: Arc<TrustedStore>, rx: Receiver<FloorJob>) {
+    while let Ok((mut floors, mut waiters)) = rx.recv() {
+        // Batches that queued up while the last sync ran share this one.
+        while let Ok((f, w)) = rx.try_recv() {
+            floors.extend(f);
+            waiters.extend(w);
+        }
+        // Floors second, one durable transaction in the trusted store, for batches whose
+        // records are already committed. If it fails the records stay ahead of their
+        // floors (accepted) and every waiter gets an error, so nothing is released on a
+        // floor that is not durable.
+        let res = trusted.commit(&floors).map_err(|e| e.0);
         if let Err(e) = &res {
-            tracing::error!(error = %e, "durable commit failed");
+            tracing::error!(error = %e, "durable floor commit failed");
         }
         for w in waiters {
             let _ = w.send(res.clone());

@@ -1,5 +1,6 @@
 //! The Coffer vault host: HTTP API (axum), bearer-token auth, redb storage with group
-//! commit, rate limits and metrics around the sans-IO trusted core in
+//! commit, the trusted store of rollback floors, rate limits and metrics around the
+//! sans-IO trusted core in
 //! `coffer-vault-core`. The binary `coffer-vault` is in `main.rs`; the API is documented in
 //! docs/VAULT-API.md.
 
@@ -12,3 +13,4 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod sessions;
 pub mod storage;
+pub mod trusted;

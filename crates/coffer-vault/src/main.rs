@@ -11,11 +11,12 @@ use clap::{Parser, Subcommand};
 use coffer_vault::api::{AppState, router};
 use coffer_vault::auth::{Auth, mint_dev_token};
 use coffer_vault::committer::Committer;
-use coffer_vault::keyfile::{DB_FILE, KeyFile};
+use coffer_vault::keyfile::{DB_FILE, KEY_FILE, KeyFile};
 use coffer_vault::metrics::Metrics;
 use coffer_vault::ratelimit::RateLimiter;
 use coffer_vault::sessions::Sessions;
 use coffer_vault::storage::{RedbStorage, Storage};
+use coffer_vault::trusted::{TRUSTED_FILE, TrustedStore};
 use coffer_vault_core::{DEFAULT_MAX_GUESSES, KsfProfile, VaultCore};
 
 #[derive(Parser)]
@@ -31,7 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Make a new vault's key file (DIR/vault.key, mode 0600). Refuses over an existing vault.
+    /// Make a new vault's key file (DIR/vault.key, mode 0600) and trusted store
+    /// (DIR/trusted.redb). Refuses over an existing vault.
     Init {
         /// Data directory.
         #[arg(long)]
@@ -109,6 +111,24 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Init { data } => {
+            // Nothing is created over any part of an existing vault (a fresh, empty
+            // trusted store beside old records would accept any rolled-back record).
+            for name in [KEY_FILE, DB_FILE, TRUSTED_FILE] {
+                let p = data.join(name);
+                if p.exists() {
+                    bail!(
+                        "{} already exists; refusing to make a new vault over an existing one",
+                        p.display()
+                    );
+                }
+            }
+            std::fs::create_dir_all(&data)
+                .with_context(|| format!("creating {}", data.display()))?;
+            // The trusted store before the key file: a crash between leaves no usable vault
+            // (serve wants the key file), never a key file without its trusted store. The
+            // key file's directory fsync in `KeyFile::init` also makes this file's entry
+            // durable.
+            TrustedStore::create(&data.join(TRUSTED_FILE))?;
             let kf = KeyFile::init(&data)?;
             println!(
                 "initialised vault {} in {}",
@@ -154,7 +174,10 @@ fn main() -> Result<()> {
                     .with_context(|| format!("{path} is not an Ed25519 public key PEM"))?;
                 tenants.insert(name.to_string(), key);
             }
-            let core = VaultCore::new(&kf.core, max_guesses)?.with_dummy_profile(dummy);
+            let trusted = Arc::new(TrustedStore::open(&data.join(TRUSTED_FILE))?);
+            let floors = trusted.load()?;
+            tracing::info!(floors = floors.len(), "loaded rollback floors");
+            let core = VaultCore::new(&kf.core, max_guesses, floors)?.with_dummy_profile(dummy);
             let auth = Auth::new(
                 kf.vault_id_hex(),
                 kf.token_key.as_ref(),
@@ -163,7 +186,9 @@ fn main() -> Result<()> {
             );
             let storage: Arc<dyn Storage> = Arc::new(RedbStorage::open(&data.join(DB_FILE))?);
             let metrics = Arc::new(Metrics::default());
-            let committer = Committer::start(storage.clone(), metrics.clone());
+            let failpoint = std::env::var("COFFER_VAULT_FAILPOINT").ok();
+            let committer =
+                Committer::start(storage.clone(), trusted, metrics.clone(), failpoint.clone());
             let state = AppState::new(
                 core,
                 auth,
@@ -172,7 +197,7 @@ fn main() -> Result<()> {
                 Sessions::new(Duration::from_secs(login_ttl)),
                 RateLimiter::new(rate_limit),
                 metrics,
-                std::env::var("COFFER_VAULT_FAILPOINT").ok(),
+                failpoint,
             );
             let app = router(Arc::new(state));
             let rt = tokio::runtime::Builder::new_multi_thread()

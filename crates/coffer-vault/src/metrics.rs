@@ -38,6 +38,8 @@ pub struct Metrics {
     pub recoveries: AtomicU64,
     /// Failed KE3s.
     pub ke3_failed: AtomicU64,
+    /// Requests refused because the stored record was below its rollback floor.
+    pub storage_rolled_back: AtomicU64,
     commit_batches: AtomicU64,
     commit_writes: AtomicU64,
     latency_buckets: [AtomicU64; 10],
@@ -103,6 +105,10 @@ impl Metrics {
             ),
             ("coffer_vault_recoveries_total", &self.recoveries),
             ("coffer_vault_ke3_failed_total", &self.ke3_failed),
+            (
+                "coffer_vault_storage_rolled_back_total",
+                &self.storage_rolled_back,
+            ),
             ("coffer_vault_commit_batches_total", &self.commit_batches),
             ("coffer_vault_commit_writes_total", &self.commit_writes),
         ] {

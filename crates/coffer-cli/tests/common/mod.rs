@@ -121,9 +121,11 @@ impl Drop for Vault {
     }
 }
 
-/// One simulated device: its own config folder.
+/// One simulated device: its own config folder and environment.
 pub struct Device {
     pub config: PathBuf,
+    /// Extra environment of every run.
+    pub env: Vec<(String, String)>,
 }
 
 /// The result of one `coffer` run.
@@ -159,10 +161,21 @@ impl Run {
 }
 
 impl Device {
+    /// A device with no OS keyring: its session bus address names a socket that does
+    /// not exist, so `coffer` falls back to the 0600 key file exactly as on a headless
+    /// Linux machine, and a developer's own keyring is never touched by the tests.
     pub fn new(root: &Path, name: &str) -> Device {
+        let no_bus = format!("unix:path={}", root.join("no-session-bus").display());
         Device {
             config: root.join(name),
+            env: vec![("DBUS_SESSION_BUS_ADDRESS".into(), no_bus)],
         }
+    }
+
+    /// The same device with one more environment variable (a later one wins).
+    pub fn with_env(mut self, key: &str, value: &str) -> Device {
+        self.env.push((key.into(), value.into()));
+        self
     }
 
     /// Runs `coffer --config-dir DIR ARGS...` with `stdin` piped in.
@@ -174,6 +187,8 @@ impl Device {
             .env("COFFER_KSF_PROFILE", "argon2id-test")
             .env_remove("COFFER_VAULT_TOKEN")
             .env_remove("COFFER_CONFIG_DIR")
+            .env_remove("COFFER_KEY_STORE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

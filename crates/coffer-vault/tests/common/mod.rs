@@ -118,3 +118,34 @@ pub fn metric(url: &str, name: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// Stops the vault gracefully (SIGTERM through `kill`: std only has SIGKILL and unsafe
+/// libc calls are forbidden) and waits for it, so its files are closed cleanly.
+pub fn stop(mut v: Vault) {
+    let st = Command::new("kill")
+        .args(["-TERM", &v.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while v.child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for a line containing `marker` on the vault's stderr.
+pub fn wait_for_stderr(v: &Vault, marker: &str) {
+    loop {
+        let line = v
+            .stderr
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no stderr line containing {marker:?}"));
+        if line.contains(marker) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! Rollback of the record database (invariant V7): real processes, real redb files, real
+//! HTTP on loopback. The record database is copied while the vault is stopped, put back
+//! later, and the vault must refuse the stale records instead of handing back guesses.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use coffer_vault_client::{KsfProfile, VaultClient, VaultError};
+use coffer_vault_core::client;
+use coffer_vault_core::wire::b64;
+use common::*;
+use rand_core::OsRng;
+
+const P: KsfProfile = KsfProfile::TestCheap;
+const OPTS: &[&str] = &["--rate-limit", "0", "--max-guesses", "3"];
+
+fn save_db(dir: &Path, name: &str) {
+    std::fs::copy(dir.join("vault.redb"), dir.join(name)).unwrap();
+}
+
+fn restore_db(dir: &Path, name: &str) {
+    std::fs::copy(dir.join(name), dir.join("vault.redb")).unwrap();
+}
+
+/// `recover/start` over raw HTTP with a well-formed KE1: (status, body text), or the
+/// transport error if no reply came.
+fn try_recover_start(url: &str, tok: &str) -> Result<(u16, String), ureq::Error> {
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .post(format!("{url}/v1/recover/start"))
+        .header("Authorization", format!("Bearer {tok}"))
+        .header("Content-Type", "application/json")
+        .send(format!(r#"{{"v":1,"ke1":"{}"}}"#, b64(&ke1)).as_bytes())?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.body_mut().read_to_string()?))
+}
+
+fn raw_recover_start(url: &str, tok: &str) -> (u16, serde_json::Value) {
+    let (status, text) = try_recover_start(url, tok).unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn assert_refused_as_rolled_back(v: &Vault, tok: &str) {
+    let (status, body) = raw_recover_start(&v.url, tok);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "storage_rolled_back", "{body}");
+    assert!(body.get("ke2").is_none(), "no KE2 may come back: {body}");
+    let c = VaultClient::new(&v.url, tok).unwrap();
+    assert!(
+        matches!(
+            c.recover(b"right"),
+            Err(VaultError::StorageRolledBack { .. })
+        ),
+        "the right password does not get past a stale record either"
+    );
+    assert!(matches!(
+        c.status(),
+        Err(VaultError::StorageRolledBack { .. })
+    ));
+    assert_eq!(metric(&v.url, "coffer_vault_ke2_released_total"), 0);
+    assert_eq!(metric(&v.url, "coffer_vault_guesses_counted_total"), 0);
+    assert!(metric(&v.url, "coffer_vault_storage_rolled_back_total") >= 3);
+}
+
+#[test]
+fn restored_old_database_cannot_hand_back_spent_guesses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let tok = token(dir, "alice", "1h");
+    let v = start(dir, OPTS, &[]);
+    VaultClient::new(&v.url, &tok)
+        .unwrap()
+        .register(b"right", &[7u8; 32], P)
+        .unwrap();
+    stop(v);
+    save_db(dir, "old.redb");
+
+    let v = start(dir, OPTS, &[]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            c.recover(b"wrong"),
+            Err(VaultError::WrongPassword { .. })
+        ));
+    }
+    assert_eq!(c.status().unwrap().guesses_left, Some(1));
+    // An account registered after the old copy was taken: missing from it.
+    let late = token(dir, "erin", "1h");
+    VaultClient::new(&v.url, &late)
+        .unwrap()
+        .register(b"right", &[12u8; 32], P)
+        .unwrap();
+    stop(v);
+    save_db(dir, "latest.redb");
+
+    restore_db(dir, "old.redb");
+    let v = start(dir, OPTS, &[]);
+    assert_refused_as_rolled_back(&v, &tok);
+    // A record missing where the floor says one exists is stale too, not a dummy KE2.
+    let (status, body) = raw_recover_start(&v.url, &late);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("storage_rolled_back")),
+        "{body}"
+    );
+    let log: Vec<String> = v.stderr.try_iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("restore the latest vault.redb")),
+        "the operator is told in the log: {log:?}"
+    );
+    stop(v);
+
+    // Putting the latest database back is the operator's fix: the count is intact.
+    restore_db(dir, "latest.redb");
+    let v = start(dir, OPTS, &[]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    assert_eq!(c.status().unwrap().guesses_left, Some(1));
+    assert_eq!(*c.recover(b"right").unwrap(), [7u8; 32]);
+}
+
+#[test]
+fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let spent = token(dir, "bob", "1h");
+    let deleted = token(dir, "carol", "1h");
+    let v = start(dir, OPTS, &[]);
+    let (b, c) = (
+        VaultClient::new(&v.url, &spent).unwrap(),
+        VaultClient::new(&v.url, &deleted).unwrap(),
+    );
+    b.register(b"right", &[8u8; 32], P).unwrap();
+    c.register(b"right", &[9u8; 32], P).unwrap();
+    stop(v);
+    save_db(dir, "old.redb");
+
+    let v = start(dir, OPTS, &[]);
+    let (b, c) = (
+        VaultClient::new(&v.url, &spent).unwrap(),
+        VaultClient::new(&v.url, &deleted).unwrap(),
+    );
+    for _ in 0..3 {
+        assert!(matches!(
+            b.recover(b"wrong"),
+            Err(VaultError::WrongPassword { .. })
+        ));
+    }
+    assert!(matches!(b.recover(b"right"), Err(VaultError::KeyDestroyed)));
+    c.delete().unwrap();
+    stop(v);
+
+    restore_db(dir, "old.redb");
+    let v = start(dir, OPTS, &[]);
+    // Both old copies hold a live record with a fresh count; neither gets a KE2.
+    assert_refused_as_rolled_back(&v, &spent);
+    let (status, body) = raw_recover_start(&v.url, &deleted);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("storage_rolled_back"))
+    );
+    assert_eq!(metric(&v.url, "coffer_vault_ke2_released_total"), 0);
+    // The owner of the deleted account may register afresh over the stale copy.
+    let c = VaultClient::new(&v.url, &deleted).unwrap();
+    c.register(b"new", &[10u8; 32], P).unwrap();
+    assert_eq!(*c.recover(b"new").unwrap(), [10u8; 32]);
+}
+
+#[test]
+fn sigkill_between_record_and_floor_commit_leaves_a_working_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let tok = token(dir, "dave", "1h");
+    let v = start(dir, OPTS, &[]);
+    VaultClient::new(&v.url, &tok)
+        .unwrap()
+        .register(b"right", &[11u8; 32], P)
+        .unwrap();
+    stop(v);
+
+    let mut v = start(
+        dir,
+        OPTS,
+        &[(
+            "COFFER_VAULT_FAILPOINT",
+            "hang-between-record-and-floor-commit",
+        )],
+    );
+    let (url, t2) = (v.url.clone(), tok.clone());
+    let guess = std::thread::spawn(move || try_recover_start(&url, &t2));
+    wait_for_stderr(&v, "FAILPOINT hang-between-record-and-floor-commit");
+    v.child.kill().unwrap(); // SIGKILL: the record is committed, its floor is not
+    v.child.wait().unwrap();
+    drop(v);
+    // The reply never left: no KE2 rests on a floor that is not durable.
+    let reply = guess.join().unwrap();
+    assert!(
+        reply.is_err(),
+        "the connection must die with the process, not answer: {reply:?}"
+    );
+
+    let v = start(dir, OPTS, &[]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    assert_eq!(
+        c.status().unwrap().guesses_left,
+        Some(2),
+        "the committed guess counts; the record ahead of its floor is accepted"
+    );
+    assert_eq!(*c.recover(b"right").unwrap(), [11u8; 32]);
+    assert_eq!(metric(&v.url, "coffer_vault_storage_rolled_back_total"), 0);
+}
+
+#[test]
+fn serve_refuses_to_start_without_the_trusted_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    assert!(
+        dir.join("trusted.redb").exists(),
+        "init makes the trusted store"
+    );
+    std::fs::remove_file(dir.join("trusted.redb")).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("trusted store") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(!dir.join("trusted.redb").exists(), "never made silently");
+    // init will not put a fresh trusted store beside an existing vault either.
+    let again = std::process::Command::new(BIN)
+        .args(["init", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(!dir.join("trusted.redb").exists());
+}
