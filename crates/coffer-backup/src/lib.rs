@@ -34,6 +34,7 @@ mod types;
 
 pub use error::Error;
 pub use keys::BackupKey;
+pub use maintain::civil_date;
 pub use repo::Repository;
 pub use snapshot::{DiffEntry, DiffKind};
 pub use types::{

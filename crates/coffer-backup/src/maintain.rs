@@ -11,16 +11,24 @@ use crate::restore::BlobReader;
 use crate::snapshot::NodeKind;
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
 
-/// Days since 1970-01-01 to (year, month), proleptic Gregorian (H. Hinnant's algorithm).
-fn year_month(days: i64) -> (i64, i64) {
+/// Days since 1970-01-01 to the UTC (year, month, day), proleptic Gregorian (Howard
+/// Hinnant's civil-from-days). Public so that front ends print dates the way the keep
+/// rules count them.
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn year_month(days: i64) -> (i64, i64) {
+    let (y, m, _) = civil_date(days);
     (y, m)
 }
 
