@@ -228,7 +228,18 @@ fn serve(bin: &str, accounts: usize) -> Served {
             .unwrap()
             .success()
     );
-    let mut child = Command::new(bin)
+    // With BENCH_SERVER_CPU set (bench/vault-load sets it on machines with 2+ cores), the
+    // server runs alone on that core and the load generator on the others, so the server's
+    // cost per recovery is not inflated by 16 client threads sharing its core's caches.
+    let mut cmd = match std::env::var("BENCH_SERVER_CPU") {
+        Ok(cpu) if !cpu.is_empty() => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu]).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    let mut child = cmd
         .args([
             "serve",
             "--listen",
