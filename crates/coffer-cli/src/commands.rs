@@ -628,8 +628,11 @@ fn status(ctx: &Ctx) -> Result<Output, Failure> {
         (None, None) => human += "backups:     none yet\n",
         (None, Some(last)) => {
             human += &format!(
-                "backups:     {} snapshots; last {} ({})\n",
-                s.snapshots.unwrap_or(0),
+                "backups:     {}; last {} ({})\n",
+                match s.snapshots.unwrap_or(0) {
+                    1 => "1 snapshot".to_string(),
+                    n => format!("{n} snapshots"),
+                },
                 time(last),
                 short(&last.id)
             )
