@@ -112,7 +112,8 @@ pub(crate) fn redact(location: &str) -> String {
     out
 }
 
-fn invalid(location: &str, reason: impl Into<String>) -> Error {
+/// A location the user must fix, shown redacted.
+pub(crate) fn invalid(location: &str, reason: impl Into<String>) -> Error {
     Error::InvalidLocation {
         location: redact(location),
         reason: reason.into(),

@@ -8,6 +8,7 @@ use opendal::{Operator, Scheme};
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::location::invalid;
 
 /// A storage backend plus the runtime its futures run on.
 #[derive(Clone)]
@@ -23,13 +24,6 @@ pub(crate) struct Store {
 fn memory_ops() -> &'static Mutex<HashMap<String, Operator>> {
     static M: OnceLock<Mutex<HashMap<String, Operator>>> = OnceLock::new();
     M.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-fn invalid(location: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidLocation {
-        location: crate::location::redact(location),
-        reason: reason.into(),
-    }
 }
 
 /// Builds the operator for a location (FORMAT.md "Locations").
