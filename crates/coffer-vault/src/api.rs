@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use crate::auth::{Account, Auth};
 use crate::committer::Committer;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Route};
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
 use crate::storage::Storage;
@@ -270,7 +270,7 @@ fn corrupt() -> ApiError {
 
 fn finish<T: serde::Serialize>(
     st: &AppState,
-    route: usize,
+    route: Route,
     started: Instant,
     r: Result<T, ApiError>,
 ) -> Response {
@@ -278,11 +278,7 @@ fn finish<T: serde::Serialize>(
         Ok(v) => (StatusCode::OK, Json(v)).into_response(),
         Err(e) => {
             if e.status.is_server_error() {
-                tracing::warn!(
-                    code = e.code,
-                    route = crate::metrics::ROUTES[route],
-                    "request failed"
-                );
+                tracing::warn!(code = e.code, route = route.name(), "request failed");
             }
             e.into_response()
         }
@@ -313,7 +309,7 @@ async fn register_start(
         })
     }
     .await;
-    finish(&st, 0, t, r)
+    finish(&st, Route::RegisterStart, t, r)
 }
 
 async fn register_finish(
@@ -359,7 +355,7 @@ async fn register_finish(
         })
     }
     .await;
-    finish(&st, 1, t, r)
+    finish(&st, Route::RegisterFinish, t, r)
 }
 
 async fn recover_start(
@@ -427,7 +423,7 @@ async fn recover_start(
         }
     }
     .await;
-    finish(&st, 2, t, r)
+    finish(&st, Route::RecoverStart, t, r)
 }
 
 async fn recover_finish(
@@ -477,7 +473,7 @@ async fn recover_finish(
         }
     }
     .await;
-    finish(&st, 3, t, r)
+    finish(&st, Route::RecoverFinish, t, r)
 }
 
 async fn delete(
@@ -508,7 +504,7 @@ async fn delete(
         Ok(wire::DeleteReply { v: WIRE_VERSION })
     }
     .await;
-    finish(&st, 4, t, r)
+    finish(&st, Route::Delete, t, r)
 }
 
 async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
@@ -533,5 +529,5 @@ async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
         })
     }
     .await;
-    finish(&st, 5, t, r)
+    finish(&st, Route::Status, t, r)
 }

@@ -9,21 +9,50 @@ const BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
 ];
 
-/// Routes counted separately.
-pub const ROUTES: [&str; 7] = [
-    "register_start",
-    "register_finish",
-    "recover_start",
-    "recover_finish",
-    "delete",
-    "status",
-    "other",
-];
+/// The API routes, each counted separately.
+#[derive(Clone, Copy, Debug)]
+pub enum Route {
+    /// `POST /v1/register/start`
+    RegisterStart,
+    /// `POST /v1/register/finish`
+    RegisterFinish,
+    /// `POST /v1/recover/start`
+    RecoverStart,
+    /// `POST /v1/recover/finish`
+    RecoverFinish,
+    /// `POST /v1/delete`
+    Delete,
+    /// `GET /v1/status`
+    Status,
+}
+
+impl Route {
+    const ALL: [Route; 6] = [
+        Route::RegisterStart,
+        Route::RegisterFinish,
+        Route::RecoverStart,
+        Route::RecoverFinish,
+        Route::Delete,
+        Route::Status,
+    ];
+
+    /// The route's label in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::RegisterStart => "register_start",
+            Route::RegisterFinish => "register_finish",
+            Route::RecoverStart => "recover_start",
+            Route::RecoverFinish => "recover_finish",
+            Route::Delete => "delete",
+            Route::Status => "status",
+        }
+    }
+}
 
 /// All counters.
 #[derive(Default)]
 pub struct Metrics {
-    requests: [AtomicU64; 7],
+    requests: [AtomicU64; Route::ALL.len()],
     errors_4xx: AtomicU64,
     errors_5xx: AtomicU64,
     /// Guesses counted (durably committed) by recover/start.
@@ -48,9 +77,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one request to route index `route` with its status and latency.
-    pub fn request(&self, route: usize, status: u16, elapsed: Duration) {
-        self.requests[route.min(ROUTES.len() - 1)].fetch_add(1, Relaxed);
+    /// Counts one request to `route` with its status and latency.
+    pub fn request(&self, route: Route, status: u16, elapsed: Duration) {
+        self.requests[route as usize].fetch_add(1, Relaxed);
         if (400..500).contains(&status) {
             self.errors_4xx.fetch_add(1, Relaxed);
         } else if status >= 500 {
@@ -77,11 +106,12 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# TYPE coffer_vault_requests_total counter");
-        for (i, r) in ROUTES.iter().enumerate() {
+        for r in Route::ALL {
             let _ = writeln!(
                 s,
-                "coffer_vault_requests_total{{route=\"{r}\"}} {}",
-                self.requests[i].load(Relaxed)
+                "coffer_vault_requests_total{{route=\"{}\"}} {}",
+                r.name(),
+                self.requests[r as usize].load(Relaxed)
             );
         }
         let _ = writeln!(s, "# TYPE coffer_vault_errors_total counter");
