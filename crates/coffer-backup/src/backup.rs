@@ -5,7 +5,6 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Error;
@@ -116,13 +115,7 @@ fn read_file(
         let mut ids = String::new();
         let mut n = 0u64;
         while let Some(c) = ch.next_chunk().map_err(|e| Error::io(path, e))? {
-            if opts
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Relaxed))
-            {
-                return Err(Error::Cancelled);
-            }
+            opts.check_cancel()?;
             n += c.len() as u64;
             progress.add(c.len() as u64, opts);
             let id = pipe.add(c)?;
@@ -251,13 +244,7 @@ pub(crate) fn backup_paths(
                 nodes.push(node);
                 continue;
             }
-            if opts
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Relaxed))
-            {
-                return Err(Error::Cancelled);
-            }
+            opts.check_cancel()?;
             if let Some(p) = parent.get(&node.path)
                 && p.size == node.size
                 && p.mtime_ns == node.mtime_ns
@@ -357,13 +344,7 @@ pub(crate) fn backup_stream(
             .next_chunk()
             .map_err(|e| Error::io(format!("<{name}>"), e))?
         {
-            if opts
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Relaxed))
-            {
-                return Err(Error::Cancelled);
-            }
+            opts.check_cancel()?;
             size += c.len() as u64;
             progress.add(c.len() as u64, opts);
             ids.push_str(&hex::encode(pipe.add(c)?));

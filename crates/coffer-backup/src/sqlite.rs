@@ -62,16 +62,33 @@ fn may_use_wal(path: &Path) -> bool {
     has_wal(path) || header_says_wal(path).unwrap_or(true)
 }
 
-/// File format bytes 18 and 19 are 2 for a database in WAL mode (file format 1.3.2).
+/// Whether the header says WAL mode (file format 1.3.2).
 fn header_says_wal(path: &Path) -> Option<bool> {
     let mut f = File::open(path).ok()?;
     let mut h = [0u8; 20];
     f.read_exact(&mut h).ok()?;
-    Some(h[18] == 2 || h[19] == 2)
+    Some(wal_header(&h))
+}
+
+/// File format bytes 18 and 19 (write and read version) are 2 in WAL mode.
+fn wal_header(h: &[u8; 20]) -> bool {
+    h[18] == 2 || h[19] == 2
 }
 
 /// How long a backup waits for a writer's transaction before giving up on a database.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A read-only connection that waits up to [`LOCK_WAIT`] for a writer's transaction.
+fn open_read_only(path: &Path) -> Result<rusqlite::Connection, Error> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| sqlite_error(path, "SQLite open", e))?;
+    conn.busy_timeout(LOCK_WAIT)
+        .map_err(|e| sqlite_error(path, "SQLite busy timeout", e))?;
+    Ok(conn)
+}
 
 fn sqlite_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::io(
@@ -99,13 +116,7 @@ pub(crate) fn with_consistent_image<T>(
     if may_use_wal(path) {
         return via_backup_api(path, &mut f);
     }
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| sqlite_error(path, "SQLite open", e))?;
-    conn.busy_timeout(LOCK_WAIT)
-        .map_err(|e| sqlite_error(path, "SQLite busy timeout", e))?;
+    let conn = open_read_only(path)?;
     // BEGIN alone takes no lock; the first read takes SHARED (and waits out a writer
     // that is committing, through the busy timeout).
     conn.execute_batch("BEGIN")
@@ -119,7 +130,7 @@ pub(crate) fn with_consistent_image<T>(
     // Switching to WAL needs EXCLUSIVE, so under our SHARED lock the mode seen here holds
     // for the whole read; if it is WAL now, a checkpoint could write under us.
     let mut h = [0u8; 20];
-    let wal = file.read_exact(&mut h).is_err() || h[18] == 2 || h[19] == 2;
+    let wal = file.read_exact(&mut h).is_err() || wal_header(&h);
     let out = if wal {
         None
     } else {
@@ -161,13 +172,7 @@ fn via_backup_api<T>(
 /// every concurrent commit and never finish under a busy writer).
 fn copy_with_backup_api(path: &Path, tmp: &Path) -> Result<(), Error> {
     use rusqlite::backup::{Backup, StepResult};
-    let src = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| sqlite_error(path, "SQLite open", e))?;
-    src.busy_timeout(LOCK_WAIT)
-        .map_err(|e| sqlite_error(path, "SQLite busy timeout", e))?;
+    let src = open_read_only(path)?;
     let mut dst =
         rusqlite::Connection::open(tmp).map_err(|e| sqlite_error(tmp, "SQLite open", e))?;
     // A scratch copy: no journal and no fsync, it is deleted after the read whatever

@@ -52,6 +52,16 @@ pub struct BackupOptions {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
+impl BackupOptions {
+    /// `Err(Cancelled)` once the caller has asked the backup to stop.
+    pub(crate) fn check_cancel(&self) -> Result<(), crate::Error> {
+        match &self.cancel {
+            Some(c) if c.load(std::sync::atomic::Ordering::Relaxed) => Err(crate::Error::Cancelled),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Debug for BackupOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BackupOptions")
