@@ -18,7 +18,7 @@ use crate::error::{CoreKeysError, DeleteError, RecoverStartError, RegisterError,
 use crate::floor::{self, Floor, FloorUpdate, Floors, Stale};
 use crate::login::{Ke3Verified, RecoverStarted};
 use crate::record::{Record, SealedRecord};
-use crate::suite::{KsfProfile, Suite, context};
+use crate::suite::{KsfProfile, Suite, context, decode_exact};
 use crate::wrap::WRAPPED_KEY_LEN;
 
 /// The id a record is stored under: `HMAC-SHA256(vault key, tenant || 0x00 || account)`,
@@ -311,16 +311,12 @@ impl VaultCore {
         cred: &CredentialId,
         request: &[u8],
     ) -> Result<Vec<u8>, RegisterError> {
-        let msg = RegistrationRequest::<Suite>::deserialize(request).map_err(|_| {
-            RegisterError::Malformed {
-                what: "registration request",
-            }
+        let msg = decode_exact(request, RegistrationRequest::<Suite>::deserialize, |m| {
+            m.serialize()
+        })
+        .ok_or(RegisterError::Malformed {
+            what: "registration request",
         })?;
-        if msg.serialize().len() != request.len() {
-            return Err(RegisterError::Malformed {
-                what: "registration request",
-            });
-        }
         let res = ServerRegistration::<Suite>::start(&self.setup, msg, cred.as_bytes()).map_err(
             |_| RegisterError::Malformed {
                 what: "registration request",
@@ -344,16 +340,12 @@ impl VaultCore {
         profile: &str,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<StateChange, RegisterError> {
-        let msg = RegistrationUpload::<Suite>::deserialize(upload).map_err(|_| {
-            RegisterError::Malformed {
-                what: "registration upload",
-            }
+        let msg = decode_exact(upload, RegistrationUpload::<Suite>::deserialize, |m| {
+            m.serialize()
+        })
+        .ok_or(RegisterError::Malformed {
+            what: "registration upload",
         })?;
-        if msg.serialize().len() != upload.len() {
-            return Err(RegisterError::Malformed {
-                what: "registration upload",
-            });
-        }
         if wrapped_key.len() != WRAPPED_KEY_LEN {
             return Err(RegisterError::Malformed {
                 what: "wrapped key",
@@ -386,11 +378,10 @@ impl VaultCore {
         ke1: &[u8],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<RecoverStartOutcome, RecoverStartError> {
-        let msg = CredentialRequest::<Suite>::deserialize(ke1)
-            .map_err(|_| RecoverStartError::Malformed)?;
-        if msg.serialize().len() != ke1.len() {
-            return Err(RecoverStartError::Malformed);
-        }
+        let msg = decode_exact(ke1, CredentialRequest::<Suite>::deserialize, |m| {
+            m.serialize()
+        })
+        .ok_or(RecoverStartError::Malformed)?;
         let ctx = self.context();
         let params = ServerLoginParameters {
             context: Some(&ctx),

@@ -7,7 +7,7 @@ use rand_core::{CryptoRng, RngCore};
 use crate::core::{CredentialId, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
 use crate::record::{Record, SealedRecord};
-use crate::suite::Suite;
+use crate::suite::{Suite, decode_exact};
 use crate::wrap::seal_release;
 
 /// Proof that a KE3 verified. Only [`RecoverStarted::finish`] can make one.
@@ -51,11 +51,10 @@ impl RecoverStarted {
         ke3: &[u8],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Recovered, RecoverFinishError> {
-        let msg = CredentialFinalization::<Suite>::deserialize(ke3)
-            .map_err(|_| RecoverFinishError::Malformed)?;
-        if msg.serialize().len() != ke3.len() {
-            return Err(RecoverFinishError::Malformed);
-        }
+        let msg = decode_exact(ke3, CredentialFinalization::<Suite>::deserialize, |m| {
+            m.serialize()
+        })
+        .ok_or(RecoverFinishError::Malformed)?;
         let Some(expected_gen) = self.generation else {
             // Dummy login for an unknown account: can never verify.
             return Err(RecoverFinishError::WrongPassword {

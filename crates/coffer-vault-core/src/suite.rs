@@ -14,6 +14,18 @@ impl opaque_ke::CipherSuite for Suite {
     type Ksf = Argon2<'static>;
 }
 
+/// Decodes an OPAQUE message that must fill `bytes` exactly. opaque-ke's deserializers
+/// accept trailing bytes; the wire format does not, so re-encoding must give back every
+/// byte received.
+pub(crate) fn decode_exact<T, E, S: AsRef<[u8]>>(
+    bytes: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<T, E>,
+    encode: impl FnOnce(&T) -> S,
+) -> Option<T> {
+    let msg = decode(bytes).ok()?;
+    (encode(&msg).as_ref().len() == bytes.len()).then_some(msg)
+}
+
 /// Prefix of the OPAQUE context string; the vault id follows it.
 pub const PROTOCOL_CONTEXT_PREFIX: &[u8] = b"coffer/vault/v1";
 
