@@ -39,6 +39,9 @@ impl CredentialId {
 
 const CORE_KEYS_VERSION: u8 = 1;
 
+/// [`VaultCore::change`] argument for every change but a count reset.
+pub(crate) const FLOORED: bool = true;
+
 /// The core's secrets: the OPAQUE server setup, the record-sealing key and the vault id.
 pub struct CoreKeys {
     vault_id: [u8; 16],
@@ -120,12 +123,19 @@ pub struct VaultCore {
 /// accepts (the floor catches up with the next change), and no reply was released. Floor
 /// first would let a crash leave a floor above every stored record: a sound account
 /// refused as rolled back.
+///
+/// A change that only gives guesses back (the count reset after a verified KE3) carries
+/// no floor: rolling it back can only take guesses from the attacker, never give them
+/// any, so it is not worth a trusted-store write (docs/VAULT-API.md, invariant V7).
 #[derive(Clone, Debug)]
 pub struct StateChange {
-    /// The record to store under `floor.credential_id`; `None` removes it (delete).
+    /// The credential whose record changes.
+    pub credential_id: CredentialId,
+    /// The record to store; `None` removes it (delete).
     pub record: Option<SealedRecord>,
-    /// The floor to persist in the trusted store once `record` is committed.
-    pub floor: FloorUpdate,
+    /// The floor to persist in the trusted store once `record` is committed; `None` for
+    /// a count reset, which needs none.
+    pub floor: Option<FloorUpdate>,
 }
 
 /// What `recover/start` decided.
@@ -160,7 +170,7 @@ pub enum RecoverStartOutcome {
 pub struct Recovered {
     /// The wrapped key encrypted under the OPAQUE session key.
     pub release_blob: Vec<u8>,
-    /// The record with the count reset, and its floor.
+    /// The record with the count reset (no floor: see [`StateChange`]).
     pub commit: StateChange,
     /// The vault's guess limit (the count is now back to all of it).
     pub max_guesses: u32,
@@ -286,22 +296,29 @@ impl VaultCore {
         ))
     }
 
-    /// Seals `record` at `generation` as a state change of `cred`.
+    /// Seals `record` at `generation` as a state change of `cred`, with the floor it
+    /// sets if `floored`. Only a count reset is not: the floor stays at the counted
+    /// record of `generation - 1`, which the reset is newer than, so the reset is
+    /// accepted; a host that serves the counted record instead (a rollback, or a crash
+    /// before the reset was durable) only takes guesses away; and the next counted guess
+    /// raises the floor above the reset, which makes it stale from then on.
     pub(crate) fn change(
         &self,
         cred: &CredentialId,
         record: &Record,
         generation: u64,
+        floored: bool,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Option<StateChange> {
         let sealed = record.seal(&self.sealing, cred, generation, rng)?;
-        let floor = Floor::for_record(&sealed, generation);
+        let floor = floored.then(|| FloorUpdate {
+            credential_id: *cred,
+            floor: Floor::for_record(&sealed, generation),
+        });
         Some(StateChange {
+            credential_id: *cred,
             record: Some(sealed),
-            floor: FloorUpdate {
-                credential_id: *cred,
-                floor,
-            },
+            floor,
         })
     }
 
@@ -363,7 +380,7 @@ impl VaultCore {
                 .to_vec(),
             wrapped_key: wrapped_key.to_vec(),
         };
-        self.change(cred, &record, generation, rng)
+        self.change(cred, &record, generation, FLOORED, rng)
             .ok_or(RegisterError::Internal)
     }
 
@@ -422,7 +439,7 @@ impl VaultCore {
             // The last guess was spent (and its KE3, if any, already had its chance):
             // replace the record by a tombstone, so K is gone for good.
             let commit = self
-                .change(cred, &Record::Destroyed, generation + 1, rng)
+                .change(cred, &Record::Destroyed, generation + 1, FLOORED, rng)
                 .ok_or(RecoverStartError::Internal)?;
             return Ok(RecoverStartOutcome::Destroyed {
                 commit: Some(commit),
@@ -441,7 +458,7 @@ impl VaultCore {
         };
         let new_gen = generation + 1;
         let commit = self
-            .change(cred, &counted, new_gen, rng)
+            .change(cred, &counted, new_gen, FLOORED, rng)
             .ok_or(RecoverStartError::Internal)?;
         let guesses_left = self.max_guesses.saturating_sub(used);
         Ok(RecoverStartOutcome::Challenge {
@@ -503,11 +520,12 @@ impl VaultCore {
             return Err(DeleteError::NoRecord);
         }
         Ok(StateChange {
+            credential_id: *cred,
             record: None,
-            floor: FloorUpdate {
+            floor: Some(FloorUpdate {
                 credential_id: *cred,
                 floor: Floor::Deleted { generation },
-            },
+            }),
         })
     }
 }

@@ -4,7 +4,7 @@
 use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
 use rand_core::{CryptoRng, RngCore};
 
-use crate::core::{CredentialId, OpenError, Recovered, VaultCore};
+use crate::core::{CredentialId, FLOORED, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
 use crate::record::{Record, SealedRecord};
 use crate::suite::{Suite, decode_exact};
@@ -100,7 +100,7 @@ impl RecoverStarted {
             wrapped_key: wrapped_key.clone(),
         };
         let commit = core
-            .change(&self.cred, &reset, generation + 1, rng)
+            .change(&self.cred, &reset, generation + 1, !FLOORED, rng)
             .ok_or(RecoverFinishError::Internal)?;
         Ok(Recovered {
             release_blob,

@@ -14,7 +14,9 @@ const P: KsfProfile = KsfProfile::TestCheap;
 
 /// What an honest host does with a change once both stores committed it.
 fn commit(core: &VaultCore, change: StateChange) -> Option<SealedRecord> {
-    core.confirm(&change.floor);
+    if let Some(floor) = &change.floor {
+        core.confirm(floor);
+    }
     change.record
 }
 
@@ -225,7 +227,11 @@ fn message_sizes_match_the_api_document() {
     let (c2, ke2, st, rec2) = start(&core, &cred, &rec, b"right");
     let (ke3, wait) = c2.finish(core.vault_id(), &ke2, P, &mut OsRng).unwrap();
     let done = st.finish(&core, Some(&rec2), &ke3, &mut OsRng).unwrap();
-    assert_eq!(done.commit.floor.floor.to_bytes().len(), FLOOR_LEN);
+    assert!(
+        done.commit.floor.is_none(),
+        "a count reset carries no floor"
+    );
+    assert_eq!(core.floor(&cred).unwrap().to_bytes().len(), FLOOR_LEN);
     assert_eq!(
         (ke1.len(), ke2.len(), ke3.len(), done.release_blob.len()),
         (96, 320, 64, 90)
@@ -312,7 +318,7 @@ fn floor_rises_only_when_the_host_confirms() {
         core.status(&cred, Some(&ahead)).unwrap().guesses_left,
         Some(9)
     );
-    core.confirm(&change.floor);
+    core.confirm(change.floor.as_ref().unwrap());
     assert_eq!(
         core.floor(&cred).unwrap().generation(),
         before.generation() + 1
@@ -327,6 +333,39 @@ fn floor_rises_only_when_the_host_confirms() {
         core.floor(&cred).unwrap().generation(),
         before.generation() + 1
     );
+}
+
+#[test]
+fn a_reset_has_no_floor_and_rolling_it_back_only_takes_guesses() {
+    let (core, cred, rec) = setup(10);
+    // Two wrong guesses, then the right password: the reset record is floorless.
+    let (_, _, _, rec1) = start(&core, &cred, &rec, b"wrong");
+    let (c, ke2, st, counted) = start(&core, &cred, &rec1, b"right");
+    let floor_at_counted = core.floor(&cred).unwrap();
+    let (ke3, _) = c.finish(core.vault_id(), &ke2, P, &mut OsRng).unwrap();
+    let done = st.finish(&core, Some(&counted), &ke3, &mut OsRng).unwrap();
+    assert!(done.commit.floor.is_none());
+    let reset = commit(&core, done.commit).unwrap();
+    assert_eq!(core.floor(&cred), Some(floor_at_counted));
+    assert_eq!(
+        core.status(&cred, Some(&reset)).unwrap().guesses_left,
+        Some(10)
+    );
+    // A host that serves the counted record instead of the reset (a rollback, or a
+    // crash before the reset was durable) hands out fewer guesses, never more.
+    assert_eq!(
+        core.status(&cred, Some(&counted)).unwrap().guesses_left,
+        Some(8)
+    );
+    // The next counted guess floors above the reset, which is then stale like any
+    // older record, so it cannot be replayed to wipe later guesses.
+    let (_, _, _, next) = start(&core, &cred, &reset, b"wrong");
+    assert_eq!(
+        core.status(&cred, Some(&next)).unwrap().guesses_left,
+        Some(9)
+    );
+    assert_rolled_back(&core, &cred, Some(&reset));
+    assert_rolled_back(&core, &cred, Some(&counted));
 }
 
 #[test]
@@ -370,7 +409,7 @@ fn deleted_record_restored_from_an_old_copy_is_refused() {
     let (core, cred, rec) = setup(10);
     let del = core.delete(&cred, Some(&rec)).unwrap();
     assert!(del.record.is_none());
-    assert!(matches!(del.floor.floor, Floor::Deleted { .. }));
+    assert!(matches!(del.floor.unwrap().floor, Floor::Deleted { .. }));
     assert!(commit(&core, del).is_none());
     assert_rolled_back(&core, &cred, Some(&rec));
     // With no record it is an unknown account again: a dummy KE2, nothing to commit.

@@ -327,8 +327,12 @@ fn measure(label: &str, s: &Served, threads: usize, secs: u64) -> Figures {
 fn report(f: &Figures, raw: f64, raw_loaded: f64) {
     println!("[{}]", f.label);
     println!(
-        "  end to end at peak: {:.0} recoveries/s wall, server CPU {:.2} s for {} recoveries = {:.0} recoveries per server core-second",
-        f.peak_rate, f.peak.server_cpu, f.peak.done, f.per_core
+        "  end to end at peak: {:.0} recoveries/s wall, server CPU {:.2} s for {} recoveries = {:.0} recoveries per server core-second (server core {:.0}% busy)",
+        f.peak_rate,
+        f.peak.server_cpu,
+        f.peak.done,
+        f.per_core,
+        100.0 * f.peak.server_cpu / f.peak.wall
     );
     println!(
         "  ratio per core (end to end / raw): {:.2} against raw on an idle machine, {:.2} against raw under the same load",

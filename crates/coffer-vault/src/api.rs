@@ -112,7 +112,9 @@ impl AppState {
                 "vault storage is unavailable; retry later",
             )
         })?;
-        self.core.confirm(&floor);
+        if let Some(floor) = floor {
+            self.core.confirm(&floor);
+        }
         Ok(())
     }
 

@@ -7,6 +7,10 @@
 //! 2. floors, one redb transaction in `trusted.redb` (thread `vault-floors`);
 //! 3. waiters told "done"; each handler then confirms its floor to the core and replies.
 //!
+//! A count reset carries no floor (`StateChange::floor` is `None`: rolling one back only
+//! takes guesses away), so its waiter hears "done" after step 1, and a batch of resets
+//! alone skips step 2.
+//!
 //! The two threads form a pipeline: batch N's floors are synced while batch N+1's records
 //! are, which is safe because no change in batch N+1 can build on one in batch N (the
 //! host's per-credential lock is held until the change is confirmed, after step 2).
@@ -73,8 +77,9 @@ impl Committer {
         Self { tx }
     }
 
-    /// Makes `change` durable in both stores; returns once its batch's record and floor
-    /// transactions have both committed. The caller then confirms the floor to the core.
+    /// Makes `change` durable; returns once its batch's record transaction and, if the
+    /// change has a floor, its floor transaction have committed. The caller then confirms
+    /// the floor to the core.
     pub async fn commit(&self, change: StateChange) -> Result<(), StorageError> {
         let (done, wait) = oneshot::channel();
         self.tx
@@ -104,11 +109,19 @@ fn run_records(
         }
         let mut writes: Vec<Write> = Vec::with_capacity(jobs.len());
         let mut floors: Vec<FloorUpdate> = Vec::with_capacity(jobs.len());
+        // Waiters of changes with a floor, which hear "done" only after the floor commit,
+        // and of count resets, which need none and hear it after the record commit.
         let mut waiters = Vec::with_capacity(jobs.len());
+        let mut reset_waiters = Vec::new();
         for (change, done) in jobs {
-            writes.push((change.floor.credential_id, change.record));
-            floors.push(change.floor);
-            waiters.push(done);
+            writes.push((change.credential_id, change.record));
+            match change.floor {
+                Some(f) => {
+                    floors.push(f);
+                    waiters.push(done);
+                }
+                None => reset_waiters.push(done),
+            }
         }
         // Records first, in one durable transaction (fsynced inside): see the module
         // comment for why before the floors. No waiter hears "done" (so no reply leaves)
@@ -118,7 +131,7 @@ fn run_records(
         match res {
             Err(e) => {
                 tracing::error!(error = %e, "durable record commit failed");
-                for w in waiters {
+                for w in waiters.into_iter().chain(reset_waiters) {
                     let _ = w.send(Err(e.0.clone()));
                 }
             }
@@ -128,6 +141,12 @@ fn run_records(
                     loop {
                         std::thread::sleep(Duration::from_secs(3600));
                     }
+                }
+                for w in reset_waiters {
+                    let _ = w.send(Ok(()));
+                }
+                if floors.is_empty() {
+                    continue;
                 }
                 if let Err(std::sync::mpsc::SendError((_, waiters))) =
                     floors_tx.send((floors, waiters))
