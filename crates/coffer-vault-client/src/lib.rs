@@ -97,6 +97,20 @@ fn field(s: &str, name: &str) -> Result<Vec<u8>, VaultError> {
     })
 }
 
+/// A login between `recover/start` and `recover/finish`: the vault's sealed login
+/// ticket, the client's KE3, and what opens the released key.
+pub struct PendingRecovery {
+    session: String,
+    ke3: String,
+    waiting: client::AwaitingKey,
+}
+
+impl std::fmt::Debug for PendingRecovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRecovery").finish_non_exhaustive()
+    }
+}
+
 impl VaultClient {
     /// `base_url` like `"http://127.0.0.1:8443"`; `token` is the bearer JWT whose `aud` is
     /// the vault id.
@@ -191,6 +205,15 @@ impl VaultClient {
 
     /// OPAQUE login; returns K. Each call spends one guess until verified.
     pub fn recover(&self, password: &[u8]) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let pending = self.start_recovery(password)?;
+        self.finish_recovery(pending)
+    }
+
+    /// First half of [`VaultClient::recover`]: `recover/start` (the vault counts a guess)
+    /// and the client's OPAQUE step, which already tells a wrong password
+    /// ([`VaultError::WrongPassword`]). The result can be finished by any client of the
+    /// same vault and account, on any replica, within the vault's `--login-ttl`.
+    pub fn start_recovery(&self, password: &[u8]) -> Result<PendingRecovery, VaultError> {
         let (ke1, state) = client::recover_start(password, &mut OsRng).map_err(protocol)?;
         let start: wire::RecoverStartReply = self.post(
             "/v1/recover/start",
@@ -204,25 +227,34 @@ impl VaultClient {
                 message: format!("unknown KSF profile {:?}", start.profile),
             })?;
         let ke2 = field(&start.ke2, "ke2")?;
-        let (ke3, waiting) = match state.finish(&self.vault_id, &ke2, profile, &mut OsRng) {
-            Ok(v) => v,
-            Err(ClientError::WrongPassword) => {
-                return Err(VaultError::WrongPassword {
-                    guesses_left: start.guesses_left,
-                });
-            }
-            Err(e) => return Err(protocol(e)),
-        };
+        match state.finish(&self.vault_id, &ke2, profile, &mut OsRng) {
+            Ok((ke3, waiting)) => Ok(PendingRecovery {
+                session: start.session,
+                ke3: b64(&ke3),
+                waiting,
+            }),
+            Err(ClientError::WrongPassword) => Err(VaultError::WrongPassword {
+                guesses_left: start.guesses_left,
+            }),
+            Err(e) => Err(protocol(e)),
+        }
+    }
+
+    /// Second half of [`VaultClient::recover`]: `recover/finish`, then opens K.
+    pub fn finish_recovery(
+        &self,
+        pending: PendingRecovery,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
         let done: wire::RecoverFinishReply = self.post(
             "/v1/recover/finish",
             &wire::RecoverFinishRequest {
                 v: WIRE_VERSION,
-                session: start.session,
-                ke3: b64(&ke3),
+                session: pending.session,
+                ke3: pending.ke3,
             },
         )?;
         let release = field(&done.release, "release")?;
-        waiting.open(&release).map_err(protocol)
+        pending.waiting.open(&release).map_err(protocol)
     }
 
     /// Destroys the account's record (turn backups off).

@@ -110,6 +110,8 @@ pub struct VaultCore {
     vault_id: [u8; 16],
     setup: ServerSetup<Suite>,
     sealing: LessSafeKey,
+    /// Seals login tickets (HKDF of the sealing key; login.rs).
+    tickets: LessSafeKey,
     max_guesses: u32,
     dummy_profile: KsfProfile,
     floors: Floors,
@@ -210,10 +212,13 @@ impl VaultCore {
             .map_err(|_| CoreKeysError::Malformed)?;
         let unbound = UnboundKey::new(&AES_256_GCM, keys.sealing_key.as_ref())
             .map_err(|_| CoreKeysError::Malformed)?;
+        let tickets = crate::wrap::derive(keys.sealing_key.as_ref(), crate::login::TICKET_INFO)
+            .ok_or(CoreKeysError::Malformed)?;
         Ok(Self {
             vault_id: keys.vault_id,
             setup,
             sealing: LessSafeKey::new(unbound),
+            tickets,
             max_guesses: max_guesses.max(1),
             dummy_profile: KsfProfile::default(),
             floors: Floors::new(floors),
@@ -235,6 +240,10 @@ impl VaultCore {
     /// The vault id.
     pub fn vault_id(&self) -> &[u8; 16] {
         &self.vault_id
+    }
+
+    pub(crate) fn tickets(&self) -> &LessSafeKey {
+        &self.tickets
     }
 
     pub(crate) fn context(&self) -> Vec<u8> {

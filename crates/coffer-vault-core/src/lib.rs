@@ -26,7 +26,7 @@ pub use crate::error::{
     CoreKeysError, DeleteError, RecoverFinishError, RecoverStartError, RegisterError, StatusError,
 };
 pub use crate::floor::{FLOOR_LEN, FLOOR_VERSION, Floor, FloorUpdate, Stale};
-pub use crate::login::{Ke3Verified, RecoverStarted};
+pub use crate::login::{Ke3Verified, RecoverStarted, TICKET_LEN, TICKET_VERSION, TicketError};
 pub use crate::record::{RECORD_VERSION, SealedRecord};
 pub use crate::suite::{KsfProfile, PROTOCOL_CONTEXT_PREFIX, Suite, context};
 pub use crate::wrap::{RELEASE_BLOB_LEN, WRAPPED_KEY_LEN};

@@ -1,8 +1,16 @@
-//! The server's login state between `recover/start` and `recover/finish`, and the proof
-//! token only a verified KE3 can mint.
+//! The server's login state between `recover/start` and `recover/finish`, the sealed
+//! *login ticket* that carries it through the client, and the proof token only a
+//! verified KE3 can mint.
+//!
+//! The state travels sealed rather than in host memory so that any replica with the core
+//! keys (or the same one after a restart) can finish a login, and so the host never holds
+//! OPAQUE's expected KE3 MAC or session key in the clear. Layout: docs/VAULT-API.md,
+//! "Login ticket".
 
 use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
 use rand_core::{CryptoRng, RngCore};
+use ring::aead::{Aad, NONCE_LEN, Nonce};
+use zeroize::Zeroizing;
 
 use crate::core::{CredentialId, FLOORED, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
@@ -33,11 +41,139 @@ impl std::fmt::Debug for RecoverStarted {
     }
 }
 
+/// Version byte of a login ticket.
+pub const TICKET_VERSION: u8 = 1;
+/// HKDF info deriving the ticket key from the record-sealing key (key separation: a
+/// ticket can never be passed off as a record or the reverse).
+pub(crate) const TICKET_INFO: &[u8] = b"coffer/v1/vault/login-ticket";
+const TAG_LEN: usize = 16;
+/// Length of the opaque-ke server login state for [`Suite`].
+const STATE_LEN: usize = 128;
+/// Plaintext: kind, generation, guesses left, expiry, server login state.
+const PLAIN_LEN: usize = 1 + 8 + 4 + 8 + STATE_LEN;
+/// Length of a sealed login ticket (docs/VAULT-API.md, "Login ticket").
+pub const TICKET_LEN: usize = 1 + NONCE_LEN + PLAIN_LEN + TAG_LEN;
+const KIND_DUMMY: u8 = 0;
+const KIND_REAL: u8 = 1;
+
+/// Why a login ticket was not accepted. The host answers both with `no_login`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// Not a ticket this core sealed for this credential (garbage, edited, another
+    /// account's, or another vault's).
+    Invalid,
+    /// Sealed by this core but past its expiry.
+    Expired,
+}
+
+fn aad(cred: &CredentialId) -> [u8; 33] {
+    let mut a = [0u8; 33];
+    a[0] = TICKET_VERSION;
+    a[1..].copy_from_slice(cred.as_bytes());
+    a
+}
+
 impl RecoverStarted {
     /// The credential this login belongs to; the host must only finish it for the same
     /// account.
     pub fn credential_id(&self) -> &CredentialId {
         &self.cred
+    }
+
+    /// Seals this state into a login ticket that expires at `expires` (seconds since the
+    /// Unix epoch, from the host's clock) and is bound to this credential. Real and dummy
+    /// logins give tickets of the same length. `None` only if sealing fails.
+    pub fn seal(
+        self,
+        core: &VaultCore,
+        expires: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Option<Vec<u8>> {
+        let mut plain = Zeroizing::new(Vec::with_capacity(PLAIN_LEN + TAG_LEN));
+        let (kind, generation) = match self.generation {
+            Some(g) => (KIND_REAL, g),
+            None => (KIND_DUMMY, 0),
+        };
+        plain.push(kind);
+        plain.extend_from_slice(&generation.to_le_bytes());
+        plain.extend_from_slice(&self.guesses_left.to_le_bytes());
+        plain.extend_from_slice(&expires.to_le_bytes());
+        plain.extend_from_slice(&self.login.serialize());
+        if plain.len() != PLAIN_LEN {
+            return None;
+        }
+        // Random 96-bit nonces under one key: a collision needs about 2^48 tickets.
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
+        core.tickets()
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(&self.cred)),
+                &mut *plain,
+            )
+            .ok()?;
+        let mut out = Vec::with_capacity(TICKET_LEN);
+        out.push(TICKET_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&plain);
+        Some(out)
+    }
+
+    /// Opens a ticket [`RecoverStarted::seal`] made for `cred`, if it has not expired at
+    /// `now` (seconds since the Unix epoch). A ticket can be presented more than once:
+    /// after a verified KE3 the record's generation moves on, so a second finish is
+    /// `Superseded`; after a failed one nothing changed, and a KE3 retry tests no password
+    /// that the KE2 (already counted) did not let the client test offline anyway.
+    pub fn open(
+        core: &VaultCore,
+        cred: &CredentialId,
+        ticket: &[u8],
+        now: u64,
+    ) -> Result<Self, TicketError> {
+        if ticket.len() != TICKET_LEN || ticket[0] != TICKET_VERSION {
+            return Err(TicketError::Invalid);
+        }
+        let nonce: [u8; NONCE_LEN] = ticket[1..1 + NONCE_LEN]
+            .try_into()
+            .map_err(|_| TicketError::Invalid)?;
+        let mut body = Zeroizing::new(ticket[1 + NONCE_LEN..].to_vec());
+        let p = core
+            .tickets()
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(cred)),
+                &mut body,
+            )
+            .map_err(|_| TicketError::Invalid)?;
+        let u64_at = |i: usize| {
+            p.get(i..i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let generation = u64_at(1).ok_or(TicketError::Invalid)?;
+        let guesses_left = p
+            .get(9..13)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or(TicketError::Invalid)?;
+        let expires = u64_at(13).ok_or(TicketError::Invalid)?;
+        if now >= expires {
+            return Err(TicketError::Expired);
+        }
+        let generation = match p[0] {
+            KIND_REAL => Some(generation),
+            KIND_DUMMY => None,
+            _ => return Err(TicketError::Invalid),
+        };
+        let login =
+            ServerLogin::<Suite>::deserialize(&p[21..]).map_err(|_| TicketError::Invalid)?;
+        Ok(Self {
+            login,
+            cred: *cred,
+            generation,
+            guesses_left,
+        })
     }
 
     /// Checks KE3 against the current record. On success the guess count resets: the

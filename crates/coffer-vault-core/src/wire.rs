@@ -76,7 +76,8 @@ pub struct RecoverStartRequest {
 pub struct RecoverStartReply {
     /// Wire version.
     pub v: u8,
-    /// Handle of the server's login state, echoed in `recover/finish`.
+    /// The server's login state, sealed by the core (a login ticket,
+    /// docs/VAULT-API.md), echoed in `recover/finish`.
     pub session: String,
     /// OPAQUE KE2 (CredentialResponse).
     pub ke2: String,

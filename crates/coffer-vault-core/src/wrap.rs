@@ -19,7 +19,7 @@ pub const RELEASE_BLOB_LEN: usize = 1 + NONCE_LEN + WRAPPED_KEY_LEN + TAG_LEN;
 const WRAP_INFO: &[u8] = b"coffer/v1/vault/wrap-key";
 const RELEASE_INFO: &[u8] = b"coffer/v1/vault/release-key";
 
-fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
+pub(crate) fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
     let mut okm = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(None, ikm)
         .expand(info, okm.as_mut())

@@ -6,7 +6,7 @@ use coffer_vault_core::client;
 use coffer_vault_core::{
     CoreKeys, CredentialId, DeleteError, FLOOR_LEN, Floor, FloorUpdate, KsfProfile,
     RecoverFinishError, RecoverStartError, RecoverStartOutcome, RecoverStarted, SealedRecord,
-    StateChange, StatusError, VaultCore,
+    StateChange, StatusError, TICKET_LEN, TicketError, VaultCore,
 };
 use rand_core::OsRng;
 
@@ -237,8 +237,71 @@ fn message_sizes_match_the_api_document() {
         (96, 320, 64, 90)
     );
     assert_eq!(*wait.open(&done.release_blob).unwrap(), [42; 32]);
+    // Login tickets: the same length for real and dummy logins.
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    let RecoverStartOutcome::Challenge { state, .. } = core
+        .recover_start(&CredentialId::from_bytes([9; 32]), None, &ke1, &mut OsRng)
+        .unwrap()
+    else {
+        panic!("dummy challenge expected")
+    };
+    assert_eq!(state.seal(&core, 1, &mut OsRng).unwrap().len(), 178);
     // Sealed live record: 21-byte header, 6 + 2 + 192 + 2 + 61 plaintext, 16-byte tag.
     assert_eq!(rec2.as_bytes().len(), 21 + 263 + 16);
+}
+
+#[test]
+fn login_ticket_carries_the_state_and_is_bound_to_account_time_and_record() {
+    let (core, cred, rec) = setup(10);
+    let (c, ke2, st, counted) = start(&core, &cred, &rec, b"right");
+    let ticket = st.seal(&core, 1_000, &mut OsRng).unwrap();
+    assert_eq!(ticket.len(), TICKET_LEN);
+    // Another account, an edited byte, or the expiry: refused before KE3 is looked at.
+    let other = CredentialId::from_bytes([2; 32]);
+    let open = |cred: &CredentialId, t: &[u8], now| RecoverStarted::open(&core, cred, t, now);
+    assert_eq!(open(&other, &ticket, 999).err(), Some(TicketError::Invalid));
+    for i in [0, 1, 20, ticket.len() - 1] {
+        let mut bad = ticket.clone();
+        bad[i] ^= 1;
+        assert_eq!(open(&cred, &bad, 999).err(), Some(TicketError::Invalid));
+    }
+    assert_eq!(
+        open(&cred, &ticket, 1_000).err(),
+        Some(TicketError::Expired)
+    );
+    // A core with other keys (another vault) cannot open it.
+    let (stranger, _, _) = setup(10);
+    assert!(RecoverStarted::open(&stranger, &cred, &ticket, 999).is_err());
+    // Opened (as by another replica, or after a restart), it finishes the login.
+    let (ke3, wait) = c.finish(core.vault_id(), &ke2, P, &mut OsRng).unwrap();
+    let done = open(&cred, &ticket, 999)
+        .unwrap()
+        .finish(&core, Some(&counted), &ke3, &mut OsRng)
+        .unwrap();
+    assert_eq!(*wait.open(&done.release_blob).unwrap(), [42; 32]);
+    let reset = commit(&core, done.commit).unwrap();
+    // Presented again, it is single-use in effect: the record moved on.
+    assert!(matches!(
+        open(&cred, &ticket, 999)
+            .unwrap()
+            .finish(&core, Some(&reset), &ke3, &mut OsRng),
+        Err(RecoverFinishError::Superseded)
+    ));
+    // A dummy login's ticket has the same length and never verifies.
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    let RecoverStartOutcome::Challenge { state, .. } =
+        core.recover_start(&other, None, &ke1, &mut OsRng).unwrap()
+    else {
+        panic!("dummy challenge expected")
+    };
+    let dummy = state.seal(&core, 1_000, &mut OsRng).unwrap();
+    assert_eq!(dummy.len(), TICKET_LEN);
+    assert!(matches!(
+        open(&other, &dummy, 999)
+            .unwrap()
+            .finish(&core, None, &ke3, &mut OsRng),
+        Err(RecoverFinishError::WrongPassword { .. })
+    ));
 }
 
 // ---- Rollback floor (invariant V7) ----

@@ -15,7 +15,8 @@ use axum::{Json, Router};
 use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use coffer_vault_core::{
     CredentialId, DeleteError, RecoverFinishError, RecoverStartError, RecoverStartOutcome,
-    RegisterError, SealedRecord, Stale, StateChange, StatusError, VaultCore,
+    RecoverStarted, RegisterError, SealedRecord, Stale, StateChange, StatusError, TicketError,
+    VaultCore,
 };
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
@@ -26,7 +27,6 @@ use crate::committer::Committer;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Route};
 use crate::ratelimit::RateLimiter;
-use crate::sessions::Sessions;
 use crate::storage::Storage;
 
 /// Largest request body accepted (every valid message is far smaller).
@@ -43,8 +43,8 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// Group committer (writes).
     pub committer: Committer,
-    /// Pending logins.
-    pub sessions: Sessions,
+    /// Lifetime of a login ticket (`--login-ttl`).
+    pub login_ttl: Duration,
     /// Per-account limits.
     pub limiter: RateLimiter,
     /// Counters.
@@ -62,7 +62,7 @@ impl AppState {
         auth: Auth,
         storage: Arc<dyn Storage>,
         committer: Committer,
-        sessions: Sessions,
+        login_ttl: Duration,
         limiter: RateLimiter,
         metrics: Arc<Metrics>,
         failpoint: Option<String>,
@@ -73,7 +73,7 @@ impl AppState {
             auth,
             storage,
             committer,
-            sessions,
+            login_ttl,
             limiter,
             metrics,
             failpoint,
@@ -151,6 +151,14 @@ impl AppState {
 }
 
 type Shared = Arc<AppState>;
+
+/// Seconds since the Unix epoch: the clock the core is handed for ticket expiry. A clock
+/// before 1970 reads as 0, which only makes tickets expire early.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// The router with every route and the body limit.
 pub fn router(state: Shared) -> Router {
@@ -408,7 +416,12 @@ async fn recover_start(
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
                 }
-                let session = st.sessions.insert(state, Instant::now());
+                // The login state leaves sealed (login.rs): the client carries it to
+                // recover/finish, so any replica, or this one after a restart, can finish.
+                let expires = unix_now().saturating_add(st.login_ttl.as_secs());
+                let session = state
+                    .seal(&st.core, expires, &mut OsRng)
+                    .ok_or_else(|| ApiError::internal("sealing the login ticket failed"))?;
                 if real {
                     st.metrics.ke2_released.fetch_add(1, Relaxed);
                 } else {
@@ -440,8 +453,9 @@ async fn recover_finish(
         let session = field(&req.session, "session")?;
         let ke3 = field(&req.ke3, "ke3")?;
         let id = acct.credential_id;
-        let state = st.sessions.take(&session, &id, Instant::now()).ok_or_else(|| {
-            ApiError::new(StatusCode::CONFLICT, "no_login", "no pending login for this session (expired, used or unknown); start again")
+        let state = RecoverStarted::open(&st.core, &id, &session, unix_now()).map_err(|e| match e {
+            TicketError::Expired => ApiError::new(StatusCode::CONFLICT, "no_login", "the login expired (recover/finish came later than --login-ttl after recover/start); start again"),
+            _ => ApiError::new(StatusCode::CONFLICT, "no_login", "the session is not a login ticket of this vault for this account; start again"),
         })?;
         let _g = st.lock_for(&id).lock().await;
         let current = st.read(&id)?;

@@ -11,6 +11,5 @@ pub mod error;
 pub mod keyfile;
 pub mod metrics;
 pub mod ratelimit;
-pub mod sessions;
 pub mod storage;
 pub mod trusted;

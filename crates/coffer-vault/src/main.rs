@@ -14,7 +14,6 @@ use coffer_vault::committer::Committer;
 use coffer_vault::keyfile::{DB_FILE, KEY_FILE, KeyFile};
 use coffer_vault::metrics::Metrics;
 use coffer_vault::ratelimit::RateLimiter;
-use coffer_vault::sessions::Sessions;
 use coffer_vault::storage::{RedbStorage, Storage};
 use coffer_vault::trusted::{TRUSTED_FILE, TrustedStore};
 use coffer_vault_core::{DEFAULT_MAX_GUESSES, KsfProfile, VaultCore};
@@ -65,7 +64,9 @@ enum Cmd {
         /// KSF profile announced in dummy KE2s for unknown accounts (use your clients' profile).
         #[arg(long, default_value = "argon2id-rfc9106-2")]
         dummy_profile: String,
-        /// Seconds a login may take between recover/start and recover/finish.
+        /// Seconds a login may take between recover/start and recover/finish (the login
+        /// ticket's lifetime; the client carries the ticket, so any replica with the same
+        /// keys, or this one after a restart, can finish the login).
         #[arg(long, default_value_t = 120)]
         login_ttl: u64,
     },
@@ -194,7 +195,7 @@ fn main() -> Result<()> {
                 auth,
                 storage,
                 committer,
-                Sessions::new(Duration::from_secs(login_ttl)),
+                Duration::from_secs(login_ttl),
                 RateLimiter::new(rate_limit),
                 metrics,
                 failpoint,

@@ -206,6 +206,43 @@ fn one_account_cannot_touch_another() {
 }
 
 #[test]
+fn a_login_finishes_after_the_vault_is_killed_and_restarted() {
+    let tmp = tempfile::tempdir().unwrap();
+    init(tmp.path());
+    let tok = token(tmp.path(), "frank", "1h");
+    let ttl = ["--login-ttl", "2"];
+    let mut v = start(tmp.path(), &ttl, &[]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    c.register(b"right", &[6u8; 32], P).unwrap();
+    // Another account cannot finish a login (the ticket is bound to the credential).
+    let other = VaultClient::new(&v.url, &token(tmp.path(), "mallory", "1h")).unwrap();
+    match other.finish_recovery(c.start_recovery(b"right").unwrap()) {
+        Err(VaultError::BadRequest { message }) => {
+            assert!(message.contains("not a login ticket"), "{message}")
+        }
+        r => panic!("expected no_login, got {r:?}"),
+    }
+    // The login state is in the ticket the client holds, not in the process.
+    let pending = c.start_recovery(b"right").unwrap();
+    v.child.kill().unwrap();
+    v.child.wait().unwrap();
+    drop(v);
+    let v = start(tmp.path(), &ttl, &[]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    assert_eq!(*c.finish_recovery(pending).unwrap(), [6u8; 32]);
+    assert_eq!(c.status().unwrap().guesses_left, Some(10), "count reset");
+    // Past --login-ttl the ticket is refused, with the reason.
+    let late = c.start_recovery(b"right").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    match c.finish_recovery(late) {
+        Err(VaultError::BadRequest { message }) => {
+            assert!(message.contains("expired"), "{message}")
+        }
+        r => panic!("expected an expired login, got {r:?}"),
+    }
+}
+
+#[test]
 fn serve_without_key_file_exits_with_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
