@@ -46,11 +46,37 @@ fn raw_recover_start(url: &str, tok: &str) -> (u16, serde_json::Value) {
     (status, serde_json::from_str(&text).unwrap())
 }
 
-fn assert_refused_as_rolled_back(v: &Vault, tok: &str) {
-    let (status, body) = raw_recover_start(&v.url, tok);
+/// A fresh vault in `dir` with one account per `(name, key byte)`, registered with the
+/// password "right"; the vault is stopped again, so the caller can copy its files.
+/// Returns the accounts' tokens.
+fn registered(dir: &Path, accounts: &[(&str, u8)]) -> Vec<String> {
+    init(dir);
+    let v = start(dir, OPTS, &[]);
+    let tokens = accounts
+        .iter()
+        .map(|&(name, key)| {
+            let tok = token(dir, name, "1h");
+            VaultClient::new(&v.url, &tok)
+                .unwrap()
+                .register(b"right", &[key; 32], P)
+                .unwrap();
+            tok
+        })
+        .collect();
+    stop(v);
+    tokens
+}
+
+/// `recover/start` answers 503 `storage_rolled_back`, with no KE2.
+fn assert_start_refused_as_rolled_back(url: &str, tok: &str) {
+    let (status, body) = raw_recover_start(url, tok);
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "storage_rolled_back", "{body}");
     assert!(body.get("ke2").is_none(), "no KE2 may come back: {body}");
+}
+
+fn assert_refused_as_rolled_back(v: &Vault, tok: &str) {
+    assert_start_refused_as_rolled_back(&v.url, tok);
     let c = VaultClient::new(&v.url, tok).unwrap();
     assert!(
         matches!(
@@ -72,18 +98,12 @@ fn assert_refused_as_rolled_back(v: &Vault, tok: &str) {
 fn restored_old_database_cannot_hand_back_spent_guesses() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    init(dir);
-    let tok = token(dir, "alice", "1h");
-    let v = start(dir, OPTS, &[]);
-    VaultClient::new(&v.url, &tok)
-        .unwrap()
-        .register(b"right", &[7u8; 32], P)
-        .unwrap();
-    stop(v);
+    let tokens = registered(dir, &[("alice", 7)]);
+    let tok = &tokens[0];
     save_db(dir, "old.redb");
 
     let v = start(dir, OPTS, &[]);
-    let c = VaultClient::new(&v.url, &tok).unwrap();
+    let c = VaultClient::new(&v.url, tok).unwrap();
     for _ in 0..2 {
         assert!(matches!(
             c.recover(b"wrong"),
@@ -102,14 +122,9 @@ fn restored_old_database_cannot_hand_back_spent_guesses() {
 
     restore_db(dir, "old.redb");
     let v = start(dir, OPTS, &[]);
-    assert_refused_as_rolled_back(&v, &tok);
+    assert_refused_as_rolled_back(&v, tok);
     // A record missing where the floor says one exists is stale too, not a dummy KE2.
-    let (status, body) = raw_recover_start(&v.url, &late);
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("storage_rolled_back")),
-        "{body}"
-    );
+    assert_start_refused_as_rolled_back(&v.url, &late);
     let log: Vec<String> = v.stderr.try_iter().collect();
     assert!(
         log.iter()
@@ -121,7 +136,7 @@ fn restored_old_database_cannot_hand_back_spent_guesses() {
     // Putting the latest database back is the operator's fix: the count is intact.
     restore_db(dir, "latest.redb");
     let v = start(dir, OPTS, &[]);
-    let c = VaultClient::new(&v.url, &tok).unwrap();
+    let c = VaultClient::new(&v.url, tok).unwrap();
     assert_eq!(c.status().unwrap().guesses_left, Some(1));
     assert_eq!(*c.recover(b"right").unwrap(), [7u8; 32]);
 }
@@ -130,23 +145,14 @@ fn restored_old_database_cannot_hand_back_spent_guesses() {
 fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    init(dir);
-    let spent = token(dir, "bob", "1h");
-    let deleted = token(dir, "carol", "1h");
-    let v = start(dir, OPTS, &[]);
-    let (b, c) = (
-        VaultClient::new(&v.url, &spent).unwrap(),
-        VaultClient::new(&v.url, &deleted).unwrap(),
-    );
-    b.register(b"right", &[8u8; 32], P).unwrap();
-    c.register(b"right", &[9u8; 32], P).unwrap();
-    stop(v);
+    let tokens = registered(dir, &[("bob", 8), ("carol", 9)]);
+    let (spent, deleted) = (&tokens[0], &tokens[1]);
     save_db(dir, "old.redb");
 
     let v = start(dir, OPTS, &[]);
     let (b, c) = (
-        VaultClient::new(&v.url, &spent).unwrap(),
-        VaultClient::new(&v.url, &deleted).unwrap(),
+        VaultClient::new(&v.url, spent).unwrap(),
+        VaultClient::new(&v.url, deleted).unwrap(),
     );
     for _ in 0..3 {
         assert!(matches!(
@@ -161,15 +167,11 @@ fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
     restore_db(dir, "old.redb");
     let v = start(dir, OPTS, &[]);
     // Both old copies hold a live record with a fresh count; neither gets a KE2.
-    assert_refused_as_rolled_back(&v, &spent);
-    let (status, body) = raw_recover_start(&v.url, &deleted);
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (503, Some("storage_rolled_back"))
-    );
+    assert_refused_as_rolled_back(&v, spent);
+    assert_start_refused_as_rolled_back(&v.url, deleted);
     assert_eq!(metric(&v.url, "coffer_vault_ke2_released_total"), 0);
     // The owner of the deleted account may register afresh over the stale copy.
-    let c = VaultClient::new(&v.url, &deleted).unwrap();
+    let c = VaultClient::new(&v.url, deleted).unwrap();
     c.register(b"new", &[10u8; 32], P).unwrap();
     assert_eq!(*c.recover(b"new").unwrap(), [10u8; 32]);
 }
@@ -178,14 +180,8 @@ fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
 fn sigkill_between_record_and_floor_commit_leaves_a_working_account() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    init(dir);
-    let tok = token(dir, "dave", "1h");
-    let v = start(dir, OPTS, &[]);
-    VaultClient::new(&v.url, &tok)
-        .unwrap()
-        .register(b"right", &[11u8; 32], P)
-        .unwrap();
-    stop(v);
+    let tokens = registered(dir, &[("dave", 11)]);
+    let tok = &tokens[0];
 
     let mut v = start(
         dir,
@@ -209,7 +205,7 @@ fn sigkill_between_record_and_floor_commit_leaves_a_working_account() {
     );
 
     let v = start(dir, OPTS, &[]);
-    let c = VaultClient::new(&v.url, &tok).unwrap();
+    let c = VaultClient::new(&v.url, tok).unwrap();
     assert_eq!(
         c.status().unwrap().guesses_left,
         Some(2),
