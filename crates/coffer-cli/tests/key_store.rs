@@ -22,6 +22,16 @@ fn hex_digits(recovery_key: &Value) -> String {
     recovery_key.as_str().unwrap().replace('-', "")
 }
 
+/// `coffer --json init --repo REPO --recovery-key-only` on `dev`; must succeed.
+fn init_json(dev: &Device, repo: &Path) -> Value {
+    dev.run(
+        &["--json", "init", "--repo", s(repo), "--recovery-key-only"],
+        "",
+    )
+    .ok()
+    .json()
+}
+
 fn read_config(dev: &Device) -> Value {
     serde_json::from_slice(&std::fs::read(dev.config.join("config.json")).unwrap()).unwrap()
 }
@@ -35,13 +45,7 @@ fn without_a_keyring_the_key_falls_back_to_a_0600_file_and_every_command_says_so
     let dev = Device::new(root, "dev");
     let key_file = dev.config.join("key");
 
-    let init = dev
-        .run(
-            &["--json", "init", "--repo", s(&repo), "--recovery-key-only"],
-            "",
-        )
-        .ok()
-        .json();
+    let init = init_json(&dev, &repo);
     assert_eq!(init["key_store"], "file", "{init}");
     let reason = init["key_store_fallback_reason"].as_str().unwrap();
     assert!(!reason.is_empty());
@@ -120,13 +124,7 @@ fn forced_stores_os_keyring_fails_cleanly_and_file_skips_the_keyring() {
 
     // COFFER_KEY_STORE=file: straight to the file, no keyring attempt to report.
     let dev = dev.with_env("COFFER_KEY_STORE", "file");
-    let init = dev
-        .run(
-            &["--json", "init", "--repo", s(&repo), "--recovery-key-only"],
-            "",
-        )
-        .ok()
-        .json();
+    let init = init_json(&dev, &repo);
     assert_eq!(init["key_store"], "file");
     assert!(init.get("key_store_fallback_reason").is_none(), "{init}");
 
@@ -275,19 +273,7 @@ fn with_a_secret_service_each_config_folder_keeps_its_key_in_the_keyring() {
     let a = ss.device(root, "a");
     let b = ss.device(root, "b");
 
-    let init_a = a
-        .run(
-            &[
-                "--json",
-                "init",
-                "--repo",
-                s(&repo_a),
-                "--recovery-key-only",
-            ],
-            "",
-        )
-        .ok()
-        .json();
+    let init_a = init_json(&a, &repo_a);
     assert_eq!(init_a["key_store"], "os-keyring", "{init_a}");
     assert!(init_a.get("key_store_fallback_reason").is_none());
     assert!(
@@ -301,19 +287,7 @@ fn with_a_secret_service_each_config_folder_keeps_its_key_in_the_keyring() {
 
     // A second config folder on the same machine gets its own entry: both still open
     // their own repositories.
-    let init_b = b
-        .run(
-            &[
-                "--json",
-                "init",
-                "--repo",
-                s(&repo_b),
-                "--recovery-key-only",
-            ],
-            "",
-        )
-        .ok()
-        .json();
+    let init_b = init_json(&b, &repo_b);
     assert_eq!(init_b["key_store"], "os-keyring");
     assert_ne!(init_a["recovery_key"], init_b["recovery_key"]);
     for d in [&a, &b] {
