@@ -28,6 +28,7 @@ use crate::error::ApiError;
 use crate::metrics::{Metrics, Route};
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
+use crate::unix_now;
 
 /// Largest request body accepted (every valid message is far smaller).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -151,14 +152,6 @@ impl AppState {
 }
 
 type Shared = Arc<AppState>;
-
-/// Seconds since the Unix epoch: the clock the core is handed for ticket expiry. A clock
-/// before 1970 reads as 0, which only makes tickets expire early.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 /// The router with every route and the body limit.
 pub fn router(state: Shared) -> Router {

@@ -3,7 +3,6 @@
 //! without `kid` use the development HS256 key (tenant `dev`).
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 use coffer_vault_core::CredentialId;
@@ -142,10 +141,7 @@ pub fn mint_dev_token(
     account: &str,
     ttl_secs: i64,
 ) -> Result<String, jsonwebtoken::errors::Error> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::unix_now();
     let exp = now.saturating_add_signed(ttl_secs);
     let claims = Claims {
         sub: account.to_string(),

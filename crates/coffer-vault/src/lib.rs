@@ -13,3 +13,11 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod storage;
 pub mod trusted;
+
+/// Seconds since the Unix epoch, the host's wall clock for token `iat`/`exp` and login
+/// ticket expiry. A clock before 1970 reads as 0, which only makes both expire early.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
