@@ -12,8 +12,10 @@
 //! alone skips step 2.
 //!
 //! The two threads form a pipeline: batch N's floors are synced while batch N+1's records
-//! are, which is safe because no change in batch N+1 can build on one in batch N (the
-//! host's per-credential lock is held until the change is confirmed, after step 2).
+//! are, which is safe because no change in batch N+1 can build on a floored change in
+//! batch N (the host's per-credential lock is held until the change is confirmed, after
+//! step 2). A change in N+1 may build on a reset in N, whose lock is freed after step 1,
+//! but a reset has no floor for the two floor commits to race on.
 //!
 //! A crash after 1 and before 2 leaves records one generation ahead of their floors,
 //! which the core accepts (the floors catch up with the next change); no waiter was told
@@ -124,8 +126,8 @@ fn run_records(
             }
         }
         // Records first, in one durable transaction (fsynced inside): see the module
-        // comment for why before the floors. No waiter hears "done" (so no reply leaves)
-        // before the floor thread has committed this batch's floors too.
+        // comment for why before the floors. No waiter of a floored change hears "done"
+        // (so no reply leaves) before the floor thread has committed its floor too.
         let res = storage.commit(&writes);
         metrics.commit_batch(writes.len());
         match res {
