@@ -9,14 +9,14 @@
 
 use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
 use rand_core::{CryptoRng, RngCore};
-use ring::aead::{Aad, NONCE_LEN, Nonce};
+use ring::aead::NONCE_LEN;
 use zeroize::Zeroizing;
 
 use crate::core::{CredentialId, FLOORED, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
 use crate::record::{Record, SealedRecord};
 use crate::suite::{Suite, decode_exact};
-use crate::wrap::seal_release;
+use crate::wrap::{TAG_LEN, open, seal, seal_release};
 
 /// Proof that a KE3 verified. Only [`RecoverStarted::finish`] can make one.
 #[derive(Debug)]
@@ -46,7 +46,6 @@ pub const TICKET_VERSION: u8 = 1;
 /// HKDF info deriving the ticket key from the record-sealing key (key separation: a
 /// ticket can never be passed off as a record or the reverse).
 pub(crate) const TICKET_INFO: &[u8] = b"coffer/v1/vault/login-ticket";
-const TAG_LEN: usize = 16;
 /// Length of the opaque-ke server login state for [`Suite`].
 const STATE_LEN: usize = 128;
 /// Plaintext: kind, generation, guesses left, expiry, server login state.
@@ -67,13 +66,6 @@ pub enum TicketError {
     Expired,
 }
 
-fn aad(cred: &CredentialId) -> [u8; 33] {
-    let mut a = [0u8; 33];
-    a[0] = TICKET_VERSION;
-    a[1..].copy_from_slice(cred.as_bytes());
-    a
-}
-
 impl RecoverStarted {
     /// The credential this login belongs to; the host must only finish it for the same
     /// account.
@@ -90,7 +82,7 @@ impl RecoverStarted {
         expires: u64,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Option<Vec<u8>> {
-        let mut plain = Zeroizing::new(Vec::with_capacity(PLAIN_LEN + TAG_LEN));
+        let mut plain = Zeroizing::new(Vec::with_capacity(PLAIN_LEN));
         let (kind, generation) = match self.generation {
             Some(g) => (KIND_REAL, g),
             None => (KIND_DUMMY, 0),
@@ -104,20 +96,12 @@ impl RecoverStarted {
             return None;
         }
         // Random 96-bit nonces under one key: a collision needs about 2^48 tickets.
-        let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut nonce);
-        core.tickets()
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(&self.cred)),
-                &mut *plain,
-            )
-            .ok()?;
-        let mut out = Vec::with_capacity(TICKET_LEN);
-        out.push(TICKET_VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&plain);
-        Some(out)
+        seal(
+            core.tickets(),
+            (TICKET_VERSION, self.cred.as_bytes()),
+            &plain,
+            rng,
+        )
     }
 
     /// Opens a ticket [`RecoverStarted::seal`] made for `cred`, if it has not expired at
@@ -131,21 +115,13 @@ impl RecoverStarted {
         ticket: &[u8],
         now: u64,
     ) -> Result<Self, TicketError> {
-        if ticket.len() != TICKET_LEN || ticket[0] != TICKET_VERSION {
-            return Err(TicketError::Invalid);
-        }
-        let nonce: [u8; NONCE_LEN] = ticket[1..1 + NONCE_LEN]
-            .try_into()
-            .map_err(|_| TicketError::Invalid)?;
-        let mut body = Zeroizing::new(ticket[1 + NONCE_LEN..].to_vec());
-        let p = core
-            .tickets()
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(cred)),
-                &mut body,
-            )
-            .map_err(|_| TicketError::Invalid)?;
+        let p = open(
+            core.tickets(),
+            (TICKET_VERSION, cred.as_bytes()),
+            ticket,
+            PLAIN_LEN,
+        )
+        .ok_or(TicketError::Invalid)?;
         let u64_at = |i: usize| {
             p.get(i..i + 8)
                 .and_then(|b| b.try_into().ok())

@@ -1,6 +1,7 @@
 //! Two AES-256-GCM blobs: K wrapped under the OPAQUE export key (made by the client,
 //! stored in the record), and that wrapped blob encrypted under the OPAQUE session key
-//! (made by the core after a verified KE3). Layouts: docs/VAULT-API.md, "Binary blobs".
+//! (made by the core after a verified KE3), and the sealing both share with the login
+//! ticket (login.rs). Layouts: docs/VAULT-API.md, "Binary blobs".
 
 use hkdf::Hkdf;
 use rand_core::{CryptoRng, RngCore};
@@ -10,7 +11,10 @@ use zeroize::Zeroizing;
 
 /// Version byte of both blobs.
 pub(crate) const BLOB_VERSION: u8 = 1;
-const TAG_LEN: usize = 16;
+/// GCM tag length.
+pub(crate) const TAG_LEN: usize = 16;
+/// Version and AAD tail of both blobs: the AAD is the version byte alone.
+const BLOB: (u8, &[u8]) = (BLOB_VERSION, &[]);
 /// Length of `wrap(export_key, K)`: version, nonce, 32-byte K, tag.
 pub const WRAPPED_KEY_LEN: usize = 1 + NONCE_LEN + 32 + TAG_LEN;
 /// Length of the release blob: version, nonce, the wrapped key, tag.
@@ -28,16 +32,23 @@ pub(crate) fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
     Some(LessSafeKey::new(key))
 }
 
-fn seal(key: &LessSafeKey, plain: &[u8], rng: &mut (impl RngCore + CryptoRng)) -> Option<Vec<u8>> {
+/// `version || nonce || AES-256-GCM(plain) || tag`, with AAD = `version || aad_tail`. The
+/// shared layout of the wrapped key, the release blob and the login ticket (login.rs).
+pub(crate) fn seal(
+    key: &LessSafeKey,
+    (version, aad_tail): (u8, &[u8]),
+    plain: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Option<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
     let mut out = Vec::with_capacity(1 + NONCE_LEN + plain.len() + TAG_LEN);
-    out.push(BLOB_VERSION);
+    out.push(version);
     out.extend_from_slice(&nonce);
     let mut body = plain.to_vec();
     key.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
-        Aad::from([BLOB_VERSION]),
+        Aad::from([&[version][..], aad_tail].concat()),
         &mut body,
     )
     .ok()?;
@@ -45,8 +56,15 @@ fn seal(key: &LessSafeKey, plain: &[u8], rng: &mut (impl RngCore + CryptoRng)) -
     Some(out)
 }
 
-fn open(key: &LessSafeKey, blob: &[u8], plain_len: usize) -> Option<Zeroizing<Vec<u8>>> {
-    if blob.len() != 1 + NONCE_LEN + plain_len + TAG_LEN || blob[0] != BLOB_VERSION {
+/// Opens [`seal`]'s output, which must hold exactly `plain_len` bytes of plaintext and
+/// carry `version`; `None` otherwise or if it does not authenticate.
+pub(crate) fn open(
+    key: &LessSafeKey,
+    (version, aad_tail): (u8, &[u8]),
+    blob: &[u8],
+    plain_len: usize,
+) -> Option<Zeroizing<Vec<u8>>> {
+    if blob.len() != 1 + NONCE_LEN + plain_len + TAG_LEN || blob[0] != version {
         return None;
     }
     let nonce: [u8; NONCE_LEN] = blob[1..1 + NONCE_LEN].try_into().ok()?;
@@ -54,7 +72,7 @@ fn open(key: &LessSafeKey, blob: &[u8], plain_len: usize) -> Option<Zeroizing<Ve
     let plain = key
         .open_in_place(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from([BLOB_VERSION]),
+            Aad::from([&[version][..], aad_tail].concat()),
             body.as_mut(),
         )
         .ok()?;
@@ -67,12 +85,12 @@ pub(crate) fn wrap_key(
     k: &[u8; 32],
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Option<Vec<u8>> {
-    seal(&derive(export_key, WRAP_INFO)?, k, rng)
+    seal(&derive(export_key, WRAP_INFO)?, BLOB, k, rng)
 }
 
 /// Client: opens `wrap(export_key, K)`; `None` if it does not authenticate.
 pub(crate) fn unwrap_key(export_key: &[u8], blob: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
-    let plain = open(&derive(export_key, WRAP_INFO)?, blob, 32)?;
+    let plain = open(&derive(export_key, WRAP_INFO)?, BLOB, blob, 32)?;
     let mut k = Zeroizing::new([0u8; 32]);
     k.copy_from_slice(&plain);
     Some(k)
@@ -84,12 +102,17 @@ pub(crate) fn seal_release(
     wrapped: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Option<Vec<u8>> {
-    seal(&derive(session_key, RELEASE_INFO)?, wrapped, rng)
+    seal(&derive(session_key, RELEASE_INFO)?, BLOB, wrapped, rng)
 }
 
 /// Client: opens the release blob with its session key.
 pub(crate) fn open_release(session_key: &[u8], blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    open(&derive(session_key, RELEASE_INFO)?, blob, WRAPPED_KEY_LEN)
+    open(
+        &derive(session_key, RELEASE_INFO)?,
+        BLOB,
+        blob,
+        WRAPPED_KEY_LEN,
+    )
 }
 
 #[cfg(test)]
