@@ -498,7 +498,17 @@ fn change_password(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
         return Err(Error::NoVault.into());
     }
     let pw = secrets::password(password_stdin, true)?;
-    coffer.change_password(&pw)?;
+    match coffer.change_password(&pw, None) {
+        // After an interrupted key rotation the vault still holds the previous key and
+        // replaces that record only with proof of it, which the current password
+        // recovers. With --password-stdin it is the line after the new password.
+        Err(Error::PreviousKeyInVault) => {
+            eprintln!("the vault still holds the key from before an interrupted rotation;");
+            let current = secrets::password(password_stdin, false)?;
+            coffer.change_password(&pw, Some(&current))?;
+        }
+        other => other?,
+    }
     out(
         json!({ "password_changed": true }),
         "new password registered with the vault; the old one no longer works (backups untouched)\n",

@@ -96,6 +96,8 @@ impl From<Error> for Failure {
                 (5, Some("wait and try again later".into()))
             }
             Error::Vault { .. } => (1, Some("see the message; if it persists, check the vault's logs".into())),
+            Error::NotRecordOwner { .. } => (5, Some("the vault's record for this account was made with another backup key: connect with that key (its password or recovery key) in a fresh --config-dir first; if both are lost, your app's support can reset the account".into())),
+            Error::PreviousKeyInVault => (5, Some("run coffer change-password again and enter the current vault password when asked (with --password-stdin: the new password, then the current one)".into())),
             Error::NoVault => (2, Some("this setup is recovery-key-only: there is no vault password to use or change".into())),
             Error::TokenMissing => (5, Some("pass --token-file FILE or set COFFER_VAULT_TOKEN".into())),
             Error::RepositoryNotFound { .. } => (7, Some("check --repo (a folder path or an OpenDAL URL); create one with coffer init".into())),

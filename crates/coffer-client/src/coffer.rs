@@ -161,12 +161,20 @@ impl Coffer {
         key_store: KeyStorePreference,
     ) -> Result<Coffer, Error> {
         ensure_not_configured(dir)?;
-        let k = access.client()?.recover(password)?;
+        let client = access.client()?;
+        let k = client.recover(password)?;
         let key = BackupKey::from_bytes(*k);
         Repository::open(repo, &key).map_err(|e| match e {
             coffer_backup::Error::WrongKey => Error::VaultKeyMismatch,
             other => other.into(),
         })?;
+        // The right password on the very last guess still releases K, but that guess
+        // already destroyed the record (the vault never keeps a spent record with K in
+        // it). Put it back with the password just proven, so the account keeps its
+        // password recovery; the token suffices over a destroyed record.
+        if client.status()?.destroyed {
+            client.register(password, key.as_bytes(), ksf_profile)?;
+        }
         Self::save_new(dir, repo, key, Some(access), ksf_profile, key_store)
     }
 
@@ -328,12 +336,36 @@ impl Coffer {
     /// Registers a new password for the device's key. The backups are not touched; the
     /// old password stops working. Also repairs a vault left stale by an interrupted
     /// rotation or a failed registration.
-    pub fn change_password(&mut self, new_password: &[u8]) -> Result<(), Error> {
+    ///
+    /// The vault replaces its record only with proof of the key the record holds. That
+    /// is this device's key, except after an interrupted rotation, when the record still
+    /// holds the previous key: then `current_password` (the password the vault knows)
+    /// recovers that key to sign with; without it the error says to give it.
+    pub fn change_password(
+        &mut self,
+        new_password: &[u8],
+        current_password: Option<&[u8]>,
+    ) -> Result<(), Error> {
         let client = self.vault()?;
         // Only register a key that really opens the repository.
         self.repository()?;
         let key = self.keys.load()?;
-        client.register(new_password, key.as_bytes(), self.ksf_profile())?;
+        let profile = self.ksf_profile();
+        match client.register(new_password, key.as_bytes(), profile) {
+            Err(VaultError::OwnerProofInvalid { .. }) if self.config.vault_stale => {
+                let Some(current) = current_password else {
+                    return Err(Error::PreviousKeyInVault);
+                };
+                let previous = client.recover(current)?;
+                client.register_replacing(
+                    new_password,
+                    key.as_bytes(),
+                    Some(&previous),
+                    profile,
+                )?;
+            }
+            other => other?,
+        }
         self.key = key;
         if self.config.vault_stale {
             self.config.vault_stale = false;
@@ -386,6 +418,8 @@ impl Coffer {
         //    change-password repairs it).
         self.verify_password(password)?;
         let mut repo = self.repository()?;
+        // The vault's record is replaced only with proof of the key it holds: this one.
+        let previous = self.keys.load()?;
         let new_key = BackupKey::generate();
         self.keys.save_pending(&new_key)?;
         if self.config.vault.is_some() {
@@ -397,8 +431,12 @@ impl Coffer {
         self.key = BackupKey::from_bytes(*new_key.as_bytes());
         let mut vault_updated = false;
         if let (Some(pw), true) = (password, self.config.vault.is_some()) {
-            self.vault()?
-                .register(pw, new_key.as_bytes(), self.ksf_profile())?;
+            self.vault()?.register_replacing(
+                pw,
+                new_key.as_bytes(),
+                Some(previous.as_bytes()),
+                self.ksf_profile(),
+            )?;
             self.config.vault_stale = false;
             self.config.save(&self.dir)?;
             vault_updated = true;
@@ -416,7 +454,7 @@ impl Coffer {
         // command can simply be run again.
         let mut vault_record_deleted = false;
         if self.config.vault.is_some() {
-            match self.vault()?.delete() {
+            match self.vault()?.delete(Some(self.key.as_bytes())) {
                 Ok(()) => vault_record_deleted = true,
                 Err(VaultError::NoRecord | VaultError::KeyDestroyed) => {}
                 Err(e) => return Err(e.into()),

@@ -57,6 +57,17 @@ pub enum Error {
         /// What the vault or the protocol reported.
         message: String,
     },
+    /// The vault's live record for this account was made with another backup key: it is
+    /// replaced or deleted only with proof of that key.
+    #[error("the vault record of this account belongs to another backup key: {message}")]
+    NotRecordOwner {
+        /// The vault's explanation.
+        message: String,
+    },
+    /// After an interrupted key rotation the vault still holds the previous key; changing
+    /// the password needs the current vault password to prove it.
+    #[error("the vault still holds the key from before an interrupted key rotation")]
+    PreviousKeyInVault,
     /// The operation needs a vault but this setup uses only a recovery key.
     #[error("this setup has no vault (recovery-key-only)")]
     NoVault,
@@ -156,6 +167,8 @@ impl Error {
             Error::Unauthorized { .. } => "unauthorized",
             Error::RateLimited { .. } => "rate_limited",
             Error::Vault { .. } => "vault_error",
+            Error::NotRecordOwner { .. } => "owner_proof_invalid",
+            Error::PreviousKeyInVault => "previous_key_in_vault",
             Error::NoVault => "no_vault",
             Error::TokenMissing => "token_missing",
             Error::RepositoryNotFound { .. } => "repository_not_found",
@@ -210,6 +223,9 @@ impl From<coffer_vault_client::VaultError> for Error {
             V::Unauthorized { message } => Error::Unauthorized { message },
             V::RateLimited { retry_after_secs } => Error::RateLimited { retry_after_secs },
             V::Unreachable { url, reason } => Error::VaultUnreachable { url, reason },
+            V::OwnerProofRequired { message } | V::OwnerProofInvalid { message } => {
+                Error::NotRecordOwner { message }
+            }
             other => Error::Vault {
                 message: other.to_string(),
             },

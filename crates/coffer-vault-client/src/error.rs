@@ -27,6 +27,22 @@ pub enum VaultError {
         /// The server's message.
         message: String,
     },
+    /// The account has a live record and replacing or deleting it needs an owner proof
+    /// made with its backup key, which this request did not carry.
+    #[error("the account's vault record belongs to another backup key: {message}")]
+    OwnerProofRequired {
+        /// The server's message.
+        message: String,
+    },
+    /// The owner proof was made with a key that is not this record's.
+    #[error("the vault record was not made with this backup key: {message}")]
+    OwnerProofInvalid {
+        /// The server's message.
+        message: String,
+    },
+    /// The record changed between signing and sending; sign again.
+    #[error("the vault record changed while it was being replaced; retry")]
+    OwnerProofStale,
     /// Per-account rate limit.
     #[error("rate limited by the vault; retry after {retry_after_secs:?} s")]
     RateLimited {
@@ -90,6 +106,9 @@ pub(crate) fn from_reply(status: u16, text: &str) -> VaultError {
         (_, "key_destroyed") => VaultError::KeyDestroyed,
         (_, "no_record") => VaultError::NoRecord,
         (_, "storage_rolled_back") => VaultError::StorageRolledBack { message: e.message },
+        (_, "owner_proof_required") => VaultError::OwnerProofRequired { message: e.message },
+        (_, "owner_proof_invalid") => VaultError::OwnerProofInvalid { message: e.message },
+        (_, "owner_proof_stale") => VaultError::OwnerProofStale,
         (_, "rate_limited") => VaultError::RateLimited {
             retry_after_secs: e.retry_after_secs,
         },

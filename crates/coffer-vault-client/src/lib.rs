@@ -7,6 +7,7 @@
 //! vault.register(b"password", &[7u8; 32], KsfProfile::default())?;
 //! let k = vault.recover(b"password")?;
 //! assert_eq!(*k, [7u8; 32]);
+//! vault.delete(Some(&k))?; // a live record goes only with proof of its key
 //! # Ok(()) }
 //! ```
 
@@ -16,7 +17,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use coffer_vault_core::CredentialId;
 use coffer_vault_core::client::{self, ClientError};
+use coffer_vault_core::owner::{self, OwnerKey, OwnerOp};
 use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use rand_core::OsRng;
 use serde::Serialize;
@@ -172,11 +175,28 @@ impl VaultClient {
         self.reply(r)
     }
 
-    /// Enables or replaces the password: OPAQUE registration, stores `wrap(export_key, key)`.
+    /// Enables or replaces the password: OPAQUE registration, stores
+    /// `wrap(export_key, key)` and the owner key derived from `key`. A live record of the
+    /// account is replaced only if it was made with the same `key` (a password change);
+    /// a key rotation uses [`VaultClient::register_replacing`].
     pub fn register(
         &self,
         password: &[u8],
         key: &[u8; 32],
+        profile: KsfProfile,
+    ) -> Result<(), VaultError> {
+        self.register_replacing(password, key, Some(key), profile)
+    }
+
+    /// [`VaultClient::register`] where the live record may hold another key: the vault
+    /// replaces it only with an owner proof made with *that* record's backup key,
+    /// `current_key` (the previous key for a key rotation). `None` suffices only for a
+    /// first registration, one over a destroyed record, or a token with the reset scope.
+    pub fn register_replacing(
+        &self,
+        password: &[u8],
+        key: &[u8; 32],
+        current_key: Option<&[u8; 32]>,
         profile: KsfProfile,
     ) -> Result<(), VaultError> {
         let (request, state) = client::register_start(password, &mut OsRng).map_err(protocol)?;
@@ -188,19 +208,92 @@ impl VaultClient {
             },
         )?;
         let response = field(&reply.response, "response")?;
+        let ticket = field(&reply.ticket, "ticket")?;
         let up = state
             .finish(&response, key, profile, &mut OsRng)
             .map_err(protocol)?;
-        let _: wire::RegisterFinishReply = self.post(
-            "/v1/register/finish",
-            &wire::RegisterFinishRequest {
-                v: WIRE_VERSION,
-                upload: b64(&up.upload),
-                wrapped_key: b64(&up.wrapped_key),
-                profile: profile.name().to_string(),
-            },
-        )?;
-        Ok(())
+        let content = owner::replace_content(
+            &ticket,
+            &up.upload,
+            &up.wrapped_key,
+            &up.owner_key,
+            profile.name(),
+        );
+        self.with_owner_proof(OwnerOp::Replace, current_key, &content, |owner_proof| {
+            let _: wire::RegisterFinishReply = self.post(
+                "/v1/register/finish",
+                &wire::RegisterFinishRequest {
+                    v: WIRE_VERSION,
+                    upload: b64(&up.upload),
+                    wrapped_key: b64(&up.wrapped_key),
+                    profile: profile.name().to_string(),
+                    ticket: reply.ticket.clone(),
+                    owner_key: b64(&up.owner_key),
+                    owner_proof,
+                },
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Runs `send` with an owner proof for the record's current generation (none where
+    /// no live record exists, or without `key`). A guess counted between our `status`
+    /// and the request moves the generation on; the vault then answers
+    /// `owner_proof_stale` and we sign the new one, a few times at most.
+    fn with_owner_proof(
+        &self,
+        op: OwnerOp,
+        key: Option<&[u8; 32]>,
+        content: &[u8; 32],
+        send: impl Fn(Option<wire::OwnerProof>) -> Result<(), VaultError>,
+    ) -> Result<(), VaultError> {
+        let owner = match key {
+            Some(k) => Some(
+                OwnerKey::from_backup_key(k).ok_or_else(|| VaultError::Protocol {
+                    message: "could not derive the owner key".into(),
+                })?,
+            ),
+            None => None,
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let proof = match &owner {
+                None => None,
+                Some(owner) => {
+                    let s = match self.status_reply() {
+                        Ok(s) => s,
+                        // A record older than the vault's trusted state is nobody's live
+                        // record (the floor says it was deleted or superseded): the
+                        // vault replaces it without a proof, so send none.
+                        Err(VaultError::StorageRolledBack { .. }) => {
+                            return send(None);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    match s.generation {
+                        None => None,
+                        Some(generation) => {
+                            let cred = field(&s.credential_id, "credential_id")?;
+                            let cred: [u8; 32] =
+                                cred.try_into().map_err(|_| VaultError::Protocol {
+                                    message: "credential_id is not 32 bytes".into(),
+                                })?;
+                            let cred = CredentialId::from_bytes(cred);
+                            let sig = owner.sign(op, &self.vault_id, &cred, generation, content);
+                            Some(wire::OwnerProof {
+                                generation,
+                                signature: b64(&sig),
+                            })
+                        }
+                    }
+                }
+            };
+            match send(proof) {
+                Err(VaultError::OwnerProofStale) if attempts < 4 => continue,
+                other => return other,
+            }
+        }
     }
 
     /// OPAQUE login; returns K. Each call spends one guess until verified.
@@ -257,24 +350,33 @@ impl VaultClient {
         pending.waiting.open(&release).map_err(protocol)
     }
 
-    /// Destroys the account's record (turn backups off).
-    pub fn delete(&self) -> Result<(), VaultError> {
-        #[derive(Serialize)]
-        struct Req {
-            v: u8,
-        }
-        let _: wire::DeleteReply = self.post("/v1/delete", &Req { v: WIRE_VERSION })?;
-        Ok(())
+    /// Destroys the account's record (turn backups off). A live record needs an owner
+    /// proof made with its backup key `key` (see [`VaultClient::register`]).
+    pub fn delete(&self, key: Option<&[u8; 32]>) -> Result<(), VaultError> {
+        self.with_owner_proof(OwnerOp::Delete, key, &[0; 32], |owner_proof| {
+            let _: wire::DeleteReply = self.post(
+                "/v1/delete",
+                &wire::DeleteRequest {
+                    v: WIRE_VERSION,
+                    owner_proof,
+                },
+            )?;
+            Ok(())
+        })
     }
 
-    /// Whether a record exists and how many guesses it has left.
-    pub fn status(&self) -> Result<VaultStatus, VaultError> {
+    fn status_reply(&self) -> Result<wire::StatusReply, VaultError> {
         let r = self
             .agent
             .get(self.url("/v1/status"))
             .header("Authorization", &self.auth)
             .call();
-        let s: wire::StatusReply = self.reply(r)?;
+        self.reply(r)
+    }
+
+    /// Whether a record exists and how many guesses it has left.
+    pub fn status(&self) -> Result<VaultStatus, VaultError> {
+        let s = self.status_reply()?;
         Ok(VaultStatus {
             exists: s.exists,
             guesses_left: s.guesses_left,

@@ -9,6 +9,7 @@ use rand_core::{CryptoRng, RngCore};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
+use crate::owner::{OWNER_KEY_LEN, OwnerKey};
 use crate::suite::{KsfProfile, Suite, context};
 use crate::wrap::{open_release, unwrap_key, wrap_key};
 
@@ -39,6 +40,8 @@ pub struct RegistrationUploadMsg {
     pub upload: Vec<u8>,
     /// `wrap(export_key, K)`.
     pub wrapped_key: Vec<u8>,
+    /// The owner public key derived from K (owner.rs), stored in the record.
+    pub owner_key: [u8; OWNER_KEY_LEN],
 }
 
 /// Starts registration; returns the RegistrationRequest to send.
@@ -82,9 +85,13 @@ impl RegistrationStarted {
             })?;
         let wrapped_key = wrap_key(&res.export_key, key, rng)
             .ok_or(ClientError::Protocol { what: "export key" })?;
+        let owner_key = OwnerKey::from_backup_key(key)
+            .ok_or(ClientError::Protocol { what: "owner key" })?
+            .public();
         Ok(RegistrationUploadMsg {
             upload: res.message.serialize().to_vec(),
             wrapped_key,
+            owner_key,
         })
     }
 }

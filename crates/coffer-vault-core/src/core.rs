@@ -14,10 +14,14 @@ use rand_core::{CryptoRng, RngCore};
 use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use zeroize::Zeroizing;
 
-use crate::error::{CoreKeysError, DeleteError, RecoverStartError, RegisterError, StatusError};
+use crate::error::{
+    CoreKeysError, DeleteError, OwnerProofError, RecoverStartError, RegisterError, StatusError,
+};
 use crate::floor::{self, Floor, FloorUpdate, Floors, Stale};
-use crate::login::{Ke3Verified, RecoverStarted};
+use crate::login::{Ke3Verified, LoginKind, RecoverStarted, TicketError};
+use crate::owner::{self, Authority, OWNER_KEY_LEN, OwnerOp};
 use crate::record::{Record, SealedRecord};
+use crate::registration::{self, RegisterStarted, oprf_identifier};
 use crate::suite::{KsfProfile, Suite, context, decode_exact};
 use crate::wrap::WRAPPED_KEY_LEN;
 
@@ -112,6 +116,10 @@ pub struct VaultCore {
     sealing: LessSafeKey,
     /// Seals login tickets (HKDF of the sealing key; login.rs).
     tickets: LessSafeKey,
+    /// Seals registration tickets (HKDF of the sealing key; registration.rs).
+    registration_tickets: LessSafeKey,
+    /// Derives unknown accounts' stable dummy OPRF nonces (HKDF of the sealing key).
+    dummy_nonces: ring::hmac::Key,
     max_guesses: u32,
     dummy_profile: KsfProfile,
     floors: Floors,
@@ -172,8 +180,10 @@ pub enum RecoverStartOutcome {
 pub struct Recovered {
     /// The wrapped key encrypted under the OPAQUE session key.
     pub release_blob: Vec<u8>,
-    /// The record with the count reset (no floor: see [`StateChange`]).
-    pub commit: StateChange,
+    /// The record with the count reset (no floor: see [`StateChange`]); `None` after
+    /// the last guess, whose record is already a tombstone and stays one (the client
+    /// registers again with the key it now holds).
+    pub commit: Option<StateChange>,
     /// The vault's guess limit (the count is now back to all of it).
     pub max_guesses: u32,
     pub(crate) proof: Ke3Verified,
@@ -184,6 +194,21 @@ impl Recovered {
     pub fn proof(&self) -> &Ke3Verified {
         &self.proof
     }
+}
+
+/// The client's `register/finish` message, as the core needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistrationUploadRequest<'a> {
+    /// The registration ticket from `register/start`.
+    pub ticket: &'a [u8],
+    /// OPAQUE RegistrationUpload.
+    pub upload: &'a [u8],
+    /// `wrap(export_key, K)`.
+    pub wrapped_key: &'a [u8],
+    /// The Ed25519 owner public key derived from K (owner.rs).
+    pub owner_key: &'a [u8],
+    /// KSF profile name.
+    pub profile: &'a str,
 }
 
 /// What `status` reports.
@@ -197,6 +222,8 @@ pub struct Status {
     pub guesses_left: Option<u32>,
     /// The vault's guess limit.
     pub max_guesses: u32,
+    /// The live record's generation: what an owner proof must sign (owner.rs).
+    pub generation: Option<u64>,
 }
 
 impl VaultCore {
@@ -212,13 +239,21 @@ impl VaultCore {
             .map_err(|_| CoreKeysError::Malformed)?;
         let unbound = UnboundKey::new(&AES_256_GCM, keys.sealing_key.as_ref())
             .map_err(|_| CoreKeysError::Malformed)?;
-        let tickets = crate::wrap::derive(keys.sealing_key.as_ref(), crate::login::TICKET_INFO)
-            .ok_or(CoreKeysError::Malformed)?;
+        let derive = |info| {
+            crate::wrap::derive(keys.sealing_key.as_ref(), info).ok_or(CoreKeysError::Malformed)
+        };
+        let tickets = derive(crate::login::TICKET_INFO)?;
+        let registration_tickets = derive(registration::REGISTRATION_TICKET_INFO)?;
+        let dummy_nonces =
+            crate::wrap::derive_hmac(keys.sealing_key.as_ref(), registration::DUMMY_NONCE_INFO)
+                .ok_or(CoreKeysError::Malformed)?;
         Ok(Self {
             vault_id: keys.vault_id,
             setup,
             sealing: LessSafeKey::new(unbound),
             tickets,
+            registration_tickets,
+            dummy_nonces,
             max_guesses: max_guesses.max(1),
             dummy_profile: KsfProfile::default(),
             floors: Floors::new(floors),
@@ -244,6 +279,56 @@ impl VaultCore {
 
     pub(crate) fn tickets(&self) -> &LessSafeKey {
         &self.tickets
+    }
+
+    pub(crate) fn registration_tickets(&self) -> &LessSafeKey {
+        &self.registration_tickets
+    }
+
+    /// The OPRF nonce an unknown account's dummy KE2 uses: a keyed function of the
+    /// credential, so repeated logins see one stable (fake) OPRF key, as they would for a
+    /// real record, and nobody without the core's key can tell it from a drawn nonce.
+    fn dummy_nonce(&self, cred: &CredentialId) -> [u8; 32] {
+        let tag = ring::hmac::sign(&self.dummy_nonces, cred.as_bytes());
+        let mut n = [0u8; 32];
+        n.copy_from_slice(tag.as_ref());
+        n
+    }
+
+    /// Checks that `authority` may replace or delete `record` (op `op`, new content
+    /// `content`). Anything but a live record may be changed with the token alone: a
+    /// first registration, one over a destroyed record, the removal of a tombstone.
+    fn authorize(
+        &self,
+        op: OwnerOp,
+        cred: &CredentialId,
+        record: Option<&(Record, u64)>,
+        authority: Authority<'_>,
+        content: &[u8; 32],
+    ) -> Result<(), OwnerProofError> {
+        let Some((Record::Live { owner_key, .. }, generation)) = record else {
+            return Ok(());
+        };
+        match authority {
+            Authority::ResetScope => Ok(()),
+            Authority::Token => Err(OwnerProofError::Required),
+            Authority::OwnerProof {
+                generation: signed,
+                signature,
+            } => {
+                if signed != *generation {
+                    return Err(OwnerProofError::Stale {
+                        generation: *generation,
+                    });
+                }
+                let msg = owner::proof_message(op, &self.vault_id, cred, signed, content);
+                if owner::verify(owner_key, &msg, signature) {
+                    Ok(())
+                } else {
+                    Err(OwnerProofError::Invalid)
+                }
+            }
+        }
     }
 
     pub(crate) fn context(&self) -> Vec<u8> {
@@ -285,22 +370,26 @@ impl VaultCore {
         Ok(opened)
     }
 
-    /// Opens `rec` without the floor check, for the changes that replace a record
-    /// outright (register, delete) and so may heal a stale one; returns the generation
-    /// the replacing change must carry: above both the record and the floor.
+    /// Opens `rec` without refusing a stale one, for the changes that replace a record
+    /// outright (register, delete) and so may heal it; returns the record with its
+    /// generation if it is fresh (`None` for a stale one: the floor says it was deleted
+    /// or superseded, so it is nobody's live record any more), and the generation the
+    /// replacing change must carry: above both the record and the floor.
     fn next_generation(
         &self,
         cred: &CredentialId,
         rec: Option<&SealedRecord>,
-    ) -> Result<(Option<Record>, u64), ()> {
+    ) -> Result<(Option<(Record, u64)>, u64), ()> {
         let opened = match rec {
             None => None,
             Some(r) => Some(Record::open(&self.sealing, cred, r).ok_or(())?),
         };
         let record_gen = opened.as_ref().map_or(0, |(_, g)| *g);
-        let floor_gen = self.floors.get(cred).map_or(0, |f| f.generation());
+        let floor = self.floors.get(cred);
+        let floor_gen = floor.map_or(0, |f| f.generation());
+        let fresh = floor::check(floor, rec.zip(opened.as_ref().map(|(_, g)| *g))).is_ok();
         Ok((
-            opened.map(|(r, _)| r),
+            opened.filter(|_| fresh),
             record_gen.max(floor_gen).saturating_add(1),
         ))
     }
@@ -331,72 +420,110 @@ impl VaultCore {
         })
     }
 
-    /// `register/start`: evaluates the OPRF on the client's blinded password. Stateless.
+    /// `register/start`: draws this registration's OPRF nonce, evaluates the OPRF on the
+    /// client's blinded password under `credential_id || nonce` (registration.rs says why
+    /// never under the live record's key), and seals the nonce into a registration ticket
+    /// valid until `expires` (seconds since the Unix epoch). Changes no state.
     pub fn register_start(
         &self,
         cred: &CredentialId,
         request: &[u8],
-    ) -> Result<Vec<u8>, RegisterError> {
+        expires: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<RegisterStarted, RegisterError> {
         let msg = decode_exact(request, RegistrationRequest::<Suite>::deserialize, |m| {
             m.serialize()
         })
         .ok_or(RegisterError::Malformed {
             what: "registration request",
         })?;
-        let res = ServerRegistration::<Suite>::start(&self.setup, msg, cred.as_bytes()).map_err(
-            |_| RegisterError::Malformed {
-                what: "registration request",
-            },
-        )?;
-        Ok(res.message.serialize().to_vec())
+        let mut nonce = [0u8; 32];
+        rng.fill_bytes(&mut nonce);
+        let res =
+            ServerRegistration::<Suite>::start(&self.setup, msg, &oprf_identifier(cred, &nonce))
+                .map_err(|_| RegisterError::Malformed {
+                    what: "registration request",
+                })?;
+        let ticket = registration::seal_ticket(self, cred, &nonce, expires, rng)
+            .ok_or(RegisterError::Internal)?;
+        Ok(RegisterStarted {
+            response: res.message.serialize().to_vec(),
+            ticket,
+        })
     }
 
     /// `register/finish`: a new record replacing any old one (count reset), one
     /// generation above both it and the floor. Commit it before acknowledging.
     ///
-    /// A stale record (below the floor) does not stop a registration: it replaces the
-    /// record outright, as registration always may, so an account owner can recover from
-    /// a rolled-back record with the recovery key and a new password.
+    /// A live record is replaced only with `authority` proving ownership (owner.rs);
+    /// anything else (no record, a tombstone) with the token alone. A stale record (below
+    /// the floor) does not stop a registration: it replaces the record outright, as
+    /// registration always may, so an account owner can recover from a rolled-back
+    /// record with the recovery key and a new password.
     pub fn register_finish(
         &self,
         cred: &CredentialId,
         current: Option<&SealedRecord>,
-        upload: &[u8],
-        wrapped_key: &[u8],
-        profile: &str,
+        upload: &RegistrationUploadRequest<'_>,
+        authority: Authority<'_>,
+        now: u64,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<StateChange, RegisterError> {
-        let msg = decode_exact(upload, RegistrationUpload::<Suite>::deserialize, |m| {
-            m.serialize()
-        })
+        let msg = decode_exact(
+            upload.upload,
+            RegistrationUpload::<Suite>::deserialize,
+            |m| m.serialize(),
+        )
         .ok_or(RegisterError::Malformed {
             what: "registration upload",
         })?;
-        if wrapped_key.len() != WRAPPED_KEY_LEN {
+        if upload.wrapped_key.len() != WRAPPED_KEY_LEN {
             return Err(RegisterError::Malformed {
                 what: "wrapped key",
             });
         }
-        let profile = KsfProfile::from_name(profile).ok_or(RegisterError::UnknownProfile)?;
-        let (_, generation) = self
+        let owner_key: [u8; OWNER_KEY_LEN] = upload
+            .owner_key
+            .try_into()
+            .map_err(|_| RegisterError::Malformed { what: "owner key" })?;
+        let profile = KsfProfile::from_name(upload.profile).ok_or(RegisterError::UnknownProfile)?;
+        let oprf_nonce =
+            registration::open_ticket(self, cred, upload.ticket, now).map_err(|e| match e {
+                TicketError::Expired => RegisterError::TicketExpired,
+                _ => RegisterError::BadTicket,
+            })?;
+        let (opened, generation) = self
             .next_generation(cred, current)
             .map_err(|_| RegisterError::CorruptRecord)?;
+        let content = owner::replace_content(
+            upload.ticket,
+            upload.upload,
+            upload.wrapped_key,
+            upload.owner_key,
+            upload.profile,
+        );
+        self.authorize(OwnerOp::Replace, cred, opened.as_ref(), authority, &content)
+            .map_err(RegisterError::Owner)?;
         let record = Record::Live {
             profile,
             guesses_used: 0,
+            oprf_nonce,
+            owner_key,
             password_file: ServerRegistration::<Suite>::finish(msg)
                 .serialize()
                 .to_vec(),
-            wrapped_key: wrapped_key.to_vec(),
+            wrapped_key: upload.wrapped_key.to_vec(),
         };
         self.change(cred, &record, generation, FLOORED, rng)
             .ok_or(RegisterError::Internal)
     }
 
-    /// `recover/start`: counts the guess (in `commit`) and produces KE2, or destroys the
-    /// record if every guess is spent, or a dummy KE2 for an unknown account. A record
-    /// below the floor, or missing where the floor says one exists, is refused with
-    /// [`RecoverStartError::StorageRolledBack`]: no KE2, nothing counted.
+    /// `recover/start`: counts the guess (in `commit`) and produces KE2, or a dummy KE2
+    /// for an unknown account. The guess that spends the last allowance destroys the
+    /// record in that same commit (a tombstone), and its login ticket alone carries what
+    /// a verified KE3 still needs. A record below the floor, or missing where the floor
+    /// says one exists, is refused with [`RecoverStartError::StorageRolledBack`]: no KE2,
+    /// nothing counted.
     pub fn recover_start(
         &self,
         cred: &CredentialId,
@@ -418,26 +545,25 @@ impl VaultCore {
             OpenError::Stale(s) => RecoverStartError::StorageRolledBack(s),
         })?;
         let Some((record, generation)) = opened else {
-            // Unknown account: opaque-ke's dummy path gives a KE2 of the same size and shape.
-            let res = ServerLogin::start(rng, &self.setup, None, msg, cred.as_bytes(), params)
+            // Unknown account: opaque-ke's dummy path gives a KE2 of the same size and
+            // shape, under a stable per-credential fake OPRF key.
+            let id = oprf_identifier(cred, &self.dummy_nonce(cred));
+            let res = ServerLogin::start(rng, &self.setup, None, msg, &id, params)
                 .map_err(|_| RecoverStartError::Internal)?;
             let guesses_left = self.max_guesses - 1;
             return Ok(RecoverStartOutcome::Challenge {
                 ke2: res.message.serialize().to_vec(),
                 profile: self.dummy_profile,
                 guesses_left,
-                state: RecoverStarted {
-                    login: res.state,
-                    cred: *cred,
-                    generation: None,
-                    guesses_left,
-                },
+                state: RecoverStarted::new(res.state, *cred, LoginKind::Dummy, guesses_left),
                 commit: None,
             });
         };
         let Record::Live {
             profile,
             guesses_used,
+            oprf_nonce,
+            owner_key,
             password_file,
             wrapped_key,
         } = &record
@@ -445,8 +571,8 @@ impl VaultCore {
             return Ok(RecoverStartOutcome::Destroyed { commit: None });
         };
         if *guesses_used >= self.max_guesses {
-            // The last guess was spent (and its KE3, if any, already had its chance):
-            // replace the record by a tombstone, so K is gone for good.
+            // Only a record counted under a higher limit (the operator lowered
+            // --max-guesses) gets here: it has no guess left under this one.
             let commit = self
                 .change(cred, &Record::Destroyed, generation + 1, FLOORED, rng)
                 .ok_or(RecoverStartError::Internal)?;
@@ -456,30 +582,47 @@ impl VaultCore {
         }
         let file = ServerRegistration::<Suite>::deserialize(password_file)
             .map_err(|_| RecoverStartError::CorruptRecord)?;
-        let res = ServerLogin::start(rng, &self.setup, Some(file), msg, cred.as_bytes(), params)
+        let id = oprf_identifier(cred, oprf_nonce);
+        let res = ServerLogin::start(rng, &self.setup, Some(file), msg, &id, params)
             .map_err(|_| RecoverStartError::Internal)?;
         let used = guesses_used + 1;
-        let counted = Record::Live {
-            profile: *profile,
-            guesses_used: used,
-            password_file: password_file.clone(),
-            wrapped_key: wrapped_key.clone(),
-        };
         let new_gen = generation + 1;
-        let commit = self
-            .change(cred, &counted, new_gen, FLOORED, rng)
-            .ok_or(RecoverStartError::Internal)?;
         let guesses_left = self.max_guesses.saturating_sub(used);
+        let (next, kind) = if guesses_left == 0 {
+            // The last guess: K leaves the record now, in this commit, so no crash,
+            // retry or lost reply can leave a record with a spent count but a key in it.
+            // Only this login's ticket still holds the wrapped key (sealed, until it
+            // expires) for a KE3 that proves the password.
+            (
+                Record::Destroyed,
+                LoginKind::Last {
+                    generation: new_gen,
+                    wrapped_key: zeroize::Zeroizing::new(wrapped_key.clone()),
+                },
+            )
+        } else {
+            (
+                Record::Live {
+                    profile: *profile,
+                    guesses_used: used,
+                    oprf_nonce: *oprf_nonce,
+                    owner_key: *owner_key,
+                    password_file: password_file.clone(),
+                    wrapped_key: wrapped_key.clone(),
+                },
+                LoginKind::Counted {
+                    generation: new_gen,
+                },
+            )
+        };
+        let commit = self
+            .change(cred, &next, new_gen, FLOORED, rng)
+            .ok_or(RecoverStartError::Internal)?;
         Ok(RecoverStartOutcome::Challenge {
             ke2: res.message.serialize().to_vec(),
             profile: *profile,
             guesses_left,
-            state: RecoverStarted {
-                login: res.state,
-                cred: *cred,
-                generation: Some(new_gen),
-                guesses_left,
-            },
+            state: RecoverStarted::new(res.state, *cred, kind, guesses_left),
             commit: Some(commit),
         })
     }
@@ -501,33 +644,40 @@ impl VaultCore {
             destroyed: false,
             guesses_left: None,
             max_guesses: self.max_guesses,
+            generation: None,
         };
         match opened {
             None => {}
             Some((Record::Destroyed, _)) => s.destroyed = true,
-            Some((Record::Live { guesses_used, .. }, _)) => {
+            Some((Record::Live { guesses_used, .. }, generation)) => {
                 s.exists = true;
                 s.guesses_left = Some(self.max_guesses.saturating_sub(guesses_used));
+                s.generation = Some(generation);
             }
         }
         Ok(s)
     }
 
     /// `delete`: removes the record (live or tombstone) and leaves a `Deleted` floor, so
-    /// an old copy of the record restored later is refused. Like registration it replaces
-    /// a stale record outright. [`DeleteError::NoRecord`] if there is nothing to delete.
+    /// an old copy of the record restored later is refused. A live record needs
+    /// `authority` proving ownership (owner.rs); a tombstone goes with the token alone.
+    /// Like registration it replaces a stale record outright. [`DeleteError::NoRecord`]
+    /// if there is nothing to delete.
     pub fn delete(
         &self,
         cred: &CredentialId,
         current: Option<&SealedRecord>,
+        authority: Authority<'_>,
     ) -> Result<StateChange, DeleteError> {
         let (opened, generation) = self
             .next_generation(cred, current)
             .map_err(|_| DeleteError::CorruptRecord)?;
         let floor_says_record = matches!(self.floors.get(cred), Some(Floor::Record { .. }));
-        if opened.is_none() && !floor_says_record {
+        if current.is_none() && !floor_says_record {
             return Err(DeleteError::NoRecord);
         }
+        self.authorize(OwnerOp::Delete, cred, opened.as_ref(), authority, &[0; 32])
+            .map_err(DeleteError::Owner)?;
         Ok(StateChange {
             credential_id: *cred,
             record: None,

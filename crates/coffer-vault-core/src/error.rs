@@ -13,6 +13,31 @@ pub enum CoreKeysError {
     Malformed,
 }
 
+/// Replacing or deleting a live record was not authorised (owner.rs).
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OwnerProofError {
+    /// A live record exists and the request carries neither an owner proof nor a token
+    /// with the reset scope.
+    #[error(
+        "a live record exists: replacing or deleting it needs an owner proof made with the backup key"
+    )]
+    Required,
+    /// The proof was made for another generation of the record (it changed since the
+    /// client read `status`): read it again and sign the current one.
+    #[error(
+        "the owner proof is for an older state of the record (now generation {generation}); sign the current one"
+    )]
+    Stale {
+        /// The record's current generation.
+        generation: u64,
+    },
+    /// The signature does not verify under the record's owner key: not made with this
+    /// record's backup key.
+    #[error("the owner proof does not verify: it was not made with this record's backup key")]
+    Invalid,
+}
+
 /// `register/start` or `register/finish` failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -29,6 +54,15 @@ pub enum RegisterError {
     /// The stored record does not authenticate for this account.
     #[error("stored vault record fails authentication (tampered, or another vault's key)")]
     CorruptRecord,
+    /// The registration ticket is not one this core sealed for this account.
+    #[error("registration ticket invalid for this account; start the registration again")]
+    BadTicket,
+    /// The registration ticket expired.
+    #[error("registration ticket expired; start the registration again")]
+    TicketExpired,
+    /// A live record exists and the caller did not prove ownership.
+    #[error(transparent)]
+    Owner(OwnerProofError),
     /// Sealing failed (should not happen with a valid key).
     #[error("internal sealing failure")]
     Internal,
@@ -105,4 +139,7 @@ pub enum DeleteError {
     /// The stored record does not authenticate for this account.
     #[error("stored vault record fails authentication (tampered, or another vault's key)")]
     CorruptRecord,
+    /// A live record exists and the caller did not prove ownership.
+    #[error(transparent)]
+    Owner(OwnerProofError),
 }

@@ -14,20 +14,28 @@ mod core;
 mod error;
 mod floor;
 mod login;
+pub mod owner;
 mod record;
+mod registration;
 mod suite;
 pub mod wire;
 mod wrap;
 
 pub use crate::core::{
-    CoreKeys, CredentialId, RecoverStartOutcome, Recovered, StateChange, Status, VaultCore,
+    CoreKeys, CredentialId, RecoverStartOutcome, Recovered, RegistrationUploadRequest, StateChange,
+    Status, VaultCore,
 };
 pub use crate::error::{
-    CoreKeysError, DeleteError, RecoverFinishError, RecoverStartError, RegisterError, StatusError,
+    CoreKeysError, DeleteError, OwnerProofError, RecoverFinishError, RecoverStartError,
+    RegisterError, StatusError,
 };
 pub use crate::floor::{FLOOR_LEN, FLOOR_VERSION, Floor, FloorUpdate, Stale};
 pub use crate::login::{Ke3Verified, RecoverStarted, TICKET_LEN, TICKET_VERSION, TicketError};
+pub use crate::owner::{Authority, OwnerOp};
 pub use crate::record::{RECORD_VERSION, SealedRecord};
+pub use crate::registration::{
+    REGISTRATION_TICKET_LEN, REGISTRATION_TICKET_VERSION, RegisterStarted,
+};
 pub use crate::suite::{KsfProfile, PROTOCOL_CONTEXT_PREFIX, Suite, context};
 pub use crate::wrap::{RELEASE_BLOB_LEN, WRAPPED_KEY_LEN};
 

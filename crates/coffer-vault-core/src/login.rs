@@ -16,44 +16,68 @@ use crate::core::{CredentialId, FLOORED, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
 use crate::record::{Record, SealedRecord};
 use crate::suite::{Suite, decode_exact};
-use crate::wrap::{TAG_LEN, open, seal, seal_release};
+use crate::wrap::{TAG_LEN, WRAPPED_KEY_LEN, open, seal, seal_release};
 
 /// Proof that a KE3 verified. Only [`RecoverStarted::finish`] can make one.
 #[derive(Debug)]
 pub struct Ke3Verified(());
 
+/// What kind of login a ticket carries.
+pub(crate) enum LoginKind {
+    /// An unknown account's dummy: can never verify.
+    Dummy,
+    /// A counted guess against the live record of `generation`.
+    Counted {
+        /// Generation of the record that counted this guess.
+        generation: u64,
+    },
+    /// The last allowed guess: its commit replaced the record by the tombstone of
+    /// `generation`, so the ticket itself carries the wrapped key a verified KE3 releases.
+    Last {
+        /// Generation of the tombstone.
+        generation: u64,
+        /// `wrap(export_key, K)` as the record held it.
+        wrapped_key: Zeroizing<Vec<u8>>,
+    },
+}
+
 /// State after `recover/start`: made only by [`VaultCore::recover_start`], consumed by
 /// [`RecoverStarted::finish`]. Bound to the record generation that counted the guess,
-/// so a stale finish cannot reset a newer count. Zeroized on drop (opaque-ke's state is).
+/// so a stale finish cannot reset a newer count. Zeroized on drop (opaque-ke's state is,
+/// and the wrapped key of a last guess is).
 pub struct RecoverStarted {
-    pub(crate) login: ServerLogin<Suite>,
-    pub(crate) cred: CredentialId,
-    /// Generation of the record that counted this guess; `None` for a dummy login.
-    pub(crate) generation: Option<u64>,
-    pub(crate) guesses_left: u32,
+    login: ServerLogin<Suite>,
+    cred: CredentialId,
+    kind: LoginKind,
+    guesses_left: u32,
 }
 
 impl std::fmt::Debug for RecoverStarted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RecoverStarted")
-            .field("generation", &self.generation)
+            .field("guesses_left", &self.guesses_left)
             .finish_non_exhaustive()
     }
 }
 
-/// Version byte of a login ticket.
-pub const TICKET_VERSION: u8 = 1;
+/// Version byte of a login ticket. Version 2 (this one) added the last guess's kind and
+/// wrapped-key slot.
+pub const TICKET_VERSION: u8 = 2;
 /// HKDF info deriving the ticket key from the record-sealing key (key separation: a
 /// ticket can never be passed off as a record or the reverse).
 pub(crate) const TICKET_INFO: &[u8] = b"coffer/v1/vault/login-ticket";
 /// Length of the opaque-ke server login state for [`Suite`].
 const STATE_LEN: usize = 128;
-/// Plaintext: kind, generation, guesses left, expiry, server login state.
-const PLAIN_LEN: usize = 1 + 8 + 4 + 8 + STATE_LEN;
+/// Offset of the server login state in the plaintext.
+const STATE_AT: usize = 1 + 8 + 4 + 8;
+/// Plaintext: kind, generation, guesses left, expiry, server login state, wrapped-key
+/// slot (zeros unless the kind is "last", so every ticket has one length).
+const PLAIN_LEN: usize = STATE_AT + STATE_LEN + WRAPPED_KEY_LEN;
 /// Length of a sealed login ticket (docs/VAULT-API.md, "Login ticket").
 pub const TICKET_LEN: usize = 1 + NONCE_LEN + PLAIN_LEN + TAG_LEN;
 const KIND_DUMMY: u8 = 0;
 const KIND_REAL: u8 = 1;
+const KIND_LAST: u8 = 2;
 
 /// Why a login ticket was not accepted. The host answers both with `no_login`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +91,20 @@ pub enum TicketError {
 }
 
 impl RecoverStarted {
+    pub(crate) fn new(
+        login: ServerLogin<Suite>,
+        cred: CredentialId,
+        kind: LoginKind,
+        guesses_left: u32,
+    ) -> Self {
+        Self {
+            login,
+            cred,
+            kind,
+            guesses_left,
+        }
+    }
+
     /// The credential this login belongs to; the host must only finish it for the same
     /// account.
     pub fn credential_id(&self) -> &CredentialId {
@@ -83,15 +121,21 @@ impl RecoverStarted {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Option<Vec<u8>> {
         let mut plain = Zeroizing::new(Vec::with_capacity(PLAIN_LEN));
-        let (kind, generation) = match self.generation {
-            Some(g) => (KIND_REAL, g),
-            None => (KIND_DUMMY, 0),
+        let none: &[u8] = &[0; WRAPPED_KEY_LEN];
+        let (kind, generation, wrapped) = match &self.kind {
+            LoginKind::Dummy => (KIND_DUMMY, 0, none),
+            LoginKind::Counted { generation } => (KIND_REAL, *generation, none),
+            LoginKind::Last {
+                generation,
+                wrapped_key,
+            } => (KIND_LAST, *generation, wrapped_key.as_slice()),
         };
         plain.push(kind);
         plain.extend_from_slice(&generation.to_le_bytes());
         plain.extend_from_slice(&self.guesses_left.to_le_bytes());
         plain.extend_from_slice(&expires.to_le_bytes());
         plain.extend_from_slice(&self.login.serialize());
+        plain.extend_from_slice(wrapped);
         if plain.len() != PLAIN_LEN {
             return None;
         }
@@ -137,17 +181,22 @@ impl RecoverStarted {
         if now >= expires {
             return Err(TicketError::Expired);
         }
-        let generation = match p[0] {
-            KIND_REAL => Some(generation),
-            KIND_DUMMY => None,
+        let wrapped = &p[STATE_AT + STATE_LEN..];
+        let kind = match p[0] {
+            KIND_DUMMY => LoginKind::Dummy,
+            KIND_REAL => LoginKind::Counted { generation },
+            KIND_LAST => LoginKind::Last {
+                generation,
+                wrapped_key: Zeroizing::new(wrapped.to_vec()),
+            },
             _ => return Err(TicketError::Invalid),
         };
-        let login =
-            ServerLogin::<Suite>::deserialize(&p[21..]).map_err(|_| TicketError::Invalid)?;
+        let login = ServerLogin::<Suite>::deserialize(&p[STATE_AT..STATE_AT + STATE_LEN])
+            .map_err(|_| TicketError::Invalid)?;
         Ok(Self {
             login,
             cred: *cred,
-            generation,
+            kind,
             guesses_left,
         })
     }
@@ -167,30 +216,48 @@ impl RecoverStarted {
             m.serialize()
         })
         .ok_or(RecoverFinishError::Malformed)?;
-        let Some(expected_gen) = self.generation else {
+        let expected_gen = match &self.kind {
             // Dummy login for an unknown account: can never verify.
-            return Err(RecoverFinishError::WrongPassword {
-                guesses_left: self.guesses_left,
-            });
+            LoginKind::Dummy => {
+                return Err(RecoverFinishError::WrongPassword {
+                    guesses_left: self.guesses_left,
+                });
+            }
+            LoginKind::Counted { generation } | LoginKind::Last { generation, .. } => *generation,
         };
         let opened = core.open_fresh(&self.cred, current).map_err(|e| match e {
             OpenError::Corrupt => RecoverFinishError::CorruptRecord,
             OpenError::Stale(s) => RecoverFinishError::StorageRolledBack(s),
         })?;
+        // The record must still be exactly the one this guess made (the counted record,
+        // or the last guess's tombstone): anything newer supersedes this login.
         let Some((record, generation)) = opened else {
             return Err(RecoverFinishError::Superseded);
         };
         if generation != expected_gen {
             return Err(RecoverFinishError::Superseded);
         }
-        let Record::Live {
-            profile,
-            password_file,
-            wrapped_key,
-            ..
-        } = &record
-        else {
-            return Err(RecoverFinishError::Superseded);
+        let reset = match (&self.kind, &record) {
+            (
+                LoginKind::Counted { .. },
+                Record::Live {
+                    profile,
+                    oprf_nonce,
+                    owner_key,
+                    password_file,
+                    wrapped_key,
+                    ..
+                },
+            ) => Some(Record::Live {
+                profile: *profile,
+                guesses_used: 0,
+                oprf_nonce: *oprf_nonce,
+                owner_key: *owner_key,
+                password_file: password_file.clone(),
+                wrapped_key: wrapped_key.clone(),
+            }),
+            (LoginKind::Last { .. }, Record::Destroyed) => None,
+            _ => return Err(RecoverFinishError::Superseded),
         };
         let ctx = core.context();
         let params = ServerLoginParameters {
@@ -203,17 +270,20 @@ impl RecoverStarted {
             });
         };
         let proof = Ke3Verified(());
+        let wrapped_key: &[u8] = match (&self.kind, &reset) {
+            (LoginKind::Last { wrapped_key, .. }, _) => wrapped_key,
+            (_, Some(Record::Live { wrapped_key, .. })) => wrapped_key,
+            _ => return Err(RecoverFinishError::Internal),
+        };
         let release_blob = seal_release(&done.session_key, wrapped_key, rng)
             .ok_or(RecoverFinishError::Internal)?;
-        let reset = Record::Live {
-            profile: *profile,
-            guesses_used: 0,
-            password_file: password_file.clone(),
-            wrapped_key: wrapped_key.clone(),
+        let commit = match &reset {
+            Some(r) => Some(
+                core.change(&self.cred, r, generation + 1, !FLOORED, rng)
+                    .ok_or(RecoverFinishError::Internal)?,
+            ),
+            None => None,
         };
-        let commit = core
-            .change(&self.cred, &reset, generation + 1, !FLOORED, rng)
-            .ok_or(RecoverFinishError::Internal)?;
         Ok(Recovered {
             release_blob,
             commit,

@@ -12,7 +12,10 @@ use crate::core::CredentialId;
 use crate::suite::KsfProfile;
 
 /// Version byte of the sealed record layout.
-pub const RECORD_VERSION: u8 = 1;
+///
+/// Version 2 (this one) added the per-registration OPRF nonce and the owner key; version
+/// 1 records came only from pre-release vaults and are refused as unreadable.
+pub const RECORD_VERSION: u8 = 2;
 const HEADER_LEN: usize = 1 + 8 + NONCE_LEN;
 const KIND_LIVE: u8 = 1;
 const KIND_DESTROYED: u8 = 2;
@@ -59,6 +62,12 @@ pub(crate) enum Record {
         #[zeroize(skip)]
         profile: KsfProfile,
         guesses_used: u32,
+        /// The registration's OPRF nonce: opaque-ke's credential identifier is
+        /// `credential_id || oprf_nonce` (core.rs, `oprf_identifier`).
+        oprf_nonce: [u8; 32],
+        /// The Ed25519 owner key derived from K; replacing or deleting this record needs
+        /// its signature (owner.rs).
+        owner_key: [u8; 32],
         /// The serialized OPAQUE `ServerRegistration` (password file).
         password_file: Vec<u8>,
         /// `wrap(export_key, K)`, opaque to the core.
@@ -96,12 +105,16 @@ impl Record {
             Record::Live {
                 profile,
                 guesses_used,
+                oprf_nonce,
+                owner_key,
                 password_file,
                 wrapped_key,
             } => {
                 out.push(KIND_LIVE);
                 out.push(profile.id());
                 out.extend_from_slice(&guesses_used.to_le_bytes());
+                out.extend_from_slice(oprf_nonce);
+                out.extend_from_slice(owner_key);
                 put_bytes(&mut out, password_file);
                 put_bytes(&mut out, wrapped_key);
             }
@@ -117,12 +130,16 @@ impl Record {
             KIND_LIVE => {
                 let profile = KsfProfile::from_id(*b.first()?)?;
                 let guesses_used = u32::from_le_bytes(b.get(1..5)?.try_into().ok()?);
-                b = &b[5..];
+                let oprf_nonce = b.get(5..37)?.try_into().ok()?;
+                let owner_key = b.get(37..69)?.try_into().ok()?;
+                b = &b[69..];
                 let password_file = take_bytes(&mut b)?.to_vec();
                 let wrapped_key = take_bytes(&mut b)?.to_vec();
                 b.is_empty().then_some(Record::Live {
                     profile,
                     guesses_used,
+                    oprf_nonce,
+                    owner_key,
                     password_file,
                     wrapped_key,
                 })

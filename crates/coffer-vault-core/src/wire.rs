@@ -36,6 +36,19 @@ pub struct RegisterStartReply {
     pub v: u8,
     /// OPAQUE RegistrationResponse.
     pub response: String,
+    /// The core-sealed registration ticket (this registration's OPRF nonce), echoed in
+    /// `register/finish` (docs/VAULT-API.md, "Registration ticket").
+    pub ticket: String,
+}
+
+/// Proof of K for replacing or deleting a live record (docs/VAULT-API.md, "Owner proof").
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct OwnerProof {
+    /// The record generation signed (from `status`).
+    pub generation: u64,
+    /// Ed25519 signature by the record's owner key.
+    pub signature: String,
 }
 
 /// `POST /v1/register/finish` body.
@@ -50,6 +63,13 @@ pub struct RegisterFinishRequest {
     pub wrapped_key: String,
     /// KSF profile name, e.g. `argon2id-rfc9106-2`.
     pub profile: String,
+    /// `ticket` from the start reply.
+    pub ticket: String,
+    /// Ed25519 owner public key derived from K (32 bytes).
+    pub owner_key: String,
+    /// Needed when a live record exists (unless the token has the reset scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_proof: Option<OwnerProof>,
 }
 
 /// `POST /v1/register/finish` reply.
@@ -108,6 +128,17 @@ pub struct RecoverFinishReply {
     pub release: String,
 }
 
+/// `POST /v1/delete` body.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRequest {
+    /// Wire version.
+    pub v: u8,
+    /// Needed when a live record exists (unless the token has the reset scope).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_proof: Option<OwnerProof>,
+}
+
 /// `POST /v1/delete` reply.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct DeleteReply {
@@ -128,6 +159,11 @@ pub struct StatusReply {
     pub guesses_left: Option<u32>,
     /// The vault's guess limit.
     pub max_guesses: u32,
+    /// The account's credential id (what an owner proof signs; docs/VAULT-API.md).
+    pub credential_id: String,
+    /// The live record's generation (what an owner proof signs), if one exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 /// Every error reply: `{"v":1,"error":{...}}` with a 4xx/5xx status.

@@ -23,13 +23,25 @@ pub const RELEASE_BLOB_LEN: usize = 1 + NONCE_LEN + WRAPPED_KEY_LEN + TAG_LEN;
 const WRAP_INFO: &[u8] = b"coffer/v1/vault/wrap-key";
 const RELEASE_INFO: &[u8] = b"coffer/v1/vault/release-key";
 
-pub(crate) fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
+/// 32 bytes of HKDF-SHA-256 (no salt) from `ikm` for `info`: the one derivation behind
+/// every key the core and client make from another.
+pub(crate) fn hkdf32(ikm: &[u8], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     let mut okm = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(None, ikm)
         .expand(info, okm.as_mut())
         .ok()?;
-    let key = UnboundKey::new(&AES_256_GCM, okm.as_ref()).ok()?;
+    Some(okm)
+}
+
+pub(crate) fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
+    let key = UnboundKey::new(&AES_256_GCM, hkdf32(ikm, info)?.as_ref()).ok()?;
     Some(LessSafeKey::new(key))
+}
+
+/// An HMAC-SHA-256 key derived like [`derive`]'s AEAD keys (distinct `info`).
+pub(crate) fn derive_hmac(ikm: &[u8], info: &[u8]) -> Option<ring::hmac::Key> {
+    let okm = hkdf32(ikm, info)?;
+    Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, okm.as_ref()))
 }
 
 /// `version || nonce || AES-256-GCM(plain) || tag`, with AAD = `version || aad_tail`. The

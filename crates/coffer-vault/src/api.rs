@@ -14,9 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use coffer_vault_core::{
-    CredentialId, DeleteError, RecoverFinishError, RecoverStartError, RecoverStartOutcome,
-    RecoverStarted, RegisterError, SealedRecord, Stale, StateChange, StatusError, TicketError,
-    VaultCore,
+    Authority, CredentialId, DeleteError, OwnerProofError, RecoverFinishError, RecoverStartError,
+    RecoverStartOutcome, RecoverStarted, RegisterError, RegistrationUploadRequest, SealedRecord,
+    Stale, StateChange, StatusError, TicketError, VaultCore,
 };
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
@@ -44,7 +44,7 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     /// Group committer (writes).
     pub committer: Committer,
-    /// Lifetime of a login ticket (`--login-ttl`).
+    /// Lifetime of a login or registration ticket (`--login-ttl`).
     pub login_ttl: Duration,
     /// Per-account limits.
     pub limiter: RateLimiter,
@@ -239,14 +239,69 @@ has_version!(
     wire::RegisterFinishRequest,
     wire::RecoverStartRequest,
     wire::RecoverFinishRequest,
-    DeleteRequest
+    wire::DeleteRequest
 );
 
-/// `POST /v1/delete` body.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeleteRequest {
-    v: u8,
+/// Which authority a replace or delete request carries: its owner proof if it has one,
+/// else the token's reset scope, else the token alone (enough only where no live record
+/// exists; the core decides).
+fn authority<'a>(
+    proof: Option<&wire::OwnerProof>,
+    signature: &'a [u8],
+    acct: &Account,
+) -> Authority<'a> {
+    match proof {
+        Some(p) => Authority::OwnerProof {
+            generation: p.generation,
+            signature,
+        },
+        None if acct.reset_scope => Authority::ResetScope,
+        None => Authority::Token,
+    }
+}
+
+fn proof_signature(proof: Option<&wire::OwnerProof>) -> Result<Vec<u8>, ApiError> {
+    proof.map_or(Ok(Vec::new()), |p| {
+        field(&p.signature, "owner_proof.signature")
+    })
+}
+
+/// The reply to a replace or delete of a live record without a valid owner proof.
+fn owner_refused(e: OwnerProofError) -> ApiError {
+    match e {
+        OwnerProofError::Required => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_proof_required",
+            "this account has a live vault record: replacing or deleting it needs an owner proof made with the backup key (change the password from a device that holds the key, or connect with the recovery key first)",
+        ),
+        OwnerProofError::Stale { .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "owner_proof_stale",
+            "the record changed since the owner proof was made (a guess or another change); read /v1/status again and sign its generation",
+        ),
+        _ => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "owner_proof_invalid",
+            "the owner proof does not verify: it was not made with this record's backup key",
+        ),
+    }
+}
+
+fn registration_ticket_refused(expired: bool) -> ApiError {
+    let message = if expired {
+        "the registration expired (register/finish came later than --login-ttl after register/start); start again"
+    } else {
+        "the ticket is not a registration ticket of this vault for this account; start again"
+    };
+    ApiError::new(StatusCode::CONFLICT, "no_registration", message)
+}
+
+/// Logs a change made under the reset scope: the one way to wipe a live record without
+/// the backup key, so the operator must be able to see every use.
+fn log_reset_scope(acct: &Account, authority: &Authority<'_>, what: &str) {
+    if matches!(authority, Authority::ResetScope) {
+        tracing::warn!(tenant = %acct.tenant, credential = %hex::encode(&acct.credential_id.as_bytes()[..8]), "{what} under the token's reset scope (no owner proof)");
+    }
 }
 
 fn field(s: &str, name: &str) -> Result<Vec<u8>, ApiError> {
@@ -302,13 +357,18 @@ async fn register_start(
         let req: wire::RegisterStartRequest = parse(&headers, body)?;
         st.rate_limit(&acct)?;
         let msg = field(&req.request, "request")?;
-        let resp = st
+        let expires = unix_now().saturating_add(st.login_ttl.as_secs());
+        let started = st
             .core
-            .register_start(&acct.credential_id, &msg)
-            .map_err(|_| malformed("registration request"))?;
+            .register_start(&acct.credential_id, &msg, expires, &mut OsRng)
+            .map_err(|e| match e {
+                RegisterError::Malformed { .. } => malformed("registration request"),
+                _ => ApiError::internal("register/start failed inside the vault core"),
+            })?;
         Ok(wire::RegisterStartReply {
             v: WIRE_VERSION,
-            response: b64(&resp),
+            response: b64(&started.response),
+            ticket: b64(&started.ticket),
         })
     }
     .await;
@@ -326,17 +386,28 @@ async fn register_finish(
         let req: wire::RegisterFinishRequest = parse(&headers, body)?;
         let upload = field(&req.upload, "upload")?;
         let wrapped = field(&req.wrapped_key, "wrapped_key")?;
+        let ticket = field(&req.ticket, "ticket")?;
+        let owner_key = field(&req.owner_key, "owner_key")?;
+        let signature = proof_signature(req.owner_proof.as_ref())?;
+        let authority = authority(req.owner_proof.as_ref(), &signature, &acct);
         let id = acct.credential_id;
         let _g = st.lock_for(&id).lock().await;
         let current = st.read(&id)?;
+        let request = RegistrationUploadRequest {
+            ticket: &ticket,
+            upload: &upload,
+            wrapped_key: &wrapped,
+            owner_key: &owner_key,
+            profile: &req.profile,
+        };
         let rec = st
             .core
             .register_finish(
                 &id,
                 current.as_ref(),
-                &upload,
-                &wrapped,
-                &req.profile,
+                &request,
+                authority,
+                unix_now(),
                 &mut OsRng,
             )
             .map_err(|e| match e {
@@ -345,9 +416,13 @@ async fn register_finish(
                     "unknown_profile",
                     format!("unknown KSF profile {:?}", req.profile),
                 ),
+                RegisterError::BadTicket => registration_ticket_refused(false),
+                RegisterError::TicketExpired => registration_ticket_refused(true),
+                RegisterError::Owner(e) => owner_refused(e),
                 RegisterError::CorruptRecord => corrupt(),
                 _ => ApiError::internal("registration failed inside the vault core"),
             })?;
+        log_reset_scope(&acct, &authority, "record replaced");
         // Acknowledging before this commit could let a client believe a password is set
         // that a crash then forgets.
         st.commit(rec).await?;
@@ -456,8 +531,11 @@ async fn recover_finish(
             Ok(done) => {
                 // Every reply follows its state change (invariant V2); here a crash
                 // before the commit only leaves the count unreset, never K released
-                // by a login the vault then forgets.
-                st.commit(done.commit).await?;
+                // by a login the vault then forgets. The last guess's login has no
+                // change to make: its record is already the tombstone.
+                if let Some(change) = done.commit {
+                    st.commit(change).await?;
+                }
                 st.metrics.recoveries.fetch_add(1, Relaxed);
                 Ok(wire::RecoverFinishReply { v: WIRE_VERSION, release: b64(&done.release_blob) })
             }
@@ -493,19 +571,26 @@ async fn delete(
     let t = Instant::now();
     let r = async {
         let acct = st.auth.authenticate(&headers)?;
-        let _req: DeleteRequest = parse(&headers, body)?;
+        let req: wire::DeleteRequest = parse(&headers, body)?;
+        let signature = proof_signature(req.owner_proof.as_ref())?;
+        let authority = authority(req.owner_proof.as_ref(), &signature, &acct);
         let id = acct.credential_id;
         let _g = st.lock_for(&id).lock().await;
         let current = st.read(&id)?;
-        let change = st.core.delete(&id, current.as_ref()).map_err(|e| match e {
-            DeleteError::NoRecord => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_record",
-                "this account has no vault record",
-            ),
-            DeleteError::CorruptRecord => corrupt(),
-            _ => ApiError::internal("delete failed inside the vault core"),
-        })?;
+        let change = st
+            .core
+            .delete(&id, current.as_ref(), authority)
+            .map_err(|e| match e {
+                DeleteError::NoRecord => ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_record",
+                    "this account has no vault record",
+                ),
+                DeleteError::Owner(e) => owner_refused(e),
+                DeleteError::CorruptRecord => corrupt(),
+                _ => ApiError::internal("delete failed inside the vault core"),
+            })?;
+        log_reset_scope(&acct, &authority, "record deleted");
         // "Backups off" must survive a crash once acknowledged; the Deleted floor keeps an
         // old copy of the record, restored later, from coming back.
         st.commit(change).await?;
@@ -535,6 +620,8 @@ async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
             destroyed: s.destroyed,
             guesses_left: s.guesses_left,
             max_guesses: s.max_guesses,
+            credential_id: b64(id.as_bytes()),
+            generation: s.generation,
         })
     }
     .await;

@@ -26,6 +26,9 @@ pub struct Claims {
     /// Issued at, unix seconds.
     #[serde(default)]
     pub iat: u64,
+    /// OAuth-style space-separated scopes; `coffer.reset` is the reset scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// An authenticated caller.
@@ -34,6 +37,9 @@ pub struct Account {
     pub tenant: String,
     /// Where the caller's record lives.
     pub credential_id: CredentialId,
+    /// The token carries the `coffer.reset` scope: the app's auth server allows replacing
+    /// or deleting a live record without the owner proof.
+    pub reset_scope: bool,
 }
 
 /// Token verification keys and the credential-id key.
@@ -127,9 +133,15 @@ impl Auth {
             ));
         }
         let credential_id = self.credential_id(&tenant, &data.claims.sub);
+        let reset_scope = data
+            .claims
+            .scope
+            .as_deref()
+            .is_some_and(|s| s.split(' ').any(|x| x == "coffer.reset"));
         Ok(Account {
             tenant,
             credential_id,
+            reset_scope,
         })
     }
 }
@@ -148,6 +160,7 @@ pub fn mint_dev_token(
         aud: audience.to_string(),
         exp,
         iat: now,
+        scope: None,
     };
     encode(
         &Header::new(Algorithm::HS256),

@@ -46,6 +46,28 @@ fn malformed_inputs_get_4xx_json_errors() {
     let json = Some("application/json");
     let (ke1, _) = client::recover_start(b"pw", &mut OsRng).unwrap();
     let ke1_json = |bytes: &[u8]| format!(r#"{{"v":1,"ke1":"{}"}}"#, b64(bytes)).into_bytes();
+    // A well-formed registration upload (made against a throwaway core) to pair with a
+    // forged ticket.
+    let upload = {
+        let core = coffer_vault_core::VaultCore::new(
+            &coffer_vault_core::CoreKeys::generate(&mut OsRng),
+            10,
+            [],
+        )
+        .unwrap();
+        let cred = coffer_vault_core::CredentialId::from_bytes([0; 32]);
+        let (req, st) = client::register_start(b"pw", &mut OsRng).unwrap();
+        let started = core
+            .register_start(&cred, &req, u64::MAX, &mut OsRng)
+            .unwrap();
+        st.finish(
+            &started.response,
+            &[1; 32],
+            coffer_vault_core::KsfProfile::TestCheap,
+            &mut OsRng,
+        )
+        .unwrap()
+    };
     let url = &v.url;
     let cases: Vec<(&str, u16, &str, (u16, serde_json::Value))> = vec![
         (
@@ -195,7 +217,26 @@ fn malformed_inputs_get_4xx_json_errors() {
                 "/v1/register/finish",
                 Some(&tok),
                 json,
-                br#"{"v":1,"upload":"AAAA","wrapped_key":"AAAA","profile":"argon2id-test"}"#,
+                br#"{"v":1,"upload":"AAAA","wrapped_key":"AAAA","profile":"argon2id-test","ticket":"AAAA","owner_key":"AAAA"}"#,
+            ),
+        ),
+        (
+            "forged registration ticket",
+            409,
+            "no_registration",
+            send(
+                url,
+                "/v1/register/finish",
+                Some(&tok),
+                json,
+                format!(
+                    r#"{{"v":1,"upload":"{}","wrapped_key":"{}","profile":"argon2id-test","ticket":"{}","owner_key":"{}"}}"#,
+                    b64(&upload.upload),
+                    b64(&upload.wrapped_key),
+                    b64(&[0u8; 69]),
+                    b64(&upload.owner_key)
+                )
+                .as_bytes(),
             ),
         ),
         (

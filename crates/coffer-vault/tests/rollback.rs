@@ -161,7 +161,7 @@ fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
         ));
     }
     assert!(matches!(b.recover(b"right"), Err(VaultError::KeyDestroyed)));
-    c.delete().unwrap();
+    c.delete(Some(&[9u8; 32])).unwrap();
     stop(v);
 
     restore_db(dir, "old.redb");

@@ -32,8 +32,9 @@ fn register_then_recover_returns_the_same_key() {
         (s.exists, s.guesses_left, s.max_guesses),
         (true, Some(10), 10)
     );
-    c.delete().unwrap();
-    assert!(matches!(c.delete(), Err(VaultError::NoRecord)));
+    // A live record goes only with proof of its key (owner_proof.rs tests the refusals).
+    c.delete(Some(&key)).unwrap();
+    assert!(matches!(c.delete(None), Err(VaultError::NoRecord)));
     assert!(!c.status().unwrap().exists);
 }
 
@@ -195,13 +196,13 @@ fn one_account_cannot_touch_another() {
         b.recover(b"pw-a"),
         Err(VaultError::WrongPassword { .. })
     ));
-    assert!(matches!(b.delete(), Err(VaultError::NoRecord)));
+    assert!(matches!(b.delete(None), Err(VaultError::NoRecord)));
     // B registering its own record leaves A's untouched.
     b.register(b"pw-b", &[0xbb; 32], P).unwrap();
     assert_eq!(a.status().unwrap().guesses_left, Some(10));
     assert_eq!(*a.recover(b"pw-a").unwrap(), [0xaa; 32]);
     assert_eq!(*b.recover(b"pw-b").unwrap(), [0xbb; 32]);
-    b.delete().unwrap();
+    b.delete(Some(&[0xbb; 32])).unwrap();
     assert_eq!(*a.recover(b"pw-a").unwrap(), [0xaa; 32]);
 }
 
