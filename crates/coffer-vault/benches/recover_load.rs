@@ -193,9 +193,13 @@ struct Figures {
     batches: (u64, u64),
 }
 
-/// `(commit batches, changes committed)` from the vault's own counters.
-fn commit_counters(url: &str) -> (u64, u64) {
-    let body = ureq::get(format!("{url}/metrics"))
+/// `(commit batches, changes committed)` from the vault's own counters (zeros from a
+/// vault without them: an older baseline binary, or one that had no metrics listener).
+fn commit_counters(metrics_url: Option<&str>) -> (u64, u64) {
+    let Some(url) = metrics_url else {
+        return (0, 0);
+    };
+    let body = ureq::get(url)
         .call()
         .unwrap()
         .body_mut()
@@ -218,6 +222,8 @@ struct Served {
     child: std::process::Child,
     _tmp: tempfile::TempDir,
     url: String,
+    /// The metrics listener's URL, if this binary has one.
+    metrics: Option<String>,
     tokens: Vec<String>,
 }
 
@@ -250,31 +256,52 @@ fn serve(bin: &str, accounts: usize) -> Served {
         }
         _ => Command::new(bin),
     };
-    let mut child = cmd
-        .args([
-            "serve",
-            "--listen",
+    // Vaults since issue 9 serve metrics on their own listener, and export the group-commit
+    // counters only when asked (they tell real accounts from unknown ones); older
+    // baselines serve /metrics on the API port and know neither flag.
+    let help = Command::new(bin)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let own_listener = String::from_utf8_lossy(&help.stdout).contains("--metrics-listen");
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate-limit",
+        "0",
+        "--dummy-profile",
+        "argon2id-test",
+        "--data",
+    ])
+    .arg(tmp.path());
+    if own_listener {
+        cmd.args([
+            "--metrics-listen",
             "127.0.0.1:0",
-            "--rate-limit",
-            "0",
-            "--dummy-profile",
-            "argon2id-test",
-            "--data",
-        ])
-        .arg(tmp.path())
+            "--metrics-commit-counters",
+        ]);
+    }
+    let mut child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    out.read_line(&mut line).unwrap();
     let url = line
         .trim()
         .strip_prefix("listening on ")
         .unwrap()
         .to_string();
+    let metrics = if own_listener {
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        Some(line.trim().strip_prefix("metrics on ").unwrap().to_string())
+    } else {
+        Some(format!("{url}/metrics"))
+    };
     let tokens: Vec<String> = (0..accounts)
         .map(|i| {
             let out = Command::new(bin)
@@ -300,6 +327,7 @@ fn serve(bin: &str, accounts: usize) -> Served {
         child,
         _tmp: tmp,
         url,
+        metrics,
         tokens,
     }
 }
@@ -307,9 +335,9 @@ fn serve(bin: &str, accounts: usize) -> Served {
 fn measure(label: &str, s: &Served, threads: usize, secs: u64) -> Figures {
     let pid = s.child.id();
     let _warm = drive(&s.url, &s.tokens, threads, 1, None, pid);
-    let c0 = commit_counters(&s.url);
+    let c0 = commit_counters(s.metrics.as_deref());
     let peak = drive(&s.url, &s.tokens, threads, secs, None, pid);
-    let c1 = commit_counters(&s.url);
+    let c1 = commit_counters(s.metrics.as_deref());
     let peak_rate = peak.done as f64 / peak.wall;
     let per_core = peak.done as f64 / peak.server_cpu;
     let at80 = drive(&s.url, &s.tokens, threads, secs, Some(peak_rate * 0.8), pid);

@@ -101,14 +101,7 @@ impl KeyFile {
             credential_id_key,
             token_key,
         };
-        let core = kf.core.to_bytes();
-        let mut buf = Zeroizing::new(Vec::new());
-        buf.extend_from_slice(MAGIC);
-        buf.push(VERSION);
-        buf.extend_from_slice(kf.credential_id_key.as_ref());
-        buf.extend_from_slice(kf.token_key.as_ref());
-        buf.extend_from_slice(&(core.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&core);
+        let buf = kf.to_bytes();
         let path = dir.join(KEY_FILE);
         let mut f = OpenOptions::new()
             .write(true)
@@ -155,20 +148,38 @@ impl KeyFile {
             path: path.clone(),
             source,
         })?;
-        let malformed = || KeyFileError::Malformed { path: path.clone() };
+        Self::from_bytes(&buf).ok_or(KeyFileError::Malformed { path })
+    }
+
+    /// The key file's bytes (layout in the module comment).
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let core = self.core.to_bytes();
+        let mut buf = Zeroizing::new(Vec::with_capacity(77 + core.len()));
+        buf.extend_from_slice(MAGIC);
+        buf.push(VERSION);
+        buf.extend_from_slice(self.credential_id_key.as_ref());
+        buf.extend_from_slice(self.token_key.as_ref());
+        buf.extend_from_slice(&(core.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&core);
+        buf
+    }
+
+    /// Parses [`KeyFile::to_bytes`] output; `None` for anything else (the caller names the
+    /// file in its error).
+    pub fn from_bytes(buf: &[u8]) -> Option<Self> {
         if buf.len() < 77 || &buf[..8] != MAGIC || buf[8] != VERSION {
-            return Err(malformed());
+            return None;
         }
         let mut credential_id_key = Zeroizing::new([0u8; 32]);
         credential_id_key.copy_from_slice(&buf[9..41]);
         let mut token_key = Zeroizing::new([0u8; 32]);
         token_key.copy_from_slice(&buf[41..73]);
-        let len = u32::from_le_bytes(buf[73..77].try_into().map_err(|_| malformed())?) as usize;
-        if buf.len() != 77 + len {
-            return Err(malformed());
+        let len = u32::from_le_bytes(buf[73..77].try_into().ok()?);
+        if usize::try_from(len).ok()? != buf.len() - 77 {
+            return None;
         }
-        let core = CoreKeys::from_bytes(&buf[77..]).map_err(|_| malformed())?;
-        Ok(KeyFile {
+        let core = CoreKeys::from_bytes(&buf[77..]).ok()?;
+        Some(KeyFile {
             core,
             credential_id_key,
             token_key,

@@ -8,6 +8,8 @@ pub mod api;
 pub mod auth;
 pub mod committer;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyfile;
 pub mod metrics;
 pub mod ratelimit;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use coffer_vault::api::{AppState, router};
-use coffer_vault::auth::{Auth, mint_dev_token};
+use coffer_vault::auth::{Auth, RESET_SCOPE, mint_dev_token};
 use coffer_vault::committer::Committer;
 use coffer_vault::keyfile::{DB_FILE, KEY_FILE, KeyFile};
-use coffer_vault::metrics::Metrics;
+use coffer_vault::metrics::{Metrics, router as metrics_router};
 use coffer_vault::ratelimit::RateLimiter;
 use coffer_vault::storage::{RedbStorage, Storage};
 use coffer_vault::trusted::{TRUSTED_FILE, TrustedStore};
@@ -53,8 +53,24 @@ enum Cmd {
         #[arg(long, default_value_t = 30)]
         rate_limit: u32,
         /// Tenant EdDSA public key: NAME=PATH.pem (tokens carry kid = NAME). Repeatable.
+        /// With any tenant key, development HS256 tokens (no kid) are refused unless
+        /// --dev-tokens is given.
         #[arg(long = "tenant-key", value_name = "NAME=PATH")]
         tenant_keys: Vec<String>,
+        /// Accept development HS256 tokens (`coffer-vault token`) even though tenant keys
+        /// are configured. Anyone who can read the key file can mint them for any account:
+        /// never in production.
+        #[arg(long)]
+        dev_tokens: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics on a separate listener (plain
+        /// HTTP; keep it on a private interface). Off by default; port 0 picks a free port
+        /// (printed). The API listener never serves /metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
+        /// Benchmarks only: also export the group-commit counters, which move on every
+        /// real account's recover/start and so tell real accounts from unknown ones.
+        #[arg(long, hide = true, requires = "metrics_listen")]
+        metrics_commit_counters: bool,
         /// TLS certificate chain (PEM); with --tls-key serves HTTPS.
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
@@ -84,6 +100,10 @@ enum Cmd {
         /// Audience to put in the token instead of this vault's id (for testing rejection).
         #[arg(long, hide = true)]
         audience: Option<String>,
+        /// Add `"scope": "coffer.reset"`: the token may replace or delete a live record
+        /// without the owner's proof (an app's "lost password and recovery key" flow).
+        #[arg(long)]
+        reset_scope: bool,
     },
 }
 
@@ -143,10 +163,17 @@ fn main() -> Result<()> {
             account,
             ttl,
             audience,
+            reset_scope,
         } => {
             let kf = KeyFile::load(&data)?;
             let aud = audience.unwrap_or_else(|| kf.vault_id_hex());
-            let t = mint_dev_token(kf.token_key.as_ref(), &aud, &account, parse_ttl(&ttl)?)?;
+            let t = mint_dev_token(
+                kf.token_key.as_ref(),
+                &aud,
+                &account,
+                parse_ttl(&ttl)?,
+                reset_scope.then_some(RESET_SCOPE),
+            )?;
             println!("{t}");
             Ok(())
         }
@@ -156,6 +183,9 @@ fn main() -> Result<()> {
             max_guesses,
             rate_limit,
             tenant_keys,
+            dev_tokens,
+            metrics_listen,
+            metrics_commit_counters,
             tls_cert,
             tls_key,
             dummy_profile,
@@ -169,6 +199,11 @@ fn main() -> Result<()> {
                 let (name, path) = t
                     .split_once('=')
                     .with_context(|| format!("--tenant-key {t:?} is not NAME=PATH"))?;
+                if name.is_empty() || name == "dev" {
+                    bail!(
+                        "--tenant-key {t:?}: the tenant name must be non-empty and not `dev` (the development tokens' tenant, whose accounts it would share)"
+                    );
+                }
                 let pem =
                     std::fs::read(path).with_context(|| format!("reading tenant key {path}"))?;
                 let key = jsonwebtoken::DecodingKey::from_ed_pem(&pem)
@@ -179,17 +214,21 @@ fn main() -> Result<()> {
             let floors = trusted.load()?;
             tracing::info!(floors = floors.len(), "loaded rollback floors");
             let core = VaultCore::new(&kf.core, max_guesses, floors)?.with_dummy_profile(dummy);
-            let auth = Auth::new(
+            let mut auth = Auth::new(
                 kf.vault_id_hex(),
                 kf.token_key.as_ref(),
                 tenants,
                 kf.credential_id_key.as_ref(),
             );
+            if dev_tokens {
+                auth = auth.allow_dev_tokens();
+            }
             let storage: Arc<dyn Storage> = Arc::new(RedbStorage::open(&data.join(DB_FILE))?);
-            let metrics = Arc::new(Metrics::default());
+            let metrics = Arc::new(Metrics::new(metrics_commit_counters));
             let failpoint = std::env::var("COFFER_VAULT_FAILPOINT").ok();
             let committer =
                 Committer::start(storage.clone(), trusted, metrics.clone(), failpoint.clone());
+            let metrics_for_listener = metrics.clone();
             let state = AppState::new(
                 core,
                 auth,
@@ -204,7 +243,12 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(serve(app, listen, tls_cert.zip(tls_key)))
+            rt.block_on(serve(
+                app,
+                listen,
+                tls_cert.zip(tls_key),
+                metrics_listen.map(|a| (a, metrics_router(metrics_for_listener))),
+            ))
         }
     }
 }
@@ -223,19 +267,46 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+fn bind(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener> {
+    let l = std::net::TcpListener::bind(addr).with_context(|| format!("binding {what} {addr}"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
 async fn serve(
     app: axum::Router,
     listen: SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
+    metrics: Option<(SocketAddr, axum::Router)>,
 ) -> Result<()> {
-    let std_listener =
-        std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
-    std_listener.set_nonblocking(true)?;
+    let std_listener = bind(listen, "--listen")?;
     let addr = std_listener.local_addr()?;
+    // Both listeners are bound before either address is printed, so whoever waits for the
+    // printed lines can connect to both at once. The metrics listener is plain HTTP even
+    // beside TLS: Prometheus scrapes it on a private interface.
+    let metrics = match metrics {
+        Some((a, router)) => {
+            let l = tokio::net::TcpListener::from_std(bind(a, "--metrics-listen")?)?;
+            let url = format!("http://{}/metrics", l.local_addr()?);
+            Some((l, router, url))
+        }
+        None => None,
+    };
+    let print_metrics = move || {
+        if let Some((l, router, url)) = metrics {
+            println!("metrics on {url}");
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
+    };
     match tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             println!("listening on http://{addr}");
+            print_metrics();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await?;
@@ -258,6 +329,7 @@ async fn serve(
                 h.graceful_shutdown(Some(Duration::from_secs(10)));
             });
             println!("listening on https://{addr}");
+            print_metrics();
             axum_server::from_tcp_rustls(std_listener, config)?
                 .handle(handle)
                 .serve(app.into_make_service())

@@ -1,8 +1,22 @@
-//! Prometheus text metrics from atomic counters (no metrics crate needed).
+//! Prometheus text metrics from atomic counters (no metrics crate needed), served on their
+//! own listener (`serve --metrics-listen`), never on the API's.
+//!
+//! Nothing exported may tell an unknown account's dummy KE2 from a real one (the dummy
+//! exists so that `recover/start` does not reveal whether a record exists): one counter
+//! covers both kinds of KE2, and no counter moves only when a real record is touched by
+//! `recover/start` (no guesses-counted, destroyed-records or, unless a benchmark asks,
+//! group-commit counters). The latency histogram is the exception docs/VAULT-API.md names.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
 
 /// Latency bucket bounds in seconds.
 const BUCKETS: [f64; 10] = [
@@ -55,14 +69,8 @@ pub struct Metrics {
     requests: [AtomicU64; Route::ALL.len()],
     errors_4xx: AtomicU64,
     errors_5xx: AtomicU64,
-    /// Guesses counted (durably committed) by recover/start.
-    pub guesses_counted: AtomicU64,
-    /// Real KE2s released (after their guess was committed).
-    pub ke2_released: AtomicU64,
-    /// Dummy KE2s for unknown accounts.
-    pub dummy_ke2: AtomicU64,
-    /// Records destroyed after the last guess.
-    pub records_destroyed: AtomicU64,
+    /// KE2s sent, real (after their guess was committed) and dummy alike.
+    pub ke2_sent: AtomicU64,
     /// Verified recoveries.
     pub recoveries: AtomicU64,
     /// Failed KE3s.
@@ -71,12 +79,23 @@ pub struct Metrics {
     pub storage_rolled_back: AtomicU64,
     commit_batches: AtomicU64,
     commit_writes: AtomicU64,
+    /// Whether `render` includes the group-commit counters (benchmarks only).
+    export_commits: bool,
     latency_buckets: [AtomicU64; 10],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
 }
 
 impl Metrics {
+    /// Counters at zero; `export_commits` adds the group-commit counters to `render`,
+    /// which tells real accounts from unknown ones (`serve --metrics-commit-counters`).
+    pub fn new(export_commits: bool) -> Self {
+        Self {
+            export_commits,
+            ..Self::default()
+        }
+    }
+
     /// Counts one request to `route` with its status and latency.
     pub fn request(&self, route: Route, status: u16, elapsed: Duration) {
         self.requests[route as usize].fetch_add(1, Relaxed);
@@ -125,23 +144,27 @@ impl Metrics {
             "coffer_vault_errors_total{{class=\"5xx\"}} {}",
             self.errors_5xx.load(Relaxed)
         );
+        let commits = [
+            ("coffer_vault_commit_batches_total", &self.commit_batches),
+            ("coffer_vault_commit_writes_total", &self.commit_writes),
+        ];
+        let commits = if self.export_commits {
+            &commits[..]
+        } else {
+            &[]
+        };
         for (name, v) in [
-            ("coffer_vault_guesses_counted_total", &self.guesses_counted),
-            ("coffer_vault_ke2_released_total", &self.ke2_released),
-            ("coffer_vault_dummy_ke2_total", &self.dummy_ke2),
-            (
-                "coffer_vault_records_destroyed_total",
-                &self.records_destroyed,
-            ),
+            ("coffer_vault_ke2_total", &self.ke2_sent),
             ("coffer_vault_recoveries_total", &self.recoveries),
             ("coffer_vault_ke3_failed_total", &self.ke3_failed),
             (
                 "coffer_vault_storage_rolled_back_total",
                 &self.storage_rolled_back,
             ),
-            ("coffer_vault_commit_batches_total", &self.commit_batches),
-            ("coffer_vault_commit_writes_total", &self.commit_writes),
-        ] {
+        ]
+        .iter()
+        .chain(commits)
+        {
             let _ = writeln!(s, "# TYPE {name} counter\n{name} {}", v.load(Relaxed));
         }
         let _ = writeln!(s, "# TYPE coffer_vault_request_seconds histogram");
@@ -165,4 +188,19 @@ impl Metrics {
         let _ = writeln!(s, "coffer_vault_request_seconds_count {count}");
         s
     }
+}
+
+/// The metrics listener's router: `GET /metrics`, and a 404 for anything else.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics is served here\n") })
+        .with_state(metrics)
+}
+
+async fn serve_metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.render(),
+    )
 }

@@ -62,14 +62,15 @@ fn ten_wrong_guesses_destroy_the_record() {
             other => panic!("guess {i}: {other:?}"),
         }
     }
-    assert_eq!(c.status().unwrap().guesses_left, Some(0));
+    // The tenth wrong guess destroyed the record in its own commit.
+    let s = c.status().unwrap();
+    assert!(!s.exists && s.destroyed && s.guesses_left.is_none());
     let err = c.recover(b"right").unwrap_err();
     assert!(matches!(err, VaultError::KeyDestroyed), "{err:?}");
     assert!(err.to_string().contains("destroyed after too many wrong"));
     assert!(matches!(c.recover(b"right"), Err(VaultError::KeyDestroyed)));
     let s = c.status().unwrap();
     assert!(!s.exists && s.destroyed);
-    assert_eq!(metric(&v.url, "coffer_vault_records_destroyed_total"), 1);
 }
 
 #[test]
@@ -88,7 +89,9 @@ fn last_guess_is_still_honoured() {
         [1u8; 32],
         "the third and last guess may be right"
     );
-    assert_eq!(c.status().unwrap().guesses_left, Some(3));
+    // ... but it destroyed the record all the same: the key left it with that guess.
+    // The SDK's connect registers again with the password it just proved.
+    assert!(c.status().unwrap().destroyed);
 }
 
 #[test]
@@ -119,8 +122,7 @@ fn concurrent_guesses_never_exceed_the_limit() {
     }
     assert_eq!(wrong.load(Ordering::SeqCst), 10, "exactly max_guesses KE2s");
     assert_eq!(destroyed.load(Ordering::SeqCst), 190);
-    assert_eq!(metric(&v.url, "coffer_vault_ke2_released_total"), 10);
-    assert_eq!(metric(&v.url, "coffer_vault_guesses_counted_total"), 10);
+    assert_eq!(metric(&v.metrics, "coffer_vault_ke2_total"), 10);
 }
 
 #[test]

@@ -7,6 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
+use coffer_vault_core::client;
+use coffer_vault_core::wire::b64;
+use rand_core::OsRng;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_coffer-vault");
 
 pub fn init(dir: &Path) {
@@ -46,6 +50,8 @@ pub fn token(dir: &Path, account: &str, ttl: &str) -> String {
 pub struct Vault {
     pub child: Child,
     pub url: String,
+    /// `http://ADDR/metrics` of the metrics listener (`--metrics-listen`).
+    pub metrics: String,
     pub dir: PathBuf,
     pub stderr: Receiver<String>,
 }
@@ -57,6 +63,7 @@ impl Drop for Vault {
     }
 }
 
+/// Starts `serve` with a metrics listener on a free port (unless `extra` names one).
 pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -66,6 +73,9 @@ pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if !extra.contains(&"--metrics-listen") {
+        cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -73,8 +83,12 @@ pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
     let (tx, rx) = channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
+        // The API address comes first, then the metrics address.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(u) = line.strip_prefix("listening on ") {
+            if let Some(u) = line
+                .strip_prefix("listening on ")
+                .or_else(|| line.strip_prefix("metrics on "))
+            {
                 let _ = tx.send(u.trim().to_string());
             }
         }
@@ -89,9 +103,13 @@ pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
     let url = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server did not print `listening on`");
+    let metrics = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not print `metrics on`");
     Vault {
         child,
         url,
+        metrics,
         dir: dir.to_path_buf(),
         stderr: erx,
     }
@@ -104,8 +122,9 @@ pub fn vault(extra: &[&str]) -> (tempfile::TempDir, Vault) {
     (tmp, v)
 }
 
-pub fn metric(url: &str, name: &str) -> u64 {
-    let body = ureq::get(format!("{url}/metrics"))
+/// The value of counter `name` at `metrics_url` (a `Vault`'s `metrics`).
+pub fn metric(metrics_url: &str, name: &str) -> u64 {
+    let body = ureq::get(metrics_url)
         .call()
         .unwrap()
         .body_mut()
@@ -148,4 +167,25 @@ pub fn wait_for_stderr(v: &Vault, marker: &str) {
             return;
         }
     }
+}
+
+/// A client that returns 4xx/5xx replies instead of turning them into errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// One raw `recover/start` with a fresh KE1: the status and body, or the transport error
+/// if no reply came.
+pub fn try_recover_start(url: &str, tok: &str) -> Result<(u16, String), ureq::Error> {
+    let (ke1, _) = client::recover_start(b"right", &mut OsRng).unwrap();
+    let mut resp = agent()
+        .post(format!("{url}/v1/recover/start"))
+        .header("Authorization", format!("Bearer {tok}"))
+        .header("Content-Type", "application/json")
+        .send(format!(r#"{{"v":1,"ke1":"{}"}}"#, b64(&ke1)).as_bytes())?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.body_mut().read_to_string()?))
 }
