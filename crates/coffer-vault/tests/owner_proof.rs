@@ -1,0 +1,229 @@
+//! Issue 9 over real HTTP against the real binary: no free guesses through
+//! `register/start`, no replace or delete of a live record without proof of its key, and
+//! the last guess leaves only a tombstone in the database file.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use coffer_vault::keyfile::KeyFile;
+use coffer_vault::storage::{RedbStorage, Storage};
+use coffer_vault_client::{KsfProfile, VaultClient, VaultError};
+use coffer_vault_core::client;
+use coffer_vault_core::owner::OwnerKey;
+use coffer_vault_core::wire::{b64, unb64};
+use coffer_vault_core::{CredentialId, OwnerOp, VaultCore};
+use common::*;
+use rand_core::OsRng;
+
+const P: KsfProfile = KsfProfile::TestCheap;
+
+/// POSTs `body` to `path` with `tok`: status and JSON reply.
+fn post(url: &str, path: &str, tok: &str, body: &str) -> (u16, serde_json::Value) {
+    let mut resp = agent()
+        .post(format!("{url}{path}"))
+        .header("Authorization", format!("Bearer {tok}"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn bytes(v: &serde_json::Value, name: &str) -> Vec<u8> {
+    unb64(v[name].as_str().unwrap()).unwrap()
+}
+
+fn status(url: &str, tok: &str) -> serde_json::Value {
+    let mut resp = agent()
+        .get(format!("{url}/v1/status"))
+        .header("Authorization", format!("Bearer {tok}"))
+        .call()
+        .unwrap();
+    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+#[test]
+fn register_start_evaluates_nothing_a_counted_ke2_can_use() {
+    let (tmp, v) = vault(&["--rate-limit", "0"]);
+    let tok = token(tmp.path(), "alice", "1h");
+    VaultClient::new(&v.url, &tok)
+        .unwrap()
+        .register(b"right", &[1; 32], P)
+        .unwrap();
+    // One counted guess gives a KE2 for a KE1 of the right password.
+    let (ke1, c) = client::recover_start(b"right", &mut OsRng).unwrap();
+    let (st, start) = post(
+        &v.url,
+        "/v1/recover/start",
+        &tok,
+        &format!(r#"{{"v":1,"ke1":"{}"}}"#, b64(&ke1)),
+    );
+    assert_eq!(st, 200, "{start}");
+    let ke2 = bytes(&start, "ke2");
+    // The attack: the same blinded element through register/start (counted nowhere).
+    let (st, reg) = post(
+        &v.url,
+        "/v1/register/start",
+        &tok,
+        &format!(r#"{{"v":1,"request":"{}"}}"#, b64(&ke1[..32])),
+    );
+    assert_eq!(st, 200, "{reg}");
+    let evaluated = bytes(&reg, "response");
+    assert_ne!(
+        evaluated[..32],
+        ke2[..32],
+        "register/start evaluated the live record's OPRF key"
+    );
+    let mut spliced = ke2.clone();
+    spliced[..32].copy_from_slice(&evaluated[..32]);
+    let vault_id: [u8; 16] =
+        hex::decode(KeyFile::load(tmp.path()).unwrap().vault_id_hex().as_bytes())
+            .unwrap()
+            .try_into()
+            .unwrap();
+    assert!(matches!(
+        c.finish(&vault_id, &spliced, P, &mut OsRng),
+        Err(client::ClientError::WrongPassword)
+    ));
+    // And the one counted guess is all that was spent.
+    assert_eq!(status(&v.url, &tok)["guesses_left"], 9);
+}
+
+#[test]
+fn a_token_alone_cannot_replace_or_delete_a_live_record() {
+    let (tmp, v) = vault(&["--rate-limit", "0"]);
+    let tok = token(tmp.path(), "bob", "1h");
+    let owner = [0xb0; 32];
+    let thief = [0x7e; 32];
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    c.register(b"right", &owner, P).unwrap();
+    // Someone with the token but not the key: no proof, or a proof by another key.
+    assert!(matches!(
+        c.register_replacing(b"mine", &thief, None, P),
+        Err(VaultError::OwnerProofRequired { .. })
+    ));
+    assert!(matches!(
+        c.register(b"mine", &thief, P),
+        Err(VaultError::OwnerProofInvalid { .. })
+    ));
+    assert!(matches!(
+        c.delete(None),
+        Err(VaultError::OwnerProofRequired { .. })
+    ));
+    assert!(matches!(
+        c.delete(Some(&thief)),
+        Err(VaultError::OwnerProofInvalid { .. })
+    ));
+    assert_eq!(*c.recover(b"right").unwrap(), owner);
+
+    // A proof cannot be replayed once the record moved on: a guess bumps the generation.
+    let s = status(&v.url, &tok);
+    let generation = s["generation"].as_u64().unwrap();
+    let cred: [u8; 32] = bytes(&s, "credential_id").try_into().unwrap();
+    let vault_id: [u8; 16] = hex::decode(KeyFile::load(tmp.path()).unwrap().vault_id_hex())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let sig = OwnerKey::from_backup_key(&owner).unwrap().sign(
+        OwnerOp::Delete,
+        &vault_id,
+        &CredentialId::from_bytes(cred),
+        generation,
+        &[0; 32],
+    );
+    let delete_body = format!(
+        r#"{{"v":1,"owner_proof":{{"generation":{generation},"signature":"{}"}}}}"#,
+        b64(&sig)
+    );
+    assert!(matches!(
+        c.recover(b"wrong"),
+        Err(VaultError::WrongPassword { .. })
+    ));
+    let (st, body) = post(&v.url, "/v1/delete", &tok, &delete_body);
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (409, Some("owner_proof_stale"))
+    );
+
+    // The owner changes the password (signs with K), then turns backups off.
+    c.register(b"new password", &owner, P).unwrap();
+    assert_eq!(*c.recover(b"new password").unwrap(), owner);
+    // A rotation signs with the old key and stores the new one.
+    let rotated = [0xb1; 32];
+    c.register_replacing(b"new password", &rotated, Some(&owner), P)
+        .unwrap();
+    assert_eq!(*c.recover(b"new password").unwrap(), rotated);
+    c.delete(Some(&rotated)).unwrap();
+    assert!(!c.status().unwrap().exists);
+}
+
+#[test]
+fn a_reset_scope_token_replaces_without_the_key_and_is_logged() {
+    let (tmp, v) = vault(&["--rate-limit", "0"]);
+    let tok = token(tmp.path(), "carol", "1h");
+    VaultClient::new(&v.url, &tok)
+        .unwrap()
+        .register(b"forgotten", &[0xc0; 32], P)
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["token", "--account", "carol", "--reset-scope", "--data"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let reset = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let r = VaultClient::new(&v.url, &reset).unwrap();
+    r.register_replacing(b"fresh start", &[0xc1; 32], None, P)
+        .unwrap();
+    assert_eq!(*r.recover(b"fresh start").unwrap(), [0xc1; 32]);
+    wait_for_stderr(&v, "under the token's reset scope");
+    r.delete(None).unwrap();
+    wait_for_stderr(&v, "record deleted under the token's reset scope");
+}
+
+#[test]
+fn the_last_guess_leaves_only_a_tombstone_in_the_database_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    init(dir);
+    let v = start(dir, &["--rate-limit", "0", "--max-guesses", "2"], &[]);
+    let tok = token(dir, "dora", "1h");
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    c.register(b"right", &[0xd0; 32], P).unwrap();
+    let cred: [u8; 32] = bytes(&status(&v.url, &tok), "credential_id")
+        .try_into()
+        .unwrap();
+    let cred = CredentialId::from_bytes(cred);
+    assert!(matches!(
+        c.recover(b"wrong"),
+        Err(VaultError::WrongPassword { guesses_left: 1 })
+    ));
+    // The last guess, with the right password: KE2 and its ticket come back...
+    let pending = c.start_recovery(b"right").unwrap();
+    // ... and the vault is killed before the client finishes.
+    drop(v);
+    let kf = KeyFile::load(dir).unwrap();
+    let core = VaultCore::new(&kf.core, 2, []).unwrap();
+    let rec = RedbStorage::open(&dir.join("vault.redb"))
+        .unwrap()
+        .get(&cred)
+        .unwrap()
+        .unwrap();
+    // A tombstone: 21-byte header, the one kind byte, the tag. No room for K's 61-byte
+    // wrapped form, and the core opens it as destroyed.
+    assert_eq!(rec.as_bytes().len(), 21 + 1 + 16);
+    assert!(core.status(&cred, Some(&rec)).unwrap().destroyed);
+    // The ticket alone still finishes that one login, on the restarted vault.
+    let v = start(dir, &["--rate-limit", "0", "--max-guesses", "2"], &[]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    assert_eq!(*c.finish_recovery(pending).unwrap(), [0xd0; 32]);
+    assert!(c.status().unwrap().destroyed);
+    assert!(matches!(c.recover(b"right"), Err(VaultError::KeyDestroyed)));
+}
