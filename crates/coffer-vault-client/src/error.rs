@@ -43,6 +43,12 @@ pub enum VaultError {
     /// The record changed between signing and sending; sign again.
     #[error("the vault record changed while it was being replaced; retry")]
     OwnerProofStale,
+    /// The vault keeps a newer repository head than the one sent.
+    #[error("the vault already keeps a newer repository head: {message}")]
+    HeadNotNewer {
+        /// The server's message.
+        message: String,
+    },
     /// Per-account rate limit.
     #[error("rate limited by the vault; retry after {retry_after_secs:?} s")]
     RateLimited {
@@ -109,6 +115,7 @@ pub(crate) fn from_reply(status: u16, text: &str) -> VaultError {
         (_, "owner_proof_required") => VaultError::OwnerProofRequired { message: e.message },
         (_, "owner_proof_invalid") => VaultError::OwnerProofInvalid { message: e.message },
         (_, "owner_proof_stale") => VaultError::OwnerProofStale,
+        (_, "head_not_newer") => VaultError::HeadNotNewer { message: e.message },
         (_, "rate_limited") => VaultError::RateLimited {
             retry_after_secs: e.retry_after_secs,
         },

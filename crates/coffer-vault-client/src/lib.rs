@@ -19,6 +19,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_vault_core::CredentialId;
 use coffer_vault_core::client::{self, ClientError};
+use coffer_vault_core::head;
+pub use coffer_vault_core::head::VaultHead;
 use coffer_vault_core::owner::{self, OwnerKey, OwnerOp};
 use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use rand_core::OsRng;
@@ -358,6 +360,49 @@ impl VaultClient {
                 "/v1/delete",
                 &wire::DeleteRequest {
                     v: WIRE_VERSION,
+                    owner_proof,
+                },
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The repository head this account keeps in the vault, if any and if its MAC
+    /// verifies under `key` (a head made with another key reads as a protocol error).
+    pub fn head(&self, key: &[u8; 32]) -> Result<Option<VaultHead>, VaultError> {
+        let r = self
+            .agent
+            .get(self.url("/v1/head"))
+            .header("Authorization", &self.auth)
+            .call();
+        let reply: wire::HeadReply = self.reply(r)?;
+        let Some(blob) = reply.head else {
+            return Ok(None);
+        };
+        let blob = field(&blob, "head")?;
+        head::open_head(key, &blob)
+            .map(Some)
+            .ok_or_else(|| VaultError::Protocol {
+                message:
+                    "the repository head kept in the vault does not verify under this backup key"
+                        .into(),
+            })
+    }
+
+    /// Keeps `head` in the vault beside the account's live record (signed with the
+    /// record's key `key`). A head at or below the kept one is `head_not_newer`.
+    pub fn put_head(&self, key: &[u8; 32], h: &VaultHead) -> Result<(), VaultError> {
+        let blob = head::seal_head(key, h).ok_or_else(|| VaultError::Protocol {
+            message: "could not seal the repository head".into(),
+        })?;
+        let content = head::head_content(&blob);
+        self.with_owner_proof(OwnerOp::Head, Some(key), &content, |proof| {
+            let owner_proof = proof.ok_or(VaultError::NoRecord)?;
+            let _: wire::PutHeadReply = self.post(
+                "/v1/head",
+                &wire::PutHeadRequest {
+                    v: WIRE_VERSION,
+                    head: b64(&blob),
                     owner_proof,
                 },
             )?;

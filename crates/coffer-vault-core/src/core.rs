@@ -15,7 +15,8 @@ use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use zeroize::Zeroizing;
 
 use crate::error::{
-    CoreKeysError, DeleteError, OwnerProofError, RecoverStartError, RegisterError, StatusError,
+    CoreKeysError, DeleteError, HeadError, OwnerProofError, RecoverStartError, RegisterError,
+    StatusError,
 };
 use crate::floor::{self, Floor, FloorUpdate, Floors, Stale};
 use crate::login::{Ke3Verified, LoginKind, RecoverStarted, TicketError};
@@ -686,6 +687,35 @@ impl VaultCore {
                 floor: Floor::Deleted { generation },
             }),
         })
+    }
+}
+
+impl VaultCore {
+    /// Whether `authority` may store the repository head `blob` beside `cred`'s record
+    /// (head.rs): only the owner of a fresh live record may, by an owner proof over the
+    /// blob. The reset scope does not stretch to heads: it exists to start over, and a
+    /// head moves nothing but the client's own rollback check forward. Changes no state.
+    pub fn authorize_head(
+        &self,
+        cred: &CredentialId,
+        current: Option<&SealedRecord>,
+        authority: Authority<'_>,
+        blob: &[u8],
+    ) -> Result<(), HeadError> {
+        let opened = self.open_fresh(cred, current).map_err(|e| match e {
+            OpenError::Corrupt => HeadError::CorruptRecord,
+            OpenError::Stale(s) => HeadError::StorageRolledBack(s),
+        })?;
+        if !matches!(opened, Some((Record::Live { .. }, _))) {
+            return Err(HeadError::NoRecord);
+        }
+        let authority = match authority {
+            Authority::ResetScope => Authority::Token,
+            a => a,
+        };
+        let content = crate::head::head_content(blob);
+        self.authorize(OwnerOp::Head, cred, opened.as_ref(), authority, &content)
+            .map_err(HeadError::Owner)
     }
 }
 

@@ -143,3 +143,21 @@ pub enum DeleteError {
     #[error(transparent)]
     Owner(OwnerProofError),
 }
+
+/// Storing a repository head was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum HeadError {
+    /// No live record: a head is kept only beside a password record.
+    #[error("this account has no live vault record to keep a head beside")]
+    NoRecord,
+    /// The caller did not prove ownership of the live record.
+    #[error(transparent)]
+    Owner(OwnerProofError),
+    /// The stored record does not authenticate for this account.
+    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
+    CorruptRecord,
+    /// The stored record is older than the trusted floor.
+    #[error("{0}; restore the latest record database")]
+    StorageRolledBack(Stale),
+}

@@ -13,6 +13,7 @@ pub mod client;
 mod core;
 mod error;
 mod floor;
+pub mod head;
 mod login;
 pub mod owner;
 mod record;
@@ -26,7 +27,7 @@ pub use crate::core::{
     Status, VaultCore,
 };
 pub use crate::error::{
-    CoreKeysError, DeleteError, OwnerProofError, RecoverFinishError, RecoverStartError,
+    CoreKeysError, DeleteError, HeadError, OwnerProofError, RecoverFinishError, RecoverStartError,
     RegisterError, StatusError,
 };
 pub use crate::floor::{FLOOR_LEN, FLOOR_VERSION, Floor, FloorUpdate, Stale};

@@ -35,6 +35,8 @@ pub enum OwnerOp {
     Replace,
     /// `delete` of a live record (backups off).
     Delete,
+    /// Storing a new repository head beside a live record (head.rs).
+    Head,
 }
 
 impl OwnerOp {
@@ -42,6 +44,7 @@ impl OwnerOp {
         match self {
             OwnerOp::Replace => 1,
             OwnerOp::Delete => 2,
+            OwnerOp::Head => 3,
         }
     }
 }

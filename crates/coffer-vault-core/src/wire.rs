@@ -139,6 +139,34 @@ pub struct DeleteRequest {
     pub owner_proof: Option<OwnerProof>,
 }
 
+/// `GET /v1/head` reply.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct HeadReply {
+    /// Wire version.
+    pub v: u8,
+    /// The stored head blob (docs/VAULT-API.md, "Repository head"), if any.
+    pub head: Option<String>,
+}
+
+/// `POST /v1/head` body.
+#[derive(Serialize, Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PutHeadRequest {
+    /// Wire version.
+    pub v: u8,
+    /// The new head blob; its sequence number must be above the stored one's.
+    pub head: String,
+    /// The live record's owner proof over the blob.
+    pub owner_proof: OwnerProof,
+}
+
+/// `POST /v1/head` reply.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct PutHeadReply {
+    /// Wire version.
+    pub v: u8,
+}
+
 /// `POST /v1/delete` reply.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct DeleteReply {

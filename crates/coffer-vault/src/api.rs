@@ -14,9 +14,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use coffer_vault_core::{
-    Authority, CredentialId, DeleteError, OwnerProofError, RecoverFinishError, RecoverStartError,
-    RecoverStartOutcome, RecoverStarted, RegisterError, RegistrationUploadRequest, SealedRecord,
-    Stale, StateChange, StatusError, TicketError, VaultCore,
+    Authority, CredentialId, DeleteError, HeadError, OwnerProofError, RecoverFinishError,
+    RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError,
+    RegistrationUploadRequest, SealedRecord, Stale, StateChange, StatusError, TicketError,
+    VaultCore,
 };
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
@@ -92,11 +93,7 @@ impl AppState {
     fn read(&self, id: &CredentialId) -> Result<Option<SealedRecord>, ApiError> {
         self.storage.get(id).map_err(|e| {
             tracing::error!(error = %e, "storage read failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "vault storage is unavailable; retry later",
-            )
+            unavailable()
         })
     }
 
@@ -107,11 +104,7 @@ impl AppState {
         let floor = change.floor;
         self.committer.commit(change).await.map_err(|e| {
             tracing::error!(error = %e, "durable commit failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                "vault storage is unavailable; retry later",
-            )
+            unavailable()
         })?;
         if let Some(floor) = floor {
             self.core.confirm(&floor);
@@ -163,6 +156,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/recover/finish", post(recover_finish))
         .route("/v1/delete", post(delete))
         .route("/v1/status", get(status))
+        .route("/v1/head", get(get_head).post(put_head))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -230,7 +224,8 @@ has_version!(
     wire::RegisterFinishRequest,
     wire::RecoverStartRequest,
     wire::RecoverFinishRequest,
-    wire::DeleteRequest
+    wire::DeleteRequest,
+    wire::PutHeadRequest
 );
 
 /// Which authority a replace or delete request carries: its owner proof if it has one,
@@ -302,6 +297,14 @@ pub(crate) fn field(s: &str, name: &str) -> Result<Vec<u8>, ApiError> {
             format!("field `{name}` is not base64url without padding"),
         )
     })
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "vault storage is unavailable; retry later",
+    )
 }
 
 fn malformed(what: &str) -> ApiError {
@@ -611,4 +614,80 @@ async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
     }
     .await;
     finish(&st, Route::Status, t, r)
+}
+
+async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let head = st.storage.head(&acct.credential_id).map_err(|e| {
+            tracing::error!(error = %e, "storage read failed");
+            unavailable()
+        })?;
+        Ok(wire::HeadReply {
+            v: WIRE_VERSION,
+            head: head.map(|h| b64(&h)),
+        })
+    }
+    .await;
+    finish(&st, Route::GetHead, t, r)
+}
+
+/// `POST /v1/head`: keeps the client's repository head beside its live record, if the
+/// owner proves the record's key and the head's sequence number rises (head.rs says why
+/// the vault checks no more).
+async fn put_head(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let t = Instant::now();
+    let r = async {
+        let acct = st.auth.authenticate(&headers)?;
+        let req: wire::PutHeadRequest = parse(&headers, body)?;
+        let blob = field(&req.head, "head")?;
+        let seq = coffer_vault_core::head::head_seq(&blob).ok_or_else(|| malformed("head"))?;
+        let signature = field(&req.owner_proof.signature, "owner_proof.signature")?;
+        let authority = Authority::OwnerProof {
+            generation: req.owner_proof.generation,
+            signature: &signature,
+        };
+        let id = acct.credential_id;
+        // Under the credential's lock: the proof is checked against the record the
+        // head is stored beside, and two writers cannot both pass the sequence check.
+        let _g = st.lock_for(&id).lock().await;
+        let current = st.read(&id)?;
+        st.core
+            .authorize_head(&id, current.as_ref(), authority, &blob)
+            .map_err(|e| match e {
+                HeadError::NoRecord => ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_record",
+                    "this account has no live vault record to keep a repository head beside",
+                ),
+                HeadError::Owner(e) => owner_refused(e),
+                HeadError::StorageRolledBack(s) => st.rolled_back(&id, &s),
+                _ => corrupt(),
+            })?;
+        let stored = st.storage.head(&id).map_err(|e| {
+            tracing::error!(error = %e, "storage read failed");
+            unavailable()
+        })?;
+        if let Some(old) = stored.as_deref().and_then(coffer_vault_core::head::head_seq)
+            && seq <= old
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "head_not_newer",
+                format!("the vault already keeps head {old}; a head is only replaced by a newer one (sequence {seq} is not)"),
+            ));
+        }
+        st.storage.put_head(&id, &blob).map_err(|e| {
+            tracing::error!(error = %e, "durable head write failed");
+            unavailable()
+        })?;
+        Ok(wire::PutHeadReply { v: WIRE_VERSION })
+    }
+    .await;
+    finish(&st, Route::PutHead, t, r)
 }

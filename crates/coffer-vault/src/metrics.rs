@@ -38,16 +38,22 @@ pub enum Route {
     Delete,
     /// `GET /v1/status`
     Status,
+    /// `GET /v1/head`
+    GetHead,
+    /// `POST /v1/head`
+    PutHead,
 }
 
 impl Route {
-    const ALL: [Route; 6] = [
+    const ALL: [Route; 8] = [
         Route::RegisterStart,
         Route::RegisterFinish,
         Route::RecoverStart,
         Route::RecoverFinish,
         Route::Delete,
         Route::Status,
+        Route::GetHead,
+        Route::PutHead,
     ];
 
     /// The route's label in metrics and logs.
@@ -59,6 +65,8 @@ impl Route {
             Route::RecoverFinish => "recover_finish",
             Route::Delete => "delete",
             Route::Status => "status",
+            Route::GetHead => "get_head",
+            Route::PutHead => "put_head",
         }
     }
 }

@@ -18,11 +18,28 @@ pub type Write = (CredentialId, Option<SealedRecord>);
 pub trait Storage: Send + Sync + 'static {
     /// Reads the record of `id`.
     fn get(&self, id: &CredentialId) -> Result<Option<SealedRecord>, StorageError>;
-    /// Applies all writes atomically and durably (fsynced) before returning.
+    /// Applies all writes atomically and durably (fsynced) before returning. Deleting a
+    /// record deletes its repository head too.
     fn commit(&self, writes: &[Write]) -> Result<(), StorageError>;
+    /// Reads the repository head stored beside `id`'s record (docs/VAULT-API.md).
+    fn head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, StorageError> {
+        let _ = id;
+        Err(StorageError(
+            "this storage keeps no repository heads".into(),
+        ))
+    }
+    /// Stores the repository head of `id` durably before returning.
+    fn put_head(&self, id: &CredentialId, head: &[u8]) -> Result<(), StorageError> {
+        let _ = (id, head);
+        Err(StorageError(
+            "this storage keeps no repository heads".into(),
+        ))
+    }
 }
 
 const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records_v1");
+/// Repository heads (client-MAC'd blobs), keyed like records.
+const HEADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("heads_v1");
 
 /// The single-file redb store.
 pub struct RedbStorage {
@@ -56,6 +73,37 @@ impl Storage for RedbStorage {
         Ok(v.map(|g| SealedRecord::from_bytes(g.value().to_vec())))
     }
 
+    fn head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, StorageError> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| StorageError(e.to_string()))?;
+        let table = tx
+            .open_table(HEADS)
+            .map_err(|e| StorageError(e.to_string()))?;
+        let v = table
+            .get(id.as_bytes().as_slice())
+            .map_err(|e| StorageError(e.to_string()))?;
+        Ok(v.map(|g| g.value().to_vec()))
+    }
+
+    fn put_head(&self, id: &CredentialId, head: &[u8]) -> Result<(), StorageError> {
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| StorageError(e.to_string()))?;
+        {
+            let mut heads = tx
+                .open_table(HEADS)
+                .map_err(|e| StorageError(e.to_string()))?;
+            heads
+                .insert(id.as_bytes().as_slice(), head)
+                .map_err(|e| StorageError(e.to_string()))?;
+        }
+        // Immediate durability, as for records: the client is told its head is kept.
+        tx.commit().map_err(|e| StorageError(e.to_string()))
+    }
+
     fn commit(&self, writes: &[Write]) -> Result<(), StorageError> {
         let tx = self
             .db
@@ -65,10 +113,15 @@ impl Storage for RedbStorage {
             let mut table = tx
                 .open_table(RECORDS)
                 .map_err(|e| StorageError(e.to_string()))?;
+            let mut heads = tx
+                .open_table(HEADS)
+                .map_err(|e| StorageError(e.to_string()))?;
             for (id, rec) in writes {
+                let key = id.as_bytes().as_slice();
                 match rec {
-                    Some(r) => table.insert(id.as_bytes().as_slice(), r.as_bytes()),
-                    None => table.remove(id.as_bytes().as_slice()).map(|_| None),
+                    Some(r) => table.insert(key, r.as_bytes()).map(drop),
+                    // A deleted account leaves no head behind for a later one to trip on.
+                    None => table.remove(key).and_then(|_| heads.remove(key)).map(drop),
                 }
                 .map_err(|e| StorageError(e.to_string()))?;
             }

@@ -227,3 +227,44 @@ fn the_last_guess_leaves_only_a_tombstone_in_the_database_file() {
     assert!(c.status().unwrap().destroyed);
     assert!(matches!(c.recover(b"right"), Err(VaultError::KeyDestroyed)));
 }
+
+#[test]
+fn a_repository_head_is_kept_only_by_the_owner_and_only_rises() {
+    use coffer_vault_client::VaultHead;
+    let (tmp, v) = vault(&["--rate-limit", "0"]);
+    let tok = token(tmp.path(), "erin", "1h");
+    let (k, other) = ([0xe0; 32], [0xe1; 32]);
+    let c = VaultClient::new(&v.url, &tok).unwrap();
+    // No record, no head.
+    assert!(matches!(
+        c.put_head(&k, &VaultHead::new(1, "s1")),
+        Err(VaultError::NoRecord)
+    ));
+    c.register(b"right", &k, P).unwrap();
+    assert_eq!(c.head(&k).unwrap(), None);
+    c.put_head(&k, &VaultHead::new(2, "s2")).unwrap();
+    let kept = c.head(&k).unwrap().unwrap();
+    assert!(kept.seq == 2 && kept.names("s2"));
+    // Only rising, only by the record's key, and verified under it when read.
+    assert!(matches!(
+        c.put_head(&k, &VaultHead::new(1, "s1")),
+        Err(VaultError::HeadNotNewer { .. })
+    ));
+    assert!(matches!(
+        c.put_head(&other, &VaultHead::new(9, "forged")),
+        Err(VaultError::OwnerProofInvalid { .. })
+    ));
+    assert!(matches!(c.head(&other), Err(VaultError::Protocol { .. })));
+    let (st, body) = post(
+        &v.url,
+        "/v1/head",
+        &tok,
+        &format!(r#"{{"v":1,"head":"{}"}}"#, b64(&[1u8; 73])),
+    );
+    assert_eq!((st, body["error"]["code"].as_str()), (400, Some("bad_json")));
+    c.put_head(&k, &VaultHead::new(3, "s3")).unwrap();
+    assert_eq!(c.head(&k).unwrap().unwrap().seq, 3);
+    // Turning backups off takes the head with the record.
+    c.delete(Some(&k)).unwrap();
+    assert_eq!(c.head(&k).unwrap(), None);
+}
