@@ -94,12 +94,45 @@ pub enum Error {
         /// The version byte found.
         version: u8,
     },
+    /// Restore with [`crate::Overwrite::Never`] found entries in the target that differ
+    /// from the snapshot; nothing was written.
+    #[error(
+        "the target holds {} entries that differ from the snapshot and would be overwritten: {}",
+        paths.len(),
+        name_list(paths)
+    )]
+    WouldOverwrite {
+        /// The entries, relative to the target.
+        paths: Vec<PathBuf>,
+    },
+    /// A path given to restore or ls matches nothing in the snapshot.
+    #[error("{} is not in snapshot {snapshot}", path.display())]
+    PathNotInSnapshot {
+        /// The path as given.
+        path: PathBuf,
+        /// The snapshot id.
+        snapshot: String,
+    },
     /// An internal worker thread failed unexpectedly.
     #[error("internal error: {detail}")]
     Internal {
         /// What failed.
         detail: String,
     },
+}
+
+/// The first few names of a list, for a one-line message.
+fn name_list(paths: &[PathBuf]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<String> = paths
+        .iter()
+        .take(SHOWN)
+        .map(|p| p.display().to_string())
+        .collect();
+    if paths.len() > SHOWN {
+        s.push(format!("and {} more", paths.len() - SHOWN));
+    }
+    s.join(", ")
 }
 
 impl Error {

@@ -18,6 +18,16 @@ pub(crate) const TAG: usize = 16;
 /// Per-blob storage overhead: nonce and tag.
 pub(crate) const BLOB_OVERHEAD: usize = NONCE_LEN + TAG;
 
+/// The largest plaintext a blob holds (FORMAT.md "Bounds"): the chunker's largest chunk.
+/// SQLite pages (at most 64 KiB) and stream chunks are below it too.
+pub(crate) const MAX_BLOB: u32 = 4 * 1024 * 1024;
+const _: () = assert!(crate::chunker::LARGE.max as u64 <= MAX_BLOB as u64);
+const _: () = assert!(crate::chunker::SMALL.max as u64 <= MAX_BLOB as u64);
+
+/// The largest decompressed snapshot manifest (FORMAT.md "Bounds"): a few hundred
+/// thousand files. Backup refuses to write a larger one.
+pub(crate) const MAX_MANIFEST: usize = 128 * 1024 * 1024;
+
 /// Object kinds (FORMAT.md "Sealed objects").
 pub(crate) const KIND_KEYRING: u8 = b'K';
 pub(crate) const KIND_INDEX: u8 = b'I';
@@ -204,8 +214,9 @@ pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, E
     if b.len() < 4 {
         return Err(Error::integrity(object, "entry table truncated"));
     }
+    // The count is checked against the bytes present before anything is allocated.
     let n = read_u32(b, 0) as usize;
-    if b.len() != 4 + n * ENTRY_LEN {
+    if n.checked_mul(ENTRY_LEN).and_then(|l| l.checked_add(4)) != Some(b.len()) {
         return Err(Error::integrity(object, "entry table length mismatch"));
     }
     let mut v = Vec::with_capacity(n);
@@ -213,12 +224,33 @@ pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, E
         let o = 4 + i * ENTRY_LEN;
         let mut id = [0u8; 32];
         id.copy_from_slice(&b[o..o + 32]);
-        v.push(BlobEntry {
+        let e = BlobEntry {
             id,
             offset: read_u32(b, o + 32),
             length: read_u32(b, o + 36),
             raw_len: read_u32(b, o + 40),
-        });
+        };
+        // A blob is at most MAX_BLOB bytes, and stored at most one flag byte and the
+        // AEAD's overhead longer (compression is kept only when it saves, F8).
+        if e.raw_len > MAX_BLOB {
+            return Err(Error::integrity(
+                object,
+                format!(
+                    "blob {} declares {} bytes, over the format's {} MiB",
+                    hex::encode(e.id),
+                    e.raw_len,
+                    MAX_BLOB >> 20
+                ),
+            ));
+        }
+        let sealed_max = e.raw_len as usize + 1 + BLOB_OVERHEAD;
+        if (e.length as usize) < 1 + BLOB_OVERHEAD || e.length as usize > sealed_max {
+            return Err(Error::integrity(
+                object,
+                format!("blob {} has an impossible stored length", hex::encode(e.id)),
+            ));
+        }
+        v.push(e);
     }
     Ok(v)
 }
@@ -260,7 +292,7 @@ pub(crate) fn decode_index(b: &[u8], object: &str) -> Result<IndexPayload, Error
 }
 
 /// Pack header AAD: the pack's first 9 bytes ("CFPK" | VERSION | epoch) then "hdr".
-fn pack_header_aad(head: &[u8]) -> Vec<u8> {
+pub(crate) fn pack_header_aad(head: &[u8]) -> Vec<u8> {
     let mut a = head[..9].to_vec();
     a.extend_from_slice(b"hdr");
     a
@@ -383,6 +415,11 @@ pub(crate) fn open_blob(
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
     }
+    // The declared length bounds the decompression (FORMAT.md "Bounds"): a frame that
+    // expands further fails instead of allocating.
+    if raw_len > MAX_BLOB {
+        return None;
+    }
     let mut plain = open(key, &blob_aad(id), sealed)?;
     match plain.first()? {
         0 => {
@@ -398,4 +435,23 @@ pub(crate) fn open_blob(
         }),
         _ => None,
     }
+}
+
+/// Decompresses a zstd frame, refusing output over `cap` bytes; memory stays within
+/// about `cap` whatever the frame claims. The error is the reason, for a message.
+pub(crate) fn decompress_bounded(b: &[u8], cap: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let d =
+        zstd::stream::read::Decoder::with_buffer(b).map_err(|e| format!("decompression: {e}"))?;
+    let mut out = Vec::new();
+    d.take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("decompression: {e}"))?;
+    if out.len() > cap {
+        return Err(format!(
+            "decompresses to more than {} MiB, the format's cap",
+            cap >> 20
+        ));
+    }
+    Ok(out)
 }

@@ -16,13 +16,18 @@
 //! ```
 
 mod backup;
+#[cfg(unix)]
+mod beneath;
 mod check;
 mod chunker;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod location;
 mod lock;
+mod ls;
 mod maintain;
 mod pipeline;
 mod repo;
@@ -30,6 +35,8 @@ mod restore;
 mod snapshot;
 mod sqlite;
 mod storage;
+#[doc(hidden)]
+pub mod testing;
 mod types;
 
 pub use error::Error;
@@ -38,6 +45,6 @@ pub use maintain::civil_date;
 pub use repo::Repository;
 pub use snapshot::{DiffEntry, DiffKind};
 pub use types::{
-    BackupOptions, BackupSummary, CheckReport, ForgetReport, KeepPolicy, Progress, ProgressEvent,
-    PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo,
+    BackupOptions, BackupSummary, CheckReport, ForgetReport, KeepPolicy, LsEntry, Overwrite,
+    Progress, ProgressEvent, PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo,
 };

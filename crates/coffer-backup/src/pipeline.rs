@@ -259,23 +259,7 @@ fn uploader(
         if sh.failed.load(Ordering::Relaxed) {
             continue;
         }
-        let r = (|| -> Result<u64, Error> {
-            let id = *blake3::hash(&pack).as_bytes();
-            let name = hex::encode(id);
-            let len = pack.len() as u64;
-            let index = format::seal_object(
-                &kr,
-                format::KIND_INDEX,
-                &format::encode_index(&id, len, &entries),
-            )?;
-            let ilen = index.len() as u64;
-            // F1: the pack is complete on storage before an index names it, so an index
-            // never points at missing data after a crash.
-            store.write(&format!("data/{name}"), pack)?;
-            store.write(&format!("index/{name}"), index)?;
-            Ok(len + ilen)
-        })();
-        match r {
+        match store_pack(&store, &kr, pack, &entries) {
             Ok(n) => {
                 sh.bytes_added.fetch_add(n, Ordering::SeqCst);
                 sh.blobs_added
@@ -285,4 +269,27 @@ fn uploader(
             Err(e) => sh.fail(e),
         }
     }
+}
+
+/// Writes a finished pack and then its index object; returns the bytes stored.
+pub(crate) fn store_pack(
+    store: &Store,
+    kr: &Keyring,
+    pack: Vec<u8>,
+    entries: &[BlobEntry],
+) -> Result<u64, Error> {
+    let id = *blake3::hash(&pack).as_bytes();
+    let name = hex::encode(id);
+    let len = pack.len() as u64;
+    let index = format::seal_object(
+        kr,
+        format::KIND_INDEX,
+        &format::encode_index(&id, len, entries),
+    )?;
+    let ilen = index.len() as u64;
+    // F1: the pack is complete on storage before an index names it, so an index
+    // never points at missing data after a crash.
+    store.write(&format!("data/{name}"), pack)?;
+    store.write(&format!("index/{name}"), index)?;
+    Ok(len + ilen)
 }

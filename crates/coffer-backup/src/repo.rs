@@ -186,7 +186,10 @@ impl Repository {
     }
 
     /// Restores a snapshot ("latest" or an id prefix) into `target`; `include` limits it to
-    /// these paths (relative to the snapshot root) and what is below them.
+    /// these paths and what is below them: snapshot names (`chat/db`) or the backed-up
+    /// locations as [`Repository::snapshots`] lists them (`/home/me/chat/db`). A path that
+    /// matches nothing is [`Error::PathNotInSnapshot`]. Nothing is written outside
+    /// `target` whatever the snapshot holds; see [`RestoreSummary::refused`].
     pub fn restore(
         &self,
         snapshot: &str,
@@ -195,6 +198,18 @@ impl Repository {
         opts: &RestoreOptions,
     ) -> Result<RestoreSummary, Error> {
         crate::restore::restore(self, snapshot, target, include, opts)
+    }
+
+    /// The entries of a snapshot, in snapshot order; with `path`, only those at or below
+    /// it (same forms as restore's paths). Returns the snapshot id too.
+    pub fn ls(&self, snapshot: &str, path: Option<&Path>) -> Result<(String, Vec<LsEntry>), Error> {
+        let (id, m) = self.find_snapshot(snapshot)?;
+        let include: Vec<PathBuf> = path.map(Path::to_path_buf).into_iter().collect();
+        let entries = crate::ls::select(&id, &m, &include)?
+            .into_iter()
+            .map(crate::ls::entry)
+            .collect();
+        Ok((id, entries))
     }
 
     /// Verifies the repository structure, and with `read_data` every byte of every pack.

@@ -1,9 +1,25 @@
 //! Restore: every blob is authenticated and its chunk id recomputed before a byte is
 //! written; each file is written to a temporary name and renamed into place, so a target
 //! path holds either the verified file or nothing new.
+//!
+//! A snapshot may come from a compromised device (THREAT_MODEL.md "A hostile snapshot"),
+//! so nothing is written outside the target whatever its entries say:
+//!
+//! | rule | where |
+//! |---|---|
+//! | names with `..`, a root or nothing are refused | [`safe_rel`] |
+//! | every path resolves beneath the target without following a symlink | beneath.rs |
+//! | directories first, then files, symlinks last: nothing is reached through a link the snapshot made | [`restore`] |
+//! | modes and times are set on open descriptors, never through a path | [`write_file`], [`finish_dirs`] |
+//! | setuid and setgid bits are dropped unless asked for | [`RestoreOptions::preserve_setuid`] |
+//!
+//! A refused entry is listed in [`RestoreSummary::refused`]; the rest is restored.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,12 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::Error;
+use crate::beneath::{self, Beneath, Denied, Existing};
 use crate::format;
 use crate::keys::{Keyring, read_u32};
 use crate::repo::{BlobLoc, Index, Repository};
 use crate::snapshot::{Node, NodeKind};
 use crate::storage::Store;
-use crate::types::{ProgressEvent, RestoreOptions, RestoreSummary};
+use crate::types::{Overwrite, ProgressEvent, RestoreOptions, RestoreSummary};
 
 /// Packs kept in memory while restoring (8 MiB each).
 const PACK_CACHE: usize = 6;
@@ -96,8 +113,33 @@ impl<'a> BlobReader<'a> {
     }
 }
 
+/// Only plain names: no root, no `.` or `..`, not empty.
 fn safe_rel(p: &Path) -> bool {
     p.components().all(|c| matches!(c, Component::Normal(_))) && p.components().next().is_some()
+}
+
+/// One selected entry and its path relative to the target.
+struct Entry<'m> {
+    node: &'m Node,
+    rel: PathBuf,
+}
+
+/// The outcome of one entry.
+enum Outcome {
+    Written(u64),
+    Linked,
+    Unchanged,
+    Refused(String),
+    Failed(String),
+}
+
+impl From<Denied> for Outcome {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::Refused(why) => Outcome::Refused(why),
+            Denied::Io(e) => Outcome::Failed(e.to_string()),
+        }
+    }
 }
 
 pub(crate) fn restore(
@@ -107,42 +149,62 @@ pub(crate) fn restore(
     include: &[PathBuf],
     opts: &RestoreOptions,
 ) -> Result<RestoreSummary, Error> {
-    let (_, manifest) = repo.find_snapshot(snapshot)?;
+    let (id, manifest) = repo.find_snapshot(snapshot)?;
+    let selected = crate::ls::select(&id, &manifest, include)?;
     let (index, _) = repo.load_index()?;
-    std::fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
+    let root = Beneath::open(target).map_err(|e| Error::io(target, e))?;
     let mut summary = RestoreSummary::default();
-    let selected: Vec<&Node> = manifest
-        .nodes
-        .iter()
-        .filter(|n| {
-            let p = n.rel_path();
-            include.is_empty() || include.iter().any(|i| p.starts_with(i))
-        })
-        .collect();
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    for n in selected {
-        let rel = n.rel_path();
+    let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
+    for node in selected {
+        let rel = node.rel_path();
         if !safe_rel(&rel) {
-            summary
-                .failed
-                .push((rel, "unsafe path in snapshot (absolute or ..)".into()));
+            summary.refused.push((
+                rel,
+                "unsafe name in snapshot (absolute, .. or empty)".into(),
+            ));
             continue;
         }
-        let dest = target.join(&rel);
-        match n.kind {
-            NodeKind::Dir => {
-                std::fs::create_dir_all(&dest).map_err(|e| Error::io(&dest, e))?;
-                dirs.push((n, dest));
-            }
-            NodeKind::Symlink => {
-                if let Err(e) = restore_symlink(n, &dest) {
-                    summary.failed.push((rel, e));
-                }
-            }
-            NodeKind::File => files.push((n, rel, dest)),
+        let e = Entry { node, rel };
+        match node.kind {
+            NodeKind::Dir => dirs.push(e),
+            NodeKind::File => files.push(e),
+            NodeKind::Symlink => links.push(e),
         }
     }
+
+    // Nothing is written before the whole target was compared with the snapshot: with
+    // Overwrite::Never a refusal leaves the target exactly as it was.
+    let mut differs = Vec::new();
+    let mut unchanged = std::collections::HashSet::new();
+    for e in dirs.iter().chain(&files).chain(&links) {
+        match compare(&root, e) {
+            Compared::Differs => differs.push(e.rel.clone()),
+            Compared::Unchanged => {
+                unchanged.insert(e.rel.clone());
+            }
+            Compared::Fresh => {}
+        }
+    }
+    if opts.overwrite == Overwrite::Never && !differs.is_empty() {
+        differs.sort();
+        return Err(Error::WouldOverwrite { paths: differs });
+    }
+    let skip = |e: &Entry<'_>| opts.overwrite != Overwrite::Always && unchanged.contains(&e.rel);
+    let replace = opts.overwrite != Overwrite::Never;
+    let mode_mask = if opts.preserve_setuid { 0o7777 } else { 0o1777 };
+
+    let mut outcomes: Vec<(PathBuf, Outcome)> = Vec::new();
+    // Directories first (their final mode and time come last, in finish_dirs).
+    for e in &dirs {
+        let r = root.parent(&e.rel, true).and_then(|p| match p {
+            Some((fd, name)) => beneath::make_dir(&fd, name, replace),
+            None => Err(Denied::Refused("parent vanished".into())),
+        });
+        if let Err(d) = r {
+            outcomes.push((e.rel.clone(), d.into()));
+        }
+    }
+
     let reader = BlobReader::new(&repo.store, &repo.keyring, &index);
     let next = AtomicUsize::new(0);
     let written = AtomicU64::new(0);
@@ -156,17 +218,21 @@ pub(crate) fn restore(
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((n, rel, dest)) = files.get(i) else {
+                    let Some(e) = files.get(i) else {
                         break;
                     };
-                    if let Some(p) = &opts.progress {
-                        p.event(&ProgressEvent::File {
-                            path: rel.display().to_string(),
-                        });
-                    }
-                    let r = restore_file(&reader, n, dest);
-                    if let Ok(b) = &r {
-                        let done = written.fetch_add(*b, Ordering::SeqCst) + b;
+                    let outcome = if skip(e) {
+                        Outcome::Unchanged
+                    } else {
+                        if let Some(p) = &opts.progress {
+                            p.event(&ProgressEvent::File {
+                                path: e.rel.display().to_string(),
+                            });
+                        }
+                        restore_file(&reader, &root, e, mode_mask)
+                    };
+                    if let Outcome::Written(b) = outcome {
+                        let done = written.fetch_add(b, Ordering::SeqCst) + b;
                         if let Some(p) = &opts.progress {
                             p.event(&ProgressEvent::Bytes {
                                 done,
@@ -175,31 +241,70 @@ pub(crate) fn restore(
                         }
                     }
                     if let Ok(mut v) = results.lock() {
-                        v.push((rel.clone(), r));
+                        v.push((e.rel.clone(), outcome));
                     }
                 }
             });
         }
     });
-    for (rel, r) in results.into_inner().unwrap_or_default() {
-        match r {
-            Ok(b) => {
+    outcomes.extend(results.into_inner().unwrap_or_default());
+
+    // Symlinks last: every file and directory is in place before a link that could
+    // lead elsewhere exists, and the walks above never follow one anyway.
+    for e in &links {
+        if skip(e) {
+            continue;
+        }
+        outcomes.push((e.rel.clone(), restore_symlink(&root, e)));
+    }
+    finish_dirs(&root, &mut dirs, mode_mask);
+
+    for (rel, o) in outcomes {
+        match o {
+            Outcome::Written(b) => {
                 summary.files += 1;
                 summary.bytes += b;
             }
-            Err(e) => summary.failed.push((rel, e)),
-        }
-    }
-    // Directory metadata last and deepest first: writing files into a directory would
-    // change its mtime again.
-    for (n, dest) in dirs.iter().rev() {
-        let _ = std::fs::set_permissions(dest, std::fs::Permissions::from_mode(n.mode));
-        if let Ok(f) = File::open(dest) {
-            let _ = f.set_modified(mtime(n));
+            Outcome::Linked => {}
+            Outcome::Unchanged => summary.unchanged += 1,
+            Outcome::Refused(why) => summary.refused.push((rel, why)),
+            Outcome::Failed(why) => summary.failed.push((rel, why)),
         }
     }
     summary.failed.sort();
+    summary.refused.sort();
     Ok(summary)
+}
+
+/// How an entry compares with what the target already holds.
+enum Compared {
+    Fresh,
+    Unchanged,
+    Differs,
+}
+
+fn compare(root: &Beneath, e: &Entry<'_>) -> Compared {
+    // A path that cannot be walked is refused later, which is no overwrite.
+    let Ok(Some((dir, name))) = root.parent(&e.rel, false) else {
+        return Compared::Fresh;
+    };
+    let Ok(found) = beneath::existing(&dir, name) else {
+        return Compared::Fresh;
+    };
+    let n = e.node;
+    match (n.kind, found) {
+        (_, Existing::Nothing) => Compared::Fresh,
+        (NodeKind::Dir, Existing::Dir) => Compared::Fresh,
+        (NodeKind::File, Existing::File { size, mtime_ns })
+            if size == n.size && mtime_ns == n.mtime_ns.max(0) =>
+        {
+            Compared::Unchanged
+        }
+        (NodeKind::Symlink, Existing::Symlink(t)) if link_target(n).as_ref() == Some(&t) => {
+            Compared::Unchanged
+        }
+        _ => Compared::Differs,
+    }
 }
 
 fn mtime(n: &Node) -> std::time::SystemTime {
@@ -210,30 +315,36 @@ fn mtime(n: &Node) -> std::time::SystemTime {
     }
 }
 
-fn restore_symlink(n: &Node, dest: &Path) -> Result<(), String> {
-    use std::os::unix::ffi::OsStringExt;
-    let t = n
-        .target
-        .as_ref()
-        .and_then(|t| hex::decode(t).ok())
-        .ok_or("symlink without a target")?;
-    let t = PathBuf::from(std::ffi::OsString::from_vec(t));
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-    }
-    if std::fs::symlink_metadata(dest).is_ok() {
-        std::fs::remove_file(dest).map_err(|e| e.to_string())?;
-    }
-    std::os::unix::fs::symlink(&t, dest).map_err(|e| e.to_string())
+fn link_target(n: &Node) -> Option<Vec<u8>> {
+    n.target.as_ref().and_then(|t| hex::decode(t).ok())
 }
 
-fn tmp_name(dest: &Path) -> PathBuf {
-    let mut r = [0u8; 6];
-    crate::keys::fill_random(&mut r);
-    let mut name = std::ffi::OsString::from(".");
-    name.push(dest.file_name().unwrap_or_default());
-    name.push(format!(".coffer-{}", hex::encode(r)));
-    dest.with_file_name(name)
+fn restore_symlink(root: &Beneath, e: &Entry<'_>) -> Outcome {
+    let Some(t) = link_target(e.node) else {
+        return Outcome::Failed("symlink without a target".into());
+    };
+    let r = root.parent(&e.rel, true).and_then(|p| match p {
+        Some((dir, name)) => beneath::make_symlink(&dir, name, OsStr::from_bytes(&t)),
+        None => Err(Denied::Refused("parent vanished".into())),
+    });
+    match r {
+        Ok(()) => Outcome::Linked,
+        Err(d) => d.into(),
+    }
+}
+
+/// Directory modes and times last and deepest first: writing into a directory changes
+/// its mtime, and a read-only mode would stop the writes. Each is set through a
+/// descriptor reached by the same no-follow walk.
+fn finish_dirs(root: &Beneath, dirs: &mut [Entry<'_>], mode_mask: u32) {
+    dirs.sort_by_key(|e| std::cmp::Reverse(e.rel.components().count()));
+    for e in dirs.iter() {
+        if let Ok(Some(fd)) = root.dir(&e.rel, false) {
+            let f = beneath::as_file(fd);
+            let _ = f.set_permissions(std::fs::Permissions::from_mode(e.node.mode & mode_mask));
+            let _ = f.set_modified(mtime(e.node));
+        }
+    }
 }
 
 /// Writes `data` at `pos`, skipping all-zero 4 KiB blocks so they stay holes (sparse
@@ -261,45 +372,55 @@ fn write_sparse(f: &File, data: &[u8], pos: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-fn restore_file(reader: &BlobReader<'_>, n: &Node, dest: &Path) -> Result<u64, String> {
-    if !n.chunks_valid() {
-        return Err("malformed chunk list".into());
+fn restore_file(reader: &BlobReader<'_>, root: &Beneath, e: &Entry<'_>, mode_mask: u32) -> Outcome {
+    if !e.node.chunks_valid() {
+        return Outcome::Failed("malformed chunk list".into());
     }
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-    }
-    let tmp = tmp_name(dest);
-    let r = (|| -> Result<u64, String> {
-        let f = File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        let mut pos = 0u64;
-        for id in n.chunk_ids() {
-            let data = reader.blob(&id)?;
-            write_sparse(&f, &data, pos).map_err(|e| e.to_string())?;
-            pos += data.len() as u64;
-        }
-        if pos != n.size {
-            return Err(format!("size {pos} does not match the recorded {}", n.size));
-        }
-        f.set_len(pos).map_err(|e| e.to_string())?;
-        f.set_permissions(std::fs::Permissions::from_mode(n.mode))
-            .map_err(|e| e.to_string())?;
-        f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
-        Ok(pos)
-    })();
-    match r {
-        Ok(b) => {
-            // Rename makes the verified file visible atomically under its name; no fsync
-            // per file (FORMAT.md "Restore"): a power cut may lose restored files, and
-            // restore is simply run again.
-            std::fs::rename(&tmp, dest).map_err(|e| {
-                let _ = std::fs::remove_file(&tmp);
-                format!("{}: {e}", dest.display())
-            })?;
-            Ok(b)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
+    let (dir, name) = match root.parent(&e.rel, true) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Outcome::Refused("parent vanished".into()),
+        Err(d) => return d.into(),
+    };
+    let (f, tmp) = match beneath::create_temp(&dir) {
+        Ok(x) => x,
+        Err(err) => return Outcome::Failed(err.to_string()),
+    };
+    match write_file(reader, &f, e.node, mode_mask) {
+        // Rename makes the verified file visible atomically under its name; no fsync
+        // per file (FORMAT.md "Restore"): a power cut may lose restored files, and
+        // restore is simply run again.
+        Ok(b) => match beneath::commit(&dir, &tmp, name) {
+            Ok(()) => Outcome::Written(b),
+            Err(d) => d.into(),
+        },
+        Err(why) => {
+            remove_temp(&dir, &tmp);
+            Outcome::Failed(why)
         }
     }
+}
+
+fn remove_temp(dir: &OwnedFd, tmp: &str) {
+    let _ = rustix::fs::unlinkat(dir, tmp, rustix::fs::AtFlags::empty());
+}
+
+/// Fills the open temporary file and sets its mode and time on the descriptor.
+fn write_file(reader: &BlobReader<'_>, f: &File, n: &Node, mode_mask: u32) -> Result<u64, String> {
+    let mut pos = 0u64;
+    for id in n.chunk_ids() {
+        let data = reader.blob(&id)?;
+        write_sparse(f, &data, pos).map_err(|e| e.to_string())?;
+        pos += data.len() as u64;
+        if pos > n.size {
+            break;
+        }
+    }
+    if pos != n.size {
+        return Err(format!("size {pos} does not match the recorded {}", n.size));
+    }
+    f.set_len(pos).map_err(|e| e.to_string())?;
+    f.set_permissions(std::fs::Permissions::from_mode(n.mode & mode_mask))
+        .map_err(|e| e.to_string())?;
+    f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
+    Ok(pos)
 }

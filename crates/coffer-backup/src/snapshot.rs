@@ -98,11 +98,21 @@ impl Manifest {
         let json = serde_json::to_vec(self).map_err(|e| Error::Internal {
             detail: format!("manifest encoding: {e}"),
         })?;
+        // Readers refuse a manifest over the cap (FORMAT.md "Bounds"): never write one.
+        if json.len() > crate::format::MAX_MANIFEST {
+            return Err(Error::InvalidArgument {
+                detail: format!(
+                    "the snapshot lists too many files ({} MiB of metadata, the format allows {} MiB); back up fewer folders per snapshot",
+                    json.len() >> 20,
+                    crate::format::MAX_MANIFEST >> 20
+                ),
+            });
+        }
         zstd::bulk::compress(&json, 3).map_err(|e| Error::io("zstd", e))
     }
     pub(crate) fn decode(b: &[u8], object: &str) -> Result<Self, Error> {
-        let json = zstd::stream::decode_all(b)
-            .map_err(|e| Error::integrity(object, format!("manifest decompression: {e}")))?;
+        let json = crate::format::decompress_bounded(b, crate::format::MAX_MANIFEST)
+            .map_err(|e| Error::integrity(object, format!("manifest {e}")))?;
         let m: Manifest = serde_json::from_slice(&json)
             .map_err(|e| Error::integrity(object, format!("manifest: {e}")))?;
         if m.version != 1 {
@@ -141,7 +151,8 @@ pub enum DiffKind {
 /// One difference between two snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiffEntry {
-    /// Path inside the snapshots.
+    /// Path inside the snapshots (JSON: lossy UTF-8).
+    #[serde(serialize_with = "crate::types::lossy")]
     pub path: PathBuf,
     /// What changed.
     pub kind: DiffKind,

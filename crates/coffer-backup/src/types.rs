@@ -76,14 +76,39 @@ impl std::fmt::Debug for BackupOptions {
 pub struct RestoreOptions {
     /// Progress callback.
     pub progress: Option<Arc<dyn Progress>>,
+    /// What to do with files already in the target.
+    pub overwrite: Overwrite,
+    /// Keep setuid and setgid bits. Off by default: a snapshot may come from a compromised
+    /// device, and a setuid file it plants should not run with its owner's rights.
+    pub preserve_setuid: bool,
 }
 
 impl std::fmt::Debug for RestoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestoreOptions")
             .field("progress", &self.progress.is_some())
+            .field("overwrite", &self.overwrite)
+            .field("preserve_setuid", &self.preserve_setuid)
             .finish()
     }
+}
+
+/// What restore does with an entry that already exists in the target. An existing file
+/// counts as unchanged when it is a regular file with the snapshot's size and modification
+/// time (what an earlier restore of the same snapshot leaves); an existing symlink when it
+/// points where the snapshot's does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overwrite {
+    /// Replace nothing: if any existing entry differs from the snapshot, refuse the whole
+    /// restore before writing anything ([`crate::Error::WouldOverwrite`] lists them).
+    /// Unchanged entries are left as they are, so an interrupted restore can be run again.
+    #[default]
+    Never,
+    /// Replace entries that differ; leave unchanged ones alone.
+    IfChanged,
+    /// Replace every entry, even unchanged ones.
+    Always,
 }
 
 /// The result of a backup.
@@ -106,6 +131,7 @@ pub struct BackupSummary {
     /// Id of the parent snapshot used for change detection, if any.
     pub parent: Option<String>,
     /// Paths that could not be backed up (unreadable, vanished, special files), with the reason.
+    #[serde(serialize_with = "lossy_pairs")]
     pub skipped: Vec<(PathBuf, String)>,
 }
 
@@ -116,8 +142,70 @@ pub struct RestoreSummary {
     pub files: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Files already in the target unchanged (see [`Overwrite`]), left as they were.
+    pub unchanged: u64,
     /// Files not restored (a damaged or missing blob), with the reason.
+    #[serde(serialize_with = "lossy_pairs")]
     pub failed: Vec<(PathBuf, String)>,
+    /// Entries refused because restoring them could write outside the target (a `..` or
+    /// absolute name, a path through a symlink) or would replace a directory, with the
+    /// reason. Non-empty means the restore is incomplete.
+    #[serde(serialize_with = "lossy_pairs")]
+    pub refused: Vec<(PathBuf, String)>,
+}
+
+impl RestoreSummary {
+    /// True when every selected entry was restored (or found unchanged).
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty() && self.refused.is_empty()
+    }
+}
+
+/// One entry of a snapshot, as listed by [`crate::Repository::ls`].
+#[derive(Debug, Clone, Serialize)]
+pub struct LsEntry {
+    /// Path inside the snapshot (JSON: lossy UTF-8; `path_hex` then holds the raw bytes).
+    #[serde(serialize_with = "lossy")]
+    pub path: PathBuf,
+    /// The raw path bytes as hex, only when the path is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<String>,
+    /// "file", "dir" or "symlink".
+    pub kind: &'static str,
+    /// Size in bytes (files; 0 otherwise).
+    pub size: u64,
+    /// Permission bits (including setuid, setgid and sticky).
+    pub mode: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Symlink target (JSON: lossy UTF-8).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy_opt")]
+    pub target: Option<PathBuf>,
+}
+
+/// Paths serialize as (lossy) UTF-8 text, never as an error: JSON has no other string,
+/// and a name that is not UTF-8 must not make a report unprintable.
+pub(crate) fn lossy<S: serde::Serializer>(p: &std::path::Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
+fn lossy_opt<S: serde::Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => lossy(p, s),
+        None => s.serialize_none(),
+    }
+}
+
+pub(crate) fn lossy_pairs<S: serde::Serializer>(
+    v: &[(PathBuf, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for (p, why) in v {
+        seq.serialize_element(&(p.to_string_lossy(), why))?;
+    }
+    seq.end()
 }
 
 /// One snapshot, as listed by [`crate::Repository::snapshots`].

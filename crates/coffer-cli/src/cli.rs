@@ -14,7 +14,8 @@ Exit codes:
   4    key destroyed in the vault (key_destroyed): use the recovery key
   5    vault unreachable, unauthorized or rate limited
   6    integrity error: damaged or tampered data (integrity_error, restore or check failures)
-  7    not set up, or repository or snapshot not found
+  7    not set up, or repository, snapshot or path not found
+  8    incomplete: restore left out entries it names (refused: they would write outside the target)
   130  cancelled (Ctrl-C); the repository stays valid and the next backup resumes
 
 Secrets are never taken as arguments: passwords and recovery keys come from a terminal
@@ -59,6 +60,17 @@ pub enum KeyStoreArg {
     OsKeyring,
     /// The 0600 file in the config folder.
     File,
+}
+
+/// `restore --overwrite` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverwriteArg {
+    /// Replace nothing; refuse if any existing file differs.
+    Never,
+    /// Replace files that differ from the snapshot.
+    IfChanged,
+    /// Replace every file.
+    Always,
 }
 
 /// Where the key goes: a vault (with a password) or nowhere but the user's paper.
@@ -115,7 +127,9 @@ pub enum Command {
     },
     /// List the snapshots, oldest first.
     Snapshots,
-    /// Restore a snapshot into a folder.
+    /// Restore a snapshot into a folder. Nothing is written outside it, whatever the
+    /// snapshot holds: entries that would be (a name through a symlink, `..`) are refused,
+    /// named, and the exit code is 8.
     Restore {
         /// Snapshot id prefix or "latest".
         #[arg(default_value = "latest", value_name = "SNAPSHOT")]
@@ -123,9 +137,29 @@ pub enum Command {
         /// Folder to restore into.
         #[arg(long, value_name = "DIR")]
         target: PathBuf,
-        /// Restore only these paths (as listed in the snapshot).
+        /// Restore only these paths and what is below them: as coffer ls shows them
+        /// (chat/db) or as the backed-up location (/home/me/chat/db). A path that matches
+        /// nothing is an error.
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Files already in the target: never (default) refuses the whole restore if any
+        /// differs from the snapshot and lists them; if-changed replaces those that differ;
+        /// always replaces everything. Unchanged files (same size and mtime) are kept.
+        #[arg(long, value_enum, default_value_t = OverwriteArg::Never, value_name = "WHEN")]
+        overwrite: OverwriteArg,
+        /// Keep setuid and setgid bits (dropped by default: a snapshot may come from a
+        /// compromised device).
+        #[arg(long)]
+        preserve_setuid: bool,
+    },
+    /// List the entries of a snapshot: type, mode, size, modification time, path.
+    Ls {
+        /// Snapshot id prefix or "latest".
+        #[arg(value_name = "SNAPSHOT")]
+        snapshot: String,
+        /// Only this path and what is below it (chat/db or /home/me/chat/db).
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
     },
     /// Verify the repository's structure (and with --read-data every byte).
     Check {

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use coffer_client::coffer_backup::{BackupOptions, KeepPolicy, RestoreOptions, SnapshotInfo};
+use coffer_client::coffer_backup::{
+    BackupOptions, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary, SnapshotInfo,
+};
 use coffer_client::{
     Coffer, Error, InitOptions, KeyStore, KeyStorePreference, KsfProfile, Protection, RecoveryKey,
     VaultAccess,
@@ -12,7 +14,7 @@ use coffer_client::{
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::cli::{Command, VaultArgs};
+use crate::cli::{Command, OverwriteArg, VaultArgs};
 use crate::failure::Failure;
 use crate::{progress, secrets};
 
@@ -74,7 +76,24 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
             snapshot,
             target,
             paths,
-        } => restore(ctx, &snapshot, &target, &paths),
+            overwrite,
+            preserve_setuid,
+        } => {
+            let (progress, bar) = progress::bar(ctx.json, "restore");
+            let opts = RestoreOptions {
+                progress,
+                overwrite: match overwrite {
+                    OverwriteArg::Never => Overwrite::Never,
+                    OverwriteArg::IfChanged => Overwrite::IfChanged,
+                    OverwriteArg::Always => Overwrite::Always,
+                },
+                preserve_setuid,
+            };
+            let result = load(ctx).and_then(|c| Ok(c.restore(&snapshot, &target, &paths, &opts)?));
+            bar.finish();
+            restore_report(&target, result?)
+        }
+        Command::Ls { snapshot, path } => ls(ctx, &snapshot, path.as_deref()),
         Command::Check { read_data } => check(ctx, read_data),
         Command::Forget {
             keep_last,
@@ -323,7 +342,7 @@ fn backup(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
         bytes(s.bytes_read),
         bytes(s.bytes_added)
     );
-    out(json!(s), human)
+    out(to_json(&s), human)
 }
 
 fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {
@@ -345,43 +364,102 @@ fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {
     out(json!({ "snapshots": list }), human)
 }
 
-fn restore(ctx: &Ctx, snapshot: &str, target: &Path, paths: &[PathBuf]) -> Result<Output, Failure> {
-    let coffer = load(ctx)?;
-    let (progress, bar) = progress::bar(ctx.json, "restore");
-    let result = coffer.restore(snapshot, target, paths, &RestoreOptions { progress });
-    bar.finish();
-    let s = result?;
-    if !s.failed.is_empty() {
-        let list: Vec<String> = s
-            .failed
-            .iter()
-            .map(|(p, why)| format!("{}: {why}", p.display()))
-            .collect();
-        let mut f = Failure::other(
-            "integrity_error",
-            6,
-            format!(
-                "{} files could not be restored (damaged data); {} others were restored into {}:\n  {}",
-                s.failed.len(),
-                s.files,
-                target.display(),
-                list.join("\n  ")
-            ),
-            Some(
-                "run coffer check --read-data; try an older snapshot for the damaged files".into(),
-            ),
+/// A restore's outcome: damaged data is exit 6, refused entries exit 8 (incomplete), each
+/// listed by name; the JSON error carries the whole summary.
+fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
+    if !s.is_complete() {
+        let list = |v: &[(PathBuf, String)]| -> String {
+            v.iter()
+                .map(|(p, why)| format!("\n  {}: {why}", p.display()))
+                .collect()
+        };
+        let mut message = format!(
+            "restore incomplete: {} files restored into {}",
+            s.files,
+            target.display()
         );
-        f.extra.push(("failed", json!(s.failed)));
+        if !s.failed.is_empty() {
+            message += &format!(
+                "; {} could not be restored (damaged data):{}",
+                s.failed.len(),
+                list(&s.failed)
+            );
+        }
+        if !s.refused.is_empty() {
+            message += &format!(
+                "; {} refused because restoring them could write outside the target or replace a folder:{}",
+                s.refused.len(),
+                list(&s.refused)
+            );
+        }
+        let mut f = if s.failed.is_empty() {
+            Failure::other(
+                "restore_incomplete",
+                8,
+                message,
+                Some("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls".into()),
+            )
+        } else {
+            Failure::other(
+                "integrity_error",
+                6,
+                message,
+                Some(
+                    "run coffer check --read-data; try an older snapshot for the damaged files"
+                        .into(),
+                ),
+            )
+        };
+        let summary = to_json(&s);
+        for k in ["failed", "refused"] {
+            f.extra.push((k, summary[k].clone()));
+        }
         f.extra.push(("restored_files", json!(s.files)));
         return Err(f);
     }
-    let human = format!(
+    let mut human = format!(
         "restored {} files ({}) into {}\n",
         s.files,
         bytes(s.bytes),
         target.display()
     );
-    out(json!(s), human)
+    if s.unchanged > 0 {
+        human += &format!("{} files were already there unchanged\n", s.unchanged);
+    }
+    out(to_json(&s), human)
+}
+
+fn ls(ctx: &Ctx, snapshot: &str, path: Option<&Path>) -> Result<Output, Failure> {
+    let (id, entries) = load(ctx)?
+        .repository()?
+        .ls(snapshot, path)
+        .map_err(Error::from)?;
+    let mut human = String::new();
+    for e in &entries {
+        let secs = e.mtime_ns.div_euclid(1_000_000_000);
+        human += &format!(
+            "{:<7} {:04o} {:>12}  {}  {}",
+            e.kind,
+            e.mode,
+            e.size,
+            utc(secs),
+            e.path.display()
+        );
+        if let Some(t) = &e.target {
+            human += &format!(" -> {}", t.display());
+        }
+        human.push('\n');
+    }
+    out(
+        json!({ "snapshot": id, "entries": to_json(&entries) }),
+        human,
+    )
+}
+
+/// A report as JSON. Reports serialize paths lossily, so this cannot fail; should it
+/// ever, the output says so instead of the process panicking.
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_else(|e| json!({ "unprintable": e.to_string() }))
 }
 
 fn check(ctx: &Ctx, read_data: bool) -> Result<Output, Failure> {
@@ -489,7 +567,7 @@ fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Output, Failure> {
     if entries.is_empty() {
         human.push_str("no differences\n");
     }
-    out(json!({ "changes": entries }), human)
+    out(json!({ "changes": to_json(&entries) }), human)
 }
 
 fn change_password(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
@@ -677,6 +755,11 @@ fn time(s: &SnapshotInfo) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0) as i64;
+    utc(secs)
+}
+
+/// UTC "YYYY-MM-DD HH:MM:SS" of seconds since the epoch.
+fn utc(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = coffer_client::coffer_backup::civil_date(days);
     format!(

@@ -72,7 +72,12 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = e.code();
+        use coffer_client::coffer_backup::Error as Engine;
+        let code = match &e {
+            Error::Backup(Engine::WouldOverwrite { .. }) => "would_overwrite",
+            Error::Backup(Engine::PathNotInSnapshot { .. }) => "path_not_found",
+            _ => e.code(),
+        };
         let message = e.to_string();
         let mut extra = Vec::new();
         let (exit, hint): (u8, Option<String>) = match &e {
@@ -104,6 +109,12 @@ impl From<Error> for Failure {
             Error::RepositoryExists { .. } => (1, Some("use coffer connect to use the existing repository, or pick another --repo".into())),
             Error::Integrity { .. } => (6, Some("run coffer check --read-data to see the extent of the damage".into())),
             Error::SnapshotNotFound { .. } => (7, Some("list the snapshots with coffer snapshots".into())),
+            Error::Backup(Engine::WouldOverwrite { paths }) => {
+                let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                extra.push(("paths", json!(names)));
+                (1, Some("nothing was written; restore into an empty folder, or pass --overwrite if-changed (replace what differs) or --overwrite always".into()))
+            }
+            Error::Backup(Engine::PathNotInSnapshot { snapshot, .. }) => (7, Some(format!("list what the snapshot holds with coffer ls {}", snapshot.get(..12).unwrap_or(snapshot)))),
             Error::Cancelled => (130, Some("run the same backup again: it resumes, reusing what was uploaded".into())),
             Error::ConfigMissing { .. } => (7, Some("run coffer init (first device) or coffer connect (new device), or pass --config-dir".into())),
             Error::AlreadyConfigured { dir } => (1, Some(format!("this config folder is in use; pass another --config-dir, or run coffer disable first (removes {})", dir.display()))),
