@@ -30,6 +30,8 @@ mod restore;
 mod snapshot;
 mod sqlite;
 mod storage;
+#[doc(hidden)]
+pub mod testing;
 mod types;
 
 pub use error::Error;
@@ -38,6 +40,7 @@ pub use maintain::civil_date;
 pub use repo::Repository;
 pub use snapshot::{DiffEntry, DiffKind};
 pub use types::{
-    BackupOptions, BackupSummary, CheckReport, ForgetReport, KeepPolicy, Progress, ProgressEvent,
-    PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo,
+    BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, ForgetReport, GroupBy, Head,
+    KeepPolicy, Progress, ProgressEvent, PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo,
+    UnlockReport,
 };
