@@ -11,11 +11,16 @@ use crate::Error;
 use crate::chunker::{self, Chunker};
 use crate::format;
 use crate::lock;
+use crate::lock::hostname;
 use crate::pipeline::Pipeline;
-use crate::repo::Repository;
-use crate::snapshot::{Manifest, Node, NodeKind};
+use crate::repo::{Repository, head_of};
+use crate::snapshot::{MANIFEST_VERSION, Manifest, Node, NodeKind};
 use crate::sqlite;
 use crate::types::{BackupOptions, BackupSummary, ProgressEvent};
+
+/// The reason given for sockets, FIFOs and devices: skipped by design, so they do not make
+/// a snapshot incomplete (unlike a file that could not be read).
+const SPECIAL_FILE: &str = "special file (not backed up)";
 
 /// A scanned entry: the node for the manifest and where to read it.
 struct Scanned {
@@ -61,7 +66,7 @@ fn scan(source: &Path, rel: &Path, out: &mut Vec<Scanned>, skipped: &mut Vec<(Pa
     };
     let ft = m.file_type();
     if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
-        return skipped.push((source.to_path_buf(), "special file (not backed up)".into()));
+        return skipped.push((source.to_path_buf(), SPECIAL_FILE.into()));
     }
     let mut node = node_from_meta(rel, &m);
     if ft.is_symlink() {
@@ -166,6 +171,14 @@ pub(crate) fn backup_paths(
     let mut seen = std::collections::HashSet::new();
     for p in paths {
         let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+        // A mistyped path must not become an empty snapshot that is then "latest" (and
+        // makes forget --keep-last 1 drop the real backup): refuse before anything is written.
+        if let Err(source) = std::fs::symlink_metadata(&abs) {
+            return Err(Error::SourceNotFound {
+                path: p.clone(),
+                source,
+            });
+        }
         let name = abs
             .file_name()
             .map(PathBuf::from)
@@ -201,12 +214,9 @@ pub(crate) fn backup_paths(
     // Parent: the newest snapshot of the same set of paths.
     let mut parent_id = None;
     let mut parent: HashMap<String, Node> = HashMap::new();
-    if let Some((id, m)) = repo
-        .load_manifests()?
-        .into_iter()
-        .rev()
-        .find(|(_, m)| m.paths == label)
-    {
+    let manifests = repo.load_manifests()?;
+    let follows = Follows::of(&manifests);
+    if let Some((id, m)) = manifests.into_iter().rev().find(|(_, m)| m.paths == label) {
         parent_id = Some(id);
         for n in m.nodes {
             if n.kind == NodeKind::File {
@@ -298,17 +308,26 @@ pub(crate) fn backup_paths(
     let stats = pipe.finish()?;
     summary.bytes_added = stats.bytes_added;
     summary.blobs_added = stats.blobs_added;
-    summary.skipped = skipped;
+    let unreadable = skipped
+        .iter()
+        .filter(|(_, why)| why != SPECIAL_FILE)
+        .count();
+    summary.incomplete = unreadable > 0;
+    summary.seq = follows.seq;
     let manifest = Manifest {
-        version: 1,
+        version: MANIFEST_VERSION,
+        seq: Some(follows.seq),
+        follows: follows.id,
+        skipped: unreadable as u64,
         time_ns: started,
-        hostname: hostname(),
+        hostname: opts.host.clone().unwrap_or_else(hostname),
         paths: label,
         parent: parent_id,
         files: summary.files,
         bytes: summary.bytes_total,
         nodes,
     };
+    summary.skipped = skipped;
     summary.snapshot_id = write_manifest(repo, &manifest, &mut summary.bytes_added)?;
     drop(lock);
     Ok(summary)
@@ -327,6 +346,7 @@ pub(crate) fn backup_stream(
     }
     let lock = Arc::new(lock::acquire(&repo.store, false)?);
     let started = now_ns();
+    let follows = Follows::of(&repo.load_manifests()?);
     let (index, _) = repo.load_index()?;
     let keyring = repo.keyring.clone();
     let gear = keyring.current().1.gear.clone();
@@ -370,9 +390,12 @@ pub(crate) fn backup_stream(
     };
     node.set_path(Path::new(name));
     let manifest = Manifest {
-        version: 1,
+        version: MANIFEST_VERSION,
+        seq: Some(follows.seq),
+        follows: follows.id,
+        skipped: 0,
         time_ns: started,
-        hostname: hostname(),
+        hostname: opts.host.clone().unwrap_or_else(hostname),
         paths: vec![name.to_string()],
         parent: None,
         files: 1,
@@ -385,6 +408,7 @@ pub(crate) fn backup_stream(
         bytes_total: size,
         bytes_added: stats.bytes_added,
         blobs_added: stats.blobs_added,
+        seq: follows.seq,
         ..Default::default()
     };
     summary.snapshot_id = write_manifest(repo, &manifest, &mut summary.bytes_added)?;
@@ -399,11 +423,25 @@ fn write_manifest(repo: &Repository, m: &Manifest, added: &mut u64) -> Result<St
     let id = blake3::hash(&obj).to_hex().to_string();
     *added += obj.len() as u64;
     repo.store.write(&format!("snapshots/{id}"), obj)?;
+    repo.wrote_head(head_of(&id, m));
     Ok(id)
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+/// Where a new snapshot goes in the repository's sequence: one past the head it follows.
+struct Follows {
+    seq: u64,
+    id: Option<String>,
+}
+
+impl Follows {
+    /// `manifests` sorted head last, as `load_manifests` returns them.
+    fn of(manifests: &[(String, Manifest)]) -> Follows {
+        match manifests.last() {
+            Some((id, m)) => Follows {
+                seq: m.seq.unwrap_or(0) + 1,
+                id: Some(id.clone()),
+            },
+            None => Follows { seq: 1, id: None },
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::Error;
 use crate::format;
 use crate::repo::Repository;
 use crate::snapshot::NodeKind;
-use crate::types::{CheckReport, Progress, ProgressEvent};
+use crate::types::{CheckReport, Head, Progress, ProgressEvent};
 
 pub(crate) fn check(
     repo: &Repository,
@@ -29,10 +29,18 @@ pub(crate) fn check(
     r.packs = index.packs.len() as u64;
     r.blobs = index.blobs.len() as u64;
 
-    for (name, _) in repo.store.list("snapshots/")? {
-        match repo.load_manifest(&name) {
+    let listed_snapshots = repo.snapshot_names()?;
+    let mut head: Option<(u64, i64, String)> = None;
+    let mut seqs = Vec::new();
+    for name in &listed_snapshots {
+        match repo.load_manifest(name) {
             Ok(m) => {
                 r.snapshots += 1;
+                let key = (m.seq.unwrap_or(0), m.time_ns, name.clone());
+                if head.as_ref().is_none_or(|h| key > *h) {
+                    head = Some(key);
+                }
+                seqs.extend(m.seq);
                 let mut missing = 0u64;
                 for n in m.nodes.iter().filter(|n| n.kind == NodeKind::File) {
                     if !n.chunks_valid() {
@@ -54,7 +62,29 @@ pub(crate) fn check(
                     ));
                 }
             }
-            Err(e) => r.errors.push(e.to_string()),
+            Err(e @ Error::Integrity { .. }) => r.errors.push(format!(
+                "snapshot {name} cannot be read ({e}); coffer forget {name} removes it"
+            )),
+            Err(e) => return Err(e),
+        }
+    }
+    let head = head.map(|(seq, _, id)| Head { seq, id });
+    if let Err(e) = repo.observe_head(head, &listed_snapshots) {
+        r.errors.push(e.to_string());
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    for w in seqs.windows(2) {
+        if w[1] > w[0] + 1 {
+            let (a, b) = (w[0] + 1, w[1] - 1);
+            let range = if a == b {
+                a.to_string()
+            } else {
+                format!("{a}..{b}")
+            };
+            r.warnings.push(format!(
+                "snapshot sequence numbers {range} are missing: forget removes snapshots like this; if nobody ran forget, the storage dropped them"
+            ));
         }
     }
 
@@ -67,9 +97,17 @@ pub(crate) fn check(
             ));
         }
     }
+    let old_tmp = repo.store.stale_tmp(crate::lock::STALE_AFTER)?;
+    for name in repo.store.stale_tmp(std::time::Duration::ZERO)? {
+        r.warnings.push(if old_tmp.contains(&name) {
+            format!("tmp/{name} is a partial object left by a killed backup or prune; prune removes it")
+        } else {
+            format!("tmp/{name} is being written, or was left by a process killed in the last 30 minutes (prune removes it once older)")
+        });
+    }
     for name in crate::lock::stale_locks(&repo.store)? {
         r.warnings.push(format!(
-            "locks/{name} is stale (a backup or prune died); it is ignored"
+            "locks/{name} is stale (a backup or prune died); it is ignored, and coffer unlock removes it"
         ));
     }
 

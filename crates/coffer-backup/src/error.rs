@@ -86,7 +86,7 @@ pub enum Error {
     },
     /// The object was written by a newer format version.
     #[error(
-        "object {object} has format version {version}, this build reads version 1; upgrade coffer"
+        "object {object} has format version {version}, newer than this build reads; upgrade coffer"
     )]
     UnsupportedVersion {
         /// Object name.
@@ -112,6 +112,36 @@ pub enum Error {
         path: PathBuf,
         /// The snapshot id.
         snapshot: String,
+    },
+    /// A path given to backup does not exist (or cannot be looked at); nothing was saved.
+    #[error("{}: {source}; nothing was saved", path.display())]
+    SourceNotFound {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage has no space left for `object`.
+    #[error(
+        "the storage is full (writing {object}); free space with forget and prune (prune deletes unused data before it writes anything)"
+    )]
+    StorageFull {
+        /// The object that could not be written.
+        object: String,
+    },
+    /// The repository's newest snapshot is older than one this device has seen: storage
+    /// dropped snapshots or put back an older copy (docs/THREAT_MODEL.md "Rollback").
+    #[error(
+        "the repository was rolled back: this device has seen snapshot {seen_id} (sequence {seen_seq}), but the newest snapshot there now has sequence {found}; the storage dropped or replaced snapshots"
+    )]
+    RolledBack {
+        /// Sequence number this device remembers.
+        seen_seq: u64,
+        /// Id of the snapshot this device remembers.
+        seen_id: String,
+        /// The highest sequence number in the repository now (0: none).
+        found: u64,
     },
     /// An internal worker thread failed unexpectedly.
     #[error("internal error: {detail}")]

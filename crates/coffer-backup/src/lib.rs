@@ -45,6 +45,7 @@ pub use maintain::civil_date;
 pub use repo::Repository;
 pub use snapshot::{DiffEntry, DiffKind};
 pub use types::{
-    BackupOptions, BackupSummary, CheckReport, ForgetReport, KeepPolicy, LsEntry, Overwrite,
-    Progress, ProgressEvent, PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo,
+    BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, ForgetReport, GroupBy, Head,
+    KeepPolicy, LsEntry, Overwrite, Progress, ProgressEvent, PruneReport, RestoreOptions,
+    RestoreSummary, SnapshotInfo, UnlockReport,
 };

@@ -6,7 +6,7 @@ use crate::Error;
 use crate::format::{self, BlobEntry};
 use crate::lock;
 use crate::pipeline::PACK_TARGET;
-use crate::repo::{Repository, info};
+use crate::repo::{Repository, info, resolve_prefix};
 use crate::restore::BlobReader;
 use crate::snapshot::NodeKind;
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
@@ -47,35 +47,28 @@ pub(crate) fn forget(
         });
     }
     let mut all = repo.load_manifests()?;
-    all.reverse(); // newest first
+    all.reverse(); // newest first; the repository head is first
+    // The rules apply within each group (by default host and paths, as restic), so one
+    // device's --keep-last 1 never removes another device's snapshots.
+    type Group<'a> = (Option<&'a str>, Option<&'a [String]>);
+    let mut groups: HashMap<Group, Vec<usize>> = HashMap::new();
+    for (i, (_, m)) in all.iter().enumerate() {
+        let key = (
+            policy.group_by.host.then_some(m.hostname.as_str()),
+            policy.group_by.paths.then_some(m.paths.as_slice()),
+        );
+        groups.entry(key).or_default().push(i);
+    }
     let mut keep = vec![false; all.len()];
-    if let Some(n) = policy.last {
-        for k in keep.iter_mut().take(n as usize) {
-            *k = true;
+    for members in groups.values() {
+        let times: Vec<i64> = members.iter().map(|&i| all[i].1.time_ns).collect();
+        for (k, &i) in keep_flags(&times, policy).into_iter().zip(members) {
+            keep[i] |= k;
         }
     }
-    let day = |t: i64| t.div_euclid(86_400_000_000_000);
-    type Bucket<'a> = &'a dyn Fn(i64) -> i64;
-    let rules: [(Option<u32>, Bucket); 3] = [
-        (policy.daily, &|t| day(t)),
-        // 1970-01-01 was a Thursday; +3 makes buckets start on Mondays (ISO weeks).
-        (policy.weekly, &|t| (day(t) + 3).div_euclid(7)),
-        (policy.monthly, &|t| {
-            let (y, m) = year_month(day(t));
-            y * 12 + m
-        }),
-    ];
-    for (n, bucket) in rules {
-        let Some(n) = n else { continue };
-        let mut seen = HashSet::new();
-        for (i, (_, m)) in all.iter().enumerate() {
-            if seen.len() >= n as usize {
-                break;
-            }
-            if seen.insert(bucket(m.time_ns)) {
-                keep[i] = true;
-            }
-        }
+    // The head always stays: devices that saw it would take its removal for a rollback.
+    if let Some(k) = keep.first_mut() {
+        *k = true;
     }
     let mut report = ForgetReport {
         dry_run,
@@ -96,6 +89,69 @@ pub(crate) fn forget(
     Ok(report)
 }
 
+/// Which of one group's snapshots (times newest first) the rules keep.
+fn keep_flags(times: &[i64], policy: &KeepPolicy) -> Vec<bool> {
+    let mut keep = vec![false; times.len()];
+    if let Some(n) = policy.last {
+        for k in keep.iter_mut().take(n as usize) {
+            *k = true;
+        }
+    }
+    let day = |t: i64| t.div_euclid(86_400_000_000_000);
+    type Bucket<'a> = &'a dyn Fn(i64) -> i64;
+    let rules: [(Option<u32>, Bucket); 3] = [
+        (policy.daily, &|t| day(t)),
+        // 1970-01-01 was a Thursday; +3 makes buckets start on Mondays (ISO weeks).
+        (policy.weekly, &|t| (day(t) + 3).div_euclid(7)),
+        (policy.monthly, &|t| {
+            let (y, m) = year_month(day(t));
+            y * 12 + m
+        }),
+    ];
+    for (n, bucket) in rules {
+        let Some(n) = n else { continue };
+        let mut seen = HashSet::new();
+        for (i, &t) in times.iter().enumerate() {
+            if seen.len() >= n as usize {
+                break;
+            }
+            if seen.insert(bucket(t)) {
+                keep[i] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// Removes snapshots by id or unique prefix without reading them, so a damaged or
+/// undecodable snapshot can be removed too. All ids are resolved before anything is
+/// deleted: one unknown or ambiguous id removes nothing.
+pub(crate) fn forget_ids(
+    repo: &Repository,
+    ids: &[String],
+    dry_run: bool,
+) -> Result<Vec<String>, Error> {
+    if ids.is_empty() {
+        return Err(Error::InvalidArgument {
+            detail: "no snapshot ids given".into(),
+        });
+    }
+    let names = repo.snapshot_names()?;
+    let mut chosen = Vec::new();
+    for q in ids {
+        let id = resolve_prefix(&names, q)?;
+        if !chosen.contains(&id) {
+            chosen.push(id);
+        }
+    }
+    if !dry_run {
+        for id in &chosen {
+            repo.store.delete(&format!("snapshots/{id}"))?;
+        }
+    }
+    Ok(chosen)
+}
+
 pub(crate) fn prune(
     repo: &Repository,
     progress: Option<&dyn Progress>,
@@ -114,6 +170,16 @@ pub(crate) fn prune(
         for n in m.nodes.iter().filter(|n| n.kind == NodeKind::File) {
             used.extend(n.chunk_ids());
         }
+    }
+    // A snapshot that cannot be read may still name blobs (it may be over a bound of this
+    // build, not corrupt): pruning now could delete its only copy. The user decides.
+    if let Some(d) = repo.damaged_snapshots().first() {
+        return Err(Error::InvalidArgument {
+            detail: format!(
+                "snapshot {} cannot be read ({}); prune would delete data only it uses: remove it first with coffer forget {}",
+                d.id, d.reason, d.id
+            ),
+        });
     }
     let mut report = PruneReport::default();
     let mut delete = Vec::new();
@@ -149,6 +215,25 @@ pub(crate) fn prune(
         if !indexed.contains(name.as_str()) {
             orphans.push(name);
         }
+    }
+
+    // Unused packs and orphans go first: on a full disk this frees space before the
+    // rewrite below needs any. Index before pack: a crash in between leaves an unindexed
+    // pack (a warning in check, removed by the next prune), never an index naming a
+    // missing pack.
+    for name in &delete {
+        repo.store.delete(&format!("index/{name}"))?;
+        repo.store.delete(&format!("data/{name}"))?;
+    }
+    for name in &orphans {
+        repo.store.delete(&format!("data/{name}"))?;
+    }
+    report.packs_deleted = (delete.len() + orphans.len()) as u64;
+    // Partial objects of killed processes; a live writer refreshes its lock and our
+    // exclusive lock excludes it, and the age rule spares a frozen one, as for locks.
+    for name in repo.store.stale_tmp(lock::STALE_AFTER)? {
+        repo.store.delete(&format!("tmp/{name}"))?;
+        report.tmp_removed += 1;
     }
 
     // Copy live blobs of sparse packs into new packs, grouped by epoch. The new packs and
@@ -207,18 +292,12 @@ pub(crate) fn prune(
             }
         }
     }
-    for (pi, _) in &rewrite {
-        delete.push(index.packs[*pi].name.clone());
-    }
     report.packs_rewritten = rewrite.len() as u64;
-    report.packs_deleted = (delete.len() - rewrite.len() + orphans.len()) as u64;
-    // Index before pack: a crash in between leaves an unindexed pack (a warning in check,
-    // removed by the next prune), never an index naming a missing pack.
-    for name in &delete {
+    // The rewritten packs' blobs are now in new packs with their indexes: the old ones go,
+    // index before pack as above.
+    for (pi, _) in &rewrite {
+        let name = &index.packs[*pi].name;
         repo.store.delete(&format!("index/{name}"))?;
-        repo.store.delete(&format!("data/{name}"))?;
-    }
-    for name in &orphans {
         repo.store.delete(&format!("data/{name}"))?;
     }
     Ok(report)

@@ -1,9 +1,9 @@
 //! The repository handle: init, open, key rotation, destroy, and loading of the index and
 //! snapshots that every operation shares.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::Error;
 use crate::format::{self, BlobEntry, KeyringOpen};
@@ -19,6 +19,20 @@ pub struct Repository {
     pub(crate) store: Store,
     pub(crate) keyring: Arc<Keyring>,
     key_object: String,
+    heads: Mutex<HeadState>,
+    /// Snapshot objects found unreadable by the last listing: id -> reason.
+    damaged: Mutex<BTreeMap<String, String>>,
+}
+
+/// What this handle knows about the repository head (docs/THREAT_MODEL.md "Rollback").
+#[derive(Default)]
+struct HeadState {
+    /// The highest head the device saw before (set by the caller).
+    known: Option<Head>,
+    /// Proceed even when the repository's head is below `known`.
+    allow_older: bool,
+    /// The highest head this handle has seen (listed or written).
+    seen: Option<Head>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -83,18 +97,40 @@ impl Repository {
             epochs: vec![Epoch::generate()?],
         };
         let key_object = write_keyring(&store, key, &keyring)?;
-        Ok(Repository {
-            location: crate::location::redact(location),
-            store,
-            keyring: Arc::new(keyring),
-            key_object,
-        })
+        Ok(Repository::new(location, store, keyring, key_object))
     }
 
     /// Opens an existing repository. [`Error::NotFound`] if there is none,
     /// [`Error::WrongKey`] if `key` does not match it.
     pub fn open(location: &str, key: &BackupKey) -> Result<Repository, Error> {
-        let store = storage::connect(location, false)?;
+        Self::open_store(location, key, storage::connect(location, false)?)
+    }
+
+    /// [`Repository::open`] over a local folder whose storage simulates a power cut at
+    /// the operation `faults` names (crash tests; see [`crate::testing`]).
+    #[doc(hidden)]
+    pub fn open_with_faults(
+        location: &str,
+        key: &BackupKey,
+        faults: Arc<crate::testing::Faults>,
+    ) -> Result<Repository, Error> {
+        let mut store = storage::connect(location, false)?;
+        store.faults = Some(faults);
+        Self::open_store(location, key, store)
+    }
+
+    fn new(location: &str, store: Store, keyring: Keyring, key_object: String) -> Repository {
+        Repository {
+            location: crate::location::redact(location),
+            store,
+            keyring: Arc::new(keyring),
+            key_object,
+            heads: Mutex::new(HeadState::default()),
+            damaged: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn open_store(location: &str, key: &BackupKey, store: Store) -> Result<Repository, Error> {
         let names = store.list("keys/")?;
         if names.is_empty() {
             return Err(Error::NotFound {
@@ -111,12 +147,7 @@ impl Repository {
             };
             match format::open_keyring(key.as_bytes(), &bytes, &object) {
                 Ok(KeyringOpen::Opened(keyring)) => {
-                    return Ok(Repository {
-                        location: crate::location::redact(location),
-                        store,
-                        keyring: Arc::new(keyring),
-                        key_object: object,
-                    });
+                    return Ok(Repository::new(location, store, keyring, object));
                 }
                 Ok(KeyringOpen::WrongKey) => {}
                 Err(e) => damage = Some(e),
@@ -161,7 +192,8 @@ impl Repository {
         Ok(())
     }
 
-    /// All snapshots, oldest first. Damaged snapshot objects are an error.
+    /// All readable snapshots, oldest first (by sequence number, then time). Damaged ones
+    /// are skipped and then listed by [`Repository::damaged_snapshots`].
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, Error> {
         let mut v = Vec::new();
         for (id, m) in self.load_manifests()? {
@@ -219,6 +251,61 @@ impl Repository {
         progress: Option<&dyn Progress>,
     ) -> Result<CheckReport, Error> {
         crate::check::check(self, read_data, progress)
+    }
+
+    /// Removes the snapshots with these ids (full ids or unique prefixes), readable or not:
+    /// the way to drop a damaged snapshot. Returns the removed ids.
+    pub fn forget_ids(&self, ids: &[String], dry_run: bool) -> Result<Vec<String>, Error> {
+        crate::maintain::forget_ids(self, ids, dry_run)
+    }
+
+    /// Removes locks left by dead processes (older than the staleness limit, or of a
+    /// process of this host that no longer runs); with `force`, every lock.
+    pub fn unlock(&self, force: bool) -> Result<UnlockReport, Error> {
+        crate::lock::unlock(&self.store, force)
+    }
+
+    /// The repository id (hex of the keyring's 16 random bytes): stable across key
+    /// rotations, the key under which a device remembers this repository's head.
+    pub fn id(&self) -> String {
+        hex::encode(self.keyring.repo_id)
+    }
+
+    /// The current head (the readable snapshot with the highest sequence number), checked
+    /// against the known head like every listing.
+    pub fn head(&self) -> Result<Option<Head>, Error> {
+        Ok(self.load_manifests()?.last().map(|(id, m)| head_of(id, m)))
+    }
+
+    /// Sets the highest head this device saw before: every operation that lists the
+    /// snapshots then fails with [`Error::RolledBack`] when the repository's head is lower,
+    /// unless `allow_older`.
+    pub fn set_known_head(&self, known: Option<Head>, allow_older: bool) {
+        if let Ok(mut h) = self.heads.lock() {
+            h.known = known;
+            h.allow_older = allow_older;
+        }
+    }
+
+    /// The highest head this handle has seen so far (listed or written), to be remembered
+    /// by the device; with `allow_older`, the repository's head even when lower.
+    pub fn seen_head(&self) -> Option<Head> {
+        self.heads.lock().ok().and_then(|h| h.seen.clone())
+    }
+
+    /// Snapshot objects the last listing could not read, with the reason.
+    pub fn damaged_snapshots(&self) -> Vec<DamagedSnapshot> {
+        self.damaged
+            .lock()
+            .map(|d| {
+                d.iter()
+                    .map(|(id, reason)| DamagedSnapshot {
+                        id: id.clone(),
+                        reason: reason.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Removes snapshots that no keep rule keeps.
@@ -284,14 +371,70 @@ impl Repository {
         Ok((idx, problems))
     }
 
-    /// Every snapshot manifest, oldest first.
+    /// Every readable snapshot manifest, oldest first: by sequence number (version 1
+    /// snapshots count as 0), then time, then id, so the last one is the head. Unreadable
+    /// ones are recorded for [`Repository::damaged_snapshots`] and skipped: one damaged
+    /// object must not take the repository down. Fails with [`Error::RolledBack`] when the
+    /// head is below the known head.
     pub(crate) fn load_manifests(&self) -> Result<Vec<(String, Manifest)>, Error> {
         let mut v = Vec::new();
-        for (name, _) in self.store.list("snapshots/")? {
-            v.push((name.clone(), self.load_manifest(&name)?));
+        let mut damaged = BTreeMap::new();
+        let names = self.snapshot_names()?;
+        for name in &names {
+            match self.load_manifest(name) {
+                Ok(m) => v.push((name.clone(), m)),
+                Err(Error::Integrity { detail, .. }) => {
+                    damaged.insert(name.clone(), detail);
+                }
+                Err(e) => return Err(e),
+            }
         }
-        v.sort_by(|a, b| (a.1.time_ns, &a.0).cmp(&(b.1.time_ns, &b.0)));
+        v.sort_by(|a, b| order_key(&a.0, &a.1).cmp(&order_key(&b.0, &b.1)));
+        if let Ok(mut d) = self.damaged.lock() {
+            *d = damaged;
+        }
+        let head = v.last().map(|(id, m)| head_of(id, m));
+        self.observe_head(head, &names)?;
         Ok(v)
+    }
+
+    /// Compares a listed head with the known one (the rule table is in
+    /// docs/THREAT_MODEL.md "Rollback") and records it as seen.
+    pub(crate) fn observe_head(&self, head: Option<Head>, listed: &[String]) -> Result<(), Error> {
+        let mut h = self.heads.lock().map_err(|_| Error::Internal {
+            detail: "head state poisoned".into(),
+        })?;
+        let found = head.as_ref().map_or(0, |x| x.seq);
+        if let Some(known) = h.known.clone()
+            // Still listed means damaged, not dropped: that is reported as damage.
+            && !listed.contains(&known.id)
+            && found < known.seq
+            && !h.allow_older
+        {
+            return Err(Error::RolledBack {
+                seen_seq: known.seq,
+                seen_id: known.id,
+                found,
+            });
+        }
+        let higher = match (&h.seen, &head) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(s), Some(n)) => n.seq > s.seq,
+        };
+        if higher {
+            h.seen = head;
+        }
+        Ok(())
+    }
+
+    /// Records a snapshot this handle wrote as seen.
+    pub(crate) fn wrote_head(&self, head: Head) {
+        if let Ok(mut h) = self.heads.lock()
+            && h.seen.as_ref().is_none_or(|s| head.seq >= s.seq)
+        {
+            h.seen = Some(head);
+        }
     }
 
     pub(crate) fn load_manifest(&self, id: &str) -> Result<Manifest, Error> {
@@ -307,27 +450,25 @@ impl Repository {
 
     /// Resolves "latest" or an id prefix.
     pub(crate) fn find_snapshot(&self, q: &str) -> Result<(String, Manifest), Error> {
-        let names: Vec<String> = self
-            .store
-            .list("snapshots/")?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
         if q == "latest" {
             return self
                 .load_manifests()?
                 .pop()
                 .ok_or_else(|| Error::SnapshotNotFound { query: q.into() });
         }
-        let hits: Vec<&String> = names
-            .iter()
-            .filter(|n| !q.is_empty() && n.starts_with(q))
-            .collect();
-        match hits.as_slice() {
-            [one] => Ok(((*one).clone(), self.load_manifest(one)?)),
-            [] => Err(Error::SnapshotNotFound { query: q.into() }),
-            _ => Err(Error::AmbiguousSnapshot { query: q.into() }),
-        }
+        let id = resolve_prefix(&self.snapshot_names()?, q)?;
+        let m = self.load_manifest(&id)?;
+        Ok((id, m))
+    }
+
+    /// The names (ids) of every snapshot object, readable or not.
+    pub(crate) fn snapshot_names(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .store
+            .list("snapshots/")?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
     }
 }
 
@@ -338,6 +479,35 @@ pub(crate) fn info(id: &str, m: &Manifest) -> SnapshotInfo {
         paths: m.paths.clone(),
         files: m.files,
         bytes: m.bytes,
+        hostname: m.hostname.clone(),
+        seq: m.seq,
+        skipped: m.skipped,
+        incomplete: m.skipped > 0,
+    }
+}
+
+/// The one snapshot id starting with `q`.
+pub(crate) fn resolve_prefix(names: &[String], q: &str) -> Result<String, Error> {
+    let hits: Vec<&String> = names
+        .iter()
+        .filter(|n| !q.is_empty() && n.starts_with(q))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::SnapshotNotFound { query: q.into() }),
+        _ => Err(Error::AmbiguousSnapshot { query: q.into() }),
+    }
+}
+
+/// The sort key of snapshots: the head sorts last.
+fn order_key<'a>(id: &'a str, m: &Manifest) -> (u64, i64, &'a str) {
+    (m.seq.unwrap_or(0), m.time_ns, id)
+}
+
+pub(crate) fn head_of(id: &str, m: &Manifest) -> Head {
+    Head {
+        seq: m.seq.unwrap_or(0),
+        id: id.to_string(),
     }
 }
 

@@ -80,10 +80,24 @@ impl Node {
     }
 }
 
+/// Payload version of the manifests this build writes. Version 2 added `seq`, `follows`
+/// and `skipped` (FORMAT.md "Snapshot manifests"); version 1 manifests are still read.
+pub(crate) const MANIFEST_VERSION: u8 = 2;
+
 /// A snapshot manifest.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub(crate) struct Manifest {
     pub(crate) version: u8,
+    /// Per-repository sequence number: one more than the head this backup followed.
+    /// Absent in version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) seq: Option<u64>,
+    /// Id of the head snapshot when this backup started (`None`: the repository had none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) follows: Option<String>,
+    /// Entries the backup could not read; more than 0 marks the snapshot incomplete.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) skipped: u64,
     pub(crate) time_ns: i64,
     pub(crate) hostname: String,
     pub(crate) paths: Vec<String>,
@@ -115,11 +129,15 @@ impl Manifest {
             .map_err(|e| Error::integrity(object, format!("manifest {e}")))?;
         let m: Manifest = serde_json::from_slice(&json)
             .map_err(|e| Error::integrity(object, format!("manifest: {e}")))?;
-        if m.version != 1 {
+        if m.version == 0 || m.version > MANIFEST_VERSION {
             return Err(Error::UnsupportedVersion {
                 object: object.into(),
                 version: m.version,
             });
+        }
+        // Rollback detection counts on every version 2 snapshot carrying its number.
+        if m.version >= 2 && m.seq.is_none() {
+            return Err(Error::integrity(object, "version 2 manifest without seq"));
         }
         Ok(m)
     }
@@ -131,6 +149,10 @@ impl Manifest {
             t
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How a path differs between two snapshots.

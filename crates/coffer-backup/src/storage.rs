@@ -3,12 +3,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
 use opendal::{Operator, Scheme};
 
 use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::location::invalid;
+use crate::testing::{Faults, Undo};
 
 /// A storage backend plus the runtime its futures run on.
 #[derive(Clone)]
@@ -19,7 +24,13 @@ pub(crate) struct Store {
     pub(crate) local_root: Option<std::path::PathBuf>,
     /// Credential values this store was configured with, removed from every error.
     secrets: Arc<Vec<Zeroizing<String>>>,
+    /// A simulated power cut (crash tests only).
+    pub(crate) faults: Option<Arc<Faults>>,
 }
+
+/// The folders of a local repository, made at connect so that no write has to create
+/// (and make durable) a directory entry later.
+const LOCAL_DIRS: [&str; 6] = ["keys", "snapshots", "index", "data", "locks", "tmp"];
 
 fn memory_ops() -> &'static Mutex<HashMap<String, Operator>> {
     static M: OnceLock<Mutex<HashMap<String, Operator>>> = OnceLock::new();
@@ -84,13 +95,22 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
             });
         }
         let root = root.canonicalize().map_err(|e| Error::io(&root, e))?;
-        // Objects are written to tmp/ and renamed into place, so a crash never leaves a
-        // truncated object under its final name (F1).
-        let tmp = root.join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let b = opendal::services::Fs::default()
-            .root(&root.to_string_lossy())
-            .atomic_write_dir(&tmp.to_string_lossy());
+        // Objects are written to tmp/ and renamed into place by `write_local`, so a crash
+        // never leaves a truncated object under its final name (F1).
+        let mut made = false;
+        for d in LOCAL_DIRS {
+            let dir = root.join(d);
+            if !dir.is_dir() {
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                made = true;
+            }
+        }
+        if made {
+            // The new folders' entries live in the root: durable before any object is
+            // renamed into them, or a crash could lose a folder with its objects.
+            sync_dir(&root).map_err(|e| Error::io(&root, e))?;
+        }
+        let b = opendal::services::Fs::default().root(&root.to_string_lossy());
         local_root = Some(root);
         Operator::new(b)
             .map_err(|e| invalid(location, e.to_string()))?
@@ -101,7 +121,12 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
         rt,
         local_root,
         secrets: Arc::new(secrets),
+        faults: None,
     })
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// An error message with every credential removed: the secret values this store was
@@ -166,6 +191,9 @@ impl Store {
         // which halves restore's system time.
         if let Some(root) = &self.local_root {
             let p = root.join(path);
+            if let Some(f) = &self.faults {
+                f.alive().map_err(|e| Error::io(&p, e))?;
+            }
             return match std::fs::read(&p) {
                 Ok(b) => Ok(Some(b)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -182,20 +210,169 @@ impl Store {
         self.read_opt(path)?
             .ok_or_else(|| Error::integrity(path, "object is missing"))
     }
-    /// Writes a whole object; for the local backend it is fsynced and renamed into place.
+    /// Writes a whole object, durably: when this returns, a crash can no longer lose it.
     pub(crate) fn write(&self, path: &str, data: Vec<u8>) -> Result<(), Error> {
+        if let Some(root) = &self.local_root {
+            return self
+                .write_local(root, path, &data)
+                .map_err(|e| self.local_error("write", path, e));
+        }
         self.rt
             .block_on(self.op.write(path, data))
             .map(|_| ())
             .map_err(|e| self.storage("write", path, e))
     }
+
+    /// Deletes an object, durably (a crash cannot bring it back once this returned).
     pub(crate) fn delete(&self, path: &str) -> Result<(), Error> {
+        if let Some(root) = &self.local_root {
+            return self
+                .delete_local(root, path)
+                .map_err(|e| self.local_error("delete", path, e));
+        }
         self.rt
             .block_on(self.op.delete(path))
             .map_err(|e| self.storage("delete", path, e))
     }
+
+    fn step(&self) -> std::io::Result<()> {
+        match &self.faults {
+            Some(f) => f.step(),
+            None => Ok(()),
+        }
+    }
+
+    fn record(&self, u: impl FnOnce() -> Undo) {
+        if let Some(f) = &self.faults {
+            f.record(u());
+        }
+    }
+
+    /// Local write: tmp file, fsync, rename, fsync of the directory. The write order of
+    /// FORMAT.md F1 (pack, then index, then snapshot) holds on disk only if each object is
+    /// durable before the next is written; `testing::Faults` checks these steps.
+    fn write_local(&self, root: &Path, path: &str, data: &[u8]) -> std::io::Result<()> {
+        let dest = root.join(path);
+        let dir = dest.parent().unwrap_or(root).to_path_buf();
+        let mut rnd = [0u8; 16];
+        crate::keys::fill_random(&mut rnd);
+        let tmp = root.join("tmp").join(format!("{}.tmp", hex::encode(rnd)));
+        let result = (|| {
+            self.step()?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(data)?;
+            self.record(|| Undo::Data(tmp.clone()));
+            // Data before name: without this fsync a crash after the rename can leave the
+            // object's name pointing at a truncated or empty file.
+            self.step()?;
+            f.sync_all()?;
+            if let Some(fl) = &self.faults {
+                fl.synced_file(&tmp);
+            }
+            drop(f);
+            let prev = self.faults.as_ref().and_then(|_| std::fs::read(&dest).ok());
+            self.step()?;
+            std::fs::rename(&tmp, &dest)?;
+            self.record(|| Undo::Created {
+                dir: dir.clone(),
+                path: dest.clone(),
+                prev,
+            });
+            // The rename lives in the directory: until it is synced a crash can undo it,
+            // and the next object (an index naming this pack, a snapshot naming this
+            // index's blobs) could survive while this one is lost.
+            self.sync_dir_step(&dir)
+        })();
+        if result.is_err() && self.faults.as_ref().is_none_or(|f| !f.crashed()) {
+            // A failed write (full disk) must not keep its partial copy: it is space the
+            // user needs back. A killed process leaves it; prune removes it later.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn delete_local(&self, root: &Path, path: &str) -> std::io::Result<()> {
+        let p = root.join(path);
+        let dir = p.parent().unwrap_or(root).to_path_buf();
+        let content = self.faults.as_ref().and_then(|_| std::fs::read(&p).ok());
+        self.step()?;
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if let Some(content) = content {
+            self.record(|| Undo::Removed {
+                dir: dir.clone(),
+                path: p.clone(),
+                content,
+            });
+        }
+        // Deletions are ordered too (prune removes an index before its pack): each is
+        // durable before the next, so a crash never keeps an index whose pack is gone.
+        self.sync_dir_step(&dir)
+    }
+
+    /// Fsyncs `dir` as one counted step, telling the fault layer that its renames and
+    /// unlinks are now durable.
+    fn sync_dir_step(&self, dir: &Path) -> std::io::Result<()> {
+        self.step()?;
+        sync_dir(dir)?;
+        if let Some(fl) = &self.faults {
+            fl.synced_dir(dir);
+        }
+        Ok(())
+    }
+
+    /// A local storage failure; a full disk gets its own error, which says what to do.
+    fn local_error(&self, operation: &'static str, object: &str, e: std::io::Error) -> Error {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            return Error::StorageFull {
+                object: object.into(),
+            };
+        }
+        Error::Storage {
+            operation,
+            object: object.into(),
+            source: Box::new(opendal::Error::new(
+                opendal::ErrorKind::Unexpected,
+                e.to_string(),
+            )),
+        }
+    }
+
+    /// Files in `tmp/` (local folders only) last written more than `older_than` ago:
+    /// partial objects of killed processes. Returns their names.
+    pub(crate) fn stale_tmp(&self, older_than: Duration) -> Result<Vec<String>, Error> {
+        let Some(root) = &self.local_root else {
+            return Ok(vec![]);
+        };
+        let dir = root.join("tmp");
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > older_than);
+            if old {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
     /// Names (without the prefix) and sizes of the objects under `prefix` ("data/").
     pub(crate) fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, Error> {
+        if let Some(f) = &self.faults {
+            f.alive().map_err(|e| self.local_error("list", prefix, e))?;
+        }
         let entries = match self.rt.block_on(self.op.list(prefix)) {
             Ok(e) => e,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(vec![]),

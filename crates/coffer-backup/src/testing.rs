@@ -4,6 +4,9 @@
 
 use serde_json::json;
 
+mod faults;
+pub use faults::*;
+
 use crate::format::{self, BlobEntry};
 use crate::{Error, Repository};
 

@@ -50,6 +50,8 @@ pub struct BackupOptions {
     pub progress: Option<Arc<dyn Progress>>,
     /// Set to true to stop the backup; it then returns [`crate::Error::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The host name recorded in the snapshot (forget groups by it); default: this host's.
+    pub host: Option<String>,
 }
 
 impl BackupOptions {
@@ -67,6 +69,7 @@ impl std::fmt::Debug for BackupOptions {
         f.debug_struct("BackupOptions")
             .field("progress", &self.progress.is_some())
             .field("cancel", &self.cancel)
+            .field("host", &self.host)
             .finish()
     }
 }
@@ -131,8 +134,13 @@ pub struct BackupSummary {
     /// Id of the parent snapshot used for change detection, if any.
     pub parent: Option<String>,
     /// Paths that could not be backed up (unreadable, vanished, special files), with the reason.
+    /// When not empty the snapshot is saved but marked incomplete.
     #[serde(serialize_with = "lossy_pairs")]
     pub skipped: Vec<(PathBuf, String)>,
+    /// True when `skipped` is not empty: the snapshot lacks some of what was asked for.
+    pub incomplete: bool,
+    /// The new snapshot's per-repository sequence number (FORMAT.md "Snapshot manifests").
+    pub seq: u64,
 }
 
 /// The result of a restore.
@@ -221,6 +229,55 @@ pub struct SnapshotInfo {
     pub files: u64,
     /// Their total size.
     pub bytes: u64,
+    /// The host that made it.
+    pub hostname: String,
+    /// Per-repository sequence number; `None` for snapshots of payload version 1.
+    pub seq: Option<u64>,
+    /// Entries the backup had to skip (unreadable files); more than 0 means incomplete.
+    pub skipped: u64,
+    /// True when the backup skipped something: the snapshot lacks part of its paths.
+    pub incomplete: bool,
+}
+
+/// A snapshot object that could not be read (damaged, tampered with, or over a format
+/// bound). Listing, backup and `restore latest` skip it; [`crate::Repository::forget_ids`]
+/// removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamagedSnapshot {
+    /// The snapshot id (its object name).
+    pub id: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+/// The repository head: the snapshot with the highest sequence number (ties: the newest).
+/// A device remembers the highest head it has seen; a lower one later means storage
+/// dropped or rolled back snapshots (docs/THREAT_MODEL.md "Rollback").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Head {
+    /// Sequence number of the head snapshot.
+    pub seq: u64,
+    /// Its id.
+    pub id: String,
+}
+
+/// How forget groups snapshots before applying the keep rules to each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GroupBy {
+    /// Snapshots of different hosts are kept apart.
+    pub host: bool,
+    /// Snapshots of different path sets are kept apart.
+    pub paths: bool,
+}
+
+impl Default for GroupBy {
+    /// By host and paths, as restic: one device's rules never remove another's snapshots.
+    fn default() -> Self {
+        GroupBy {
+            host: true,
+            paths: true,
+        }
+    }
 }
 
 /// Keep rules of [`crate::Repository::forget`]; a snapshot is kept if any rule keeps it.
@@ -234,6 +291,8 @@ pub struct KeepPolicy {
     pub weekly: Option<u32>,
     /// Keep the newest snapshot of each of the last N months that have one.
     pub monthly: Option<u32>,
+    /// The rules apply to each group separately (default: by host and paths).
+    pub group_by: GroupBy,
 }
 
 /// The result of [`crate::Repository::check`].
@@ -271,6 +330,15 @@ pub struct ForgetReport {
     pub dry_run: bool,
 }
 
+/// The result of [`crate::Repository::unlock`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UnlockReport {
+    /// Lock objects removed.
+    pub removed: Vec<String>,
+    /// Live locks left in place (without force).
+    pub live: Vec<String>,
+}
+
 /// The result of [`crate::Repository::prune`].
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PruneReport {
@@ -282,4 +350,6 @@ pub struct PruneReport {
     pub blobs_removed: u64,
     /// Stored bytes freed (net of rewritten data).
     pub bytes_freed: u64,
+    /// Files left in `tmp/` by killed backups (older than the lock staleness) removed.
+    pub tmp_removed: u64,
 }

@@ -8,12 +8,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    other error (I/O, storage, vault server error)
-  2    usage error (bad flags, no terminal to prompt on)
-  3    wrong password or recovery key (wrong_password, wrong_recovery_key, invalid_recovery_key, vault_key_mismatch)
+  1    other error (I/O, storage, vault server error, a backup path that does not exist)
+  2    usage error (bad flags, no terminal to prompt on, --account not the token's, short password)
+  3    wrong password or recovery key (wrong_password, wrong_recovery_key, invalid_recovery_key,
+       vault_key_mismatch); for backup: snapshot saved but incomplete (files skipped), as restic
   4    key destroyed in the vault (key_destroyed): use the recovery key
   5    vault unreachable, unauthorized or rate limited
-  6    integrity error: damaged or tampered data (integrity_error, restore or check failures)
+  6    integrity error: damaged or tampered data (integrity_error, restore or check failures),
+       or a repository rolled back below what this device saw (rolled_back)
   7    not set up, or repository, snapshot or path not found
   8    incomplete: restore left out entries it names (refused: they would write outside the target)
   130  cancelled (Ctrl-C); the repository stays valid and the next backup resumes
@@ -46,6 +48,11 @@ pub struct Cli {
     /// use the store recorded at setup.
     #[arg(long, global = true, env = "COFFER_KEY_STORE", value_enum, default_value_t = KeyStoreArg::Auto, value_name = "STORE")]
     pub key_store: KeyStoreArg,
+    /// Proceed although the repository's newest snapshot is older than one this device has
+    /// seen (snapshots were dropped or rolled back by the storage), and remember the older
+    /// head from now on. Check why first: see docs/THREAT_MODEL.md "Rollback".
+    #[arg(long, global = true)]
+    pub allow_older: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -77,9 +84,10 @@ pub enum OverwriteArg {
 #[derive(Debug, Args)]
 pub struct VaultArgs {
     /// Vault base URL, e.g. http://127.0.0.1:8443.
-    #[arg(long, value_name = "URL", requires = "account")]
+    #[arg(long, value_name = "URL")]
     pub vault: Option<String>,
-    /// Account id at the vault (the token's subject).
+    /// Account id at the vault. Optional: the account is the access token's subject, and
+    /// a different --account is refused.
     #[arg(long, value_name = "ID", requires = "vault")]
     pub account: Option<String>,
 }
@@ -119,11 +127,16 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["recovery_key_stdin", "password_stdin"])]
         recovery_key: bool,
     },
-    /// Back up files and folders into a new snapshot.
+    /// Back up files and folders into a new snapshot. A path that does not exist is an
+    /// error (nothing is saved); files that cannot be read are skipped and the snapshot is
+    /// marked incomplete (exit code 3).
     Backup {
         /// Files or folders.
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Host name to record in the snapshot (forget groups by it); default: this host's.
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
     },
     /// List the snapshots, oldest first.
     Snapshots,
@@ -167,8 +180,17 @@ pub enum Command {
         #[arg(long)]
         read_data: bool,
     },
-    /// Remove snapshots not kept by the policy (run prune afterwards to free space).
+    /// Remove the snapshots given by id, or those the keep rules do not keep (run prune
+    /// afterwards to free space). Rules apply per host and path set unless --group-by says
+    /// otherwise; the newest snapshot of the repository is always kept.
     Forget {
+        /// Snapshot ids (or unique prefixes) to remove, readable or damaged.
+        #[arg(value_name = "ID", conflicts_with_all = ["keep_last", "keep_daily", "keep_weekly", "keep_monthly", "group_by"])]
+        ids: Vec<String>,
+        /// Group snapshots by these fields before applying the rules: host, paths, both
+        /// (host,paths, the default) or none ("").
+        #[arg(long, value_name = "FIELDS", default_value = "host,paths")]
+        group_by: String,
         /// Keep the newest N snapshots.
         #[arg(long, value_name = "N")]
         keep_last: Option<u32>,
@@ -185,8 +207,17 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Delete data no snapshot uses.
+    /// Delete data no snapshot uses (unused packs first, so it frees space on a full disk),
+    /// and partial files that killed backups left in tmp/.
     Prune,
+    /// Remove locks left by backups or prunes that died (a lock counts as stale 30 minutes
+    /// after its last refresh, or at once when its process on this host is gone).
+    Unlock {
+        /// Remove every lock, also those of running processes (only when you are sure no
+        /// coffer process uses the repository: a prune racing a backup can lose its data).
+        #[arg(long)]
+        force: bool,
+    },
     /// Show what changed between two snapshots.
     Diff {
         /// First snapshot (id prefix or latest).

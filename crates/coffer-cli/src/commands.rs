@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use coffer_client::coffer_backup::{
-    BackupOptions, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary, SnapshotInfo,
+    BackupOptions, GroupBy, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary, SnapshotInfo,
 };
 use coffer_client::{
     Coffer, Error, InitOptions, KeyStore, KeyStorePreference, KsfProfile, Protection, RecoveryKey,
@@ -30,6 +30,8 @@ pub struct Ctx {
     pub token: Option<Zeroizing<String>>,
     /// The `--token-file` path, remembered at init/connect.
     pub token_file: Option<PathBuf>,
+    /// `--allow-older`: accept a repository head older than the one this device saw.
+    pub allow_older: bool,
 }
 
 /// A command's result: the JSON object and the human text.
@@ -38,12 +40,16 @@ pub struct Output {
     pub json: Value,
     /// Printed otherwise (stdout).
     pub human: String,
+    /// Process exit code of a command that did its job with a reservation (3: a backup
+    /// saved an incomplete snapshot); 0 otherwise.
+    pub exit: u8,
 }
 
 fn out(json: Value, human: impl Into<String>) -> Result<Output, Failure> {
     Ok(Output {
         json,
         human: human.into(),
+        exit: 0,
     })
 }
 
@@ -70,7 +76,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
             recovery_key_stdin,
             recovery_key,
         ),
-        Command::Backup { paths } => backup(ctx, &paths),
+        Command::Backup { paths, host } => backup(ctx, &paths, host),
         Command::Snapshots => snapshots(ctx),
         Command::Restore {
             snapshot,
@@ -89,28 +95,37 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
                 },
                 preserve_setuid,
             };
-            let result = load(ctx).and_then(|c| Ok(c.restore(&snapshot, &target, &paths, &opts)?));
+            let coffer = load(ctx)?;
+            let result = coffer.restore(&snapshot, &target, &paths, &opts);
             bar.finish();
+            warn_damaged(ctx, &coffer);
             restore_report(&target, result?)
         }
         Command::Ls { snapshot, path } => ls(ctx, &snapshot, path.as_deref()),
         Command::Check { read_data } => check(ctx, read_data),
         Command::Forget {
+            ids,
+            group_by,
             keep_last,
             keep_daily,
             keep_weekly,
             keep_monthly,
             dry_run,
         } => {
+            if !ids.is_empty() {
+                return forget_ids(ctx, &ids, dry_run);
+            }
             let policy = KeepPolicy {
                 last: keep_last,
                 daily: keep_daily,
                 weekly: keep_weekly,
                 monthly: keep_monthly,
+                group_by: parse_group_by(&group_by)?,
             };
             forget(ctx, &policy, dry_run)
         }
         Command::Prune => prune(ctx),
+        Command::Unlock { force } => unlock(ctx, force),
         Command::Diff { a, b } => diff(ctx, &a, &b),
         Command::ChangePassword { password_stdin } => change_password(ctx, password_stdin),
         Command::RecoveryKey { password_stdin } => recovery_key(ctx, password_stdin),
@@ -137,20 +152,57 @@ fn ksf_profile() -> Result<KsfProfile, Failure> {
 }
 
 fn load(ctx: &Ctx) -> Result<Coffer, Failure> {
-    Ok(Coffer::load(&ctx.dir, ctx.token.clone())?)
+    let mut c = Coffer::load(&ctx.dir, ctx.token.clone())?;
+    c.set_allow_older(ctx.allow_older);
+    Ok(c)
 }
 
 fn access(ctx: &Ctx, v: &VaultArgs) -> Result<Option<VaultAccess>, Failure> {
-    let (Some(url), Some(account)) = (&v.vault, &v.account) else {
+    let Some(url) = &v.vault else {
         return Ok(None);
     };
     let token = ctx.token.clone().ok_or(Error::TokenMissing)?;
-    Ok(Some(VaultAccess {
-        url: url.clone(),
-        account: account.clone(),
+    Ok(Some(VaultAccess::for_token(
+        url,
+        v.account.as_deref(),
         token,
-        token_file: ctx.token_file.clone(),
-    }))
+        ctx.token_file.clone(),
+    )?))
+}
+
+/// `--group-by`: a comma-separated subset of host and paths.
+fn parse_group_by(s: &str) -> Result<GroupBy, Failure> {
+    let mut g = GroupBy {
+        host: false,
+        paths: false,
+    };
+    for f in s.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match f {
+            "host" => g.host = true,
+            "paths" => g.paths = true,
+            other => {
+                return Err(Failure::usage(
+                    format!("unknown --group-by field {other:?}"),
+                    "use host, paths, host,paths (the default) or \"\" (the whole repository)",
+                ));
+            }
+        }
+    }
+    Ok(g)
+}
+
+/// One warning line per damaged snapshot an operation skipped (stderr, human mode).
+fn warn_damaged(ctx: &Ctx, coffer: &Coffer) -> Value {
+    let damaged = coffer.damaged_snapshots();
+    if !ctx.json {
+        for d in &damaged {
+            eprintln!(
+                "warning: snapshot {} cannot be read and is skipped ({}); coffer forget {} removes it",
+                d.id, d.reason, d.id
+            );
+        }
+    }
+    json!(damaged)
 }
 
 fn init(
@@ -193,6 +245,7 @@ fn init(
         }
         f
     })?;
+    let repo = &coffer.config().repo;
     let mut human = format!(
         "created repository {repo}\n{}",
         where_kept(coffer.key_store())
@@ -306,7 +359,7 @@ fn store_json(j: &mut Value, ks: &KeyStore) {
     }
 }
 
-fn backup(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
+fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, Failure> {
     let coffer = load(ctx)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -325,16 +378,18 @@ fn backup(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
     let opts = BackupOptions {
         progress,
         cancel: Some(cancel),
+        host,
     };
     let result = coffer.backup(paths, &opts);
     bar.finish();
+    let damaged = warn_damaged(ctx, &coffer);
     let s = result?;
     if !ctx.json {
         for (p, why) in &s.skipped {
             eprintln!("warning: skipped {}: {why}", p.display());
         }
     }
-    let human = format!(
+    let mut human = format!(
         "snapshot {} saved: {} files ({} unchanged), {} read, {} stored\n",
         short(&s.snapshot_id),
         s.files,
@@ -342,26 +397,51 @@ fn backup(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
         bytes(s.bytes_read),
         bytes(s.bytes_added)
     );
-    out(to_json(&s), human)
+    let mut j = to_json(&s);
+    j["damaged_snapshots"] = damaged;
+    let mut o = Output {
+        json: j,
+        human: String::new(),
+        exit: 0,
+    };
+    if s.incomplete {
+        // As restic: the snapshot exists, but a script must not take it for complete.
+        human += &format!(
+            "INCOMPLETE: {} entries could not be read (listed above); the snapshot is marked incomplete\n",
+            s.skipped.len()
+        );
+        o.exit = 3;
+    }
+    o.human = human;
+    Ok(o)
 }
 
 fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {
-    let list = load(ctx)?.repository()?.snapshots().map_err(Error::from)?;
+    let coffer = load(ctx)?;
+    let result = coffer.snapshots();
+    let damaged = warn_damaged(ctx, &coffer);
+    let list = result?;
     let mut human = String::new();
     if list.is_empty() {
         human.push_str("no snapshots yet: run coffer backup PATH...\n");
     }
     for s in &list {
         human += &format!(
-            "{}  {}  {:>6} files  {:>10}  {}\n",
+            "{}  {}  {:>6} files  {:>10}  {}  {}{}\n",
             short(&s.id),
             time(s),
             s.files,
             bytes(s.bytes),
-            s.paths.join(" ")
+            s.hostname,
+            s.paths.join(" "),
+            if s.incomplete {
+                format!("  (INCOMPLETE: {} skipped)", s.skipped)
+            } else {
+                String::new()
+            }
         );
     }
-    out(json!({ "snapshots": list }), human)
+    out(json!({ "snapshots": list, "damaged": damaged }), human)
 }
 
 /// A restore's outcome: damaged data is exit 6, refused entries exit 8 (incomplete), each
@@ -465,9 +545,9 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
 fn check(ctx: &Ctx, read_data: bool) -> Result<Output, Failure> {
     let coffer = load(ctx)?;
     let (progress, bar) = progress::bar(ctx.json, "check  ");
-    let result = coffer.repository()?.check(read_data, progress.as_deref());
+    let result = coffer.check(read_data, progress.as_deref());
     bar.finish();
-    let r = result.map_err(Error::from)?;
+    let r = result?;
     if !r.is_ok() {
         let mut f = Failure::other(
             "integrity_error",
@@ -478,7 +558,7 @@ fn check(ctx: &Ctx, read_data: bool) -> Result<Output, Failure> {
                 r.errors.join("\n  ")
             ),
             Some(
-                "restore what you can from other snapshots; a backup run re-uploads missing data"
+                "coffer forget ID removes a damaged snapshot; restore what you can from the others, and see docs/THREAT_MODEL.md if snapshots vanished"
                     .into(),
             ),
         );
@@ -513,10 +593,10 @@ fn forget(ctx: &Ctx, policy: &KeepPolicy, dry_run: bool) -> Result<Output, Failu
             "pass --keep-last N (or --keep-daily/--keep-weekly/--keep-monthly)",
         ));
     }
-    let r = load(ctx)?
-        .repository()?
-        .forget(policy, dry_run)
-        .map_err(Error::from)?;
+    let coffer = load(ctx)?;
+    let result = coffer.forget(policy, dry_run);
+    let damaged = warn_damaged(ctx, &coffer);
+    let r = result?;
     let verb = if dry_run { "would remove" } else { "removed" };
     let mut human = format!(
         "kept {} snapshots, {verb} {}\n",
@@ -529,21 +609,60 @@ fn forget(ctx: &Ctx, policy: &KeepPolicy, dry_run: bool) -> Result<Output, Failu
     if !dry_run && !r.removed.is_empty() {
         human += "run coffer prune to free the space\n";
     }
+    let mut j = json!(r);
+    j["damaged_snapshots"] = damaged;
+    out(j, human)
+}
+
+fn forget_ids(ctx: &Ctx, ids: &[String], dry_run: bool) -> Result<Output, Failure> {
+    let (removed, head_removed) = load(ctx)?.forget_ids(ids, dry_run)?;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let mut human = String::new();
+    for id in &removed {
+        human += &format!("{verb} snapshot {id}\n");
+    }
+    if head_removed && !dry_run {
+        human += "that was the newest snapshot: other devices that saw it will report a rollback until run once with --allow-older\n";
+    }
+    if !dry_run {
+        human += "run coffer prune to free the space\n";
+    }
+    out(
+        json!({ "removed": removed, "dry_run": dry_run, "head_removed": head_removed }),
+        human,
+    )
+}
+
+fn unlock(ctx: &Ctx, force: bool) -> Result<Output, Failure> {
+    if force && !ctx.json {
+        eprintln!(
+            "warning: --force removes the locks of running backups and prunes too; a prune that then runs beside a backup can delete data that backup needs"
+        );
+    }
+    let r = load(ctx)?.unlock(force)?;
+    let mut human = format!("removed {} locks\n", r.removed.len());
+    if !r.live.is_empty() {
+        human += &format!(
+            "{} locks belong to running processes and were kept (--force removes them)\n",
+            r.live.len()
+        );
+    }
     out(json!(r), human)
 }
 
 fn prune(ctx: &Ctx) -> Result<Output, Failure> {
     let coffer = load(ctx)?;
     let (progress, bar) = progress::bar(ctx.json, "prune  ");
-    let result = coffer.repository()?.prune(progress.as_deref());
+    let result = coffer.prune(progress.as_deref());
     bar.finish();
-    let r = result.map_err(Error::from)?;
+    let r = result?;
     let human = format!(
-        "{} packs deleted, {} rewritten, {} blobs removed, {} freed\n",
+        "{} packs deleted, {} rewritten, {} blobs removed, {} freed, {} partial files removed from tmp/\n",
         r.packs_deleted,
         r.packs_rewritten,
         r.blobs_removed,
-        bytes(r.bytes_freed)
+        bytes(r.bytes_freed),
+        r.tmp_removed
     );
     out(json!(r), human)
 }

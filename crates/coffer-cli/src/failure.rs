@@ -105,9 +105,18 @@ impl From<Error> for Failure {
             Error::PreviousKeyInVault => (5, Some("run coffer change-password again and enter the current vault password when asked (with --password-stdin: the new password, then the current one)".into())),
             Error::NoVault => (2, Some("this setup is recovery-key-only: there is no vault password to use or change".into())),
             Error::TokenMissing => (5, Some("pass --token-file FILE or set COFFER_VAULT_TOKEN".into())),
+            Error::AccountMismatch { .. } => (2, Some("leave out --account (it is taken from the token), or use a token of that account".into())),
+            Error::TokenInvalid { .. } => (5, Some("use the token your app's auth server issued for this vault (--token-file FILE or COFFER_VAULT_TOKEN)".into())),
+            Error::PasswordTooShort { .. } => (2, Some("choose a longer password; a passphrase of a few words is easy to remember".into())),
+            Error::SourceNotFound { .. } => (1, Some("check the spelling of the path; no snapshot was made".into())),
+            Error::StorageFull { .. } => (1, Some("free space: coffer forget (--keep-last N, or IDs) then coffer prune, which deletes unused data before writing anything; or make room on the storage".into())),
+            Error::RolledBack { .. } => (6, Some("the storage lost or replaced recent snapshots: restore its newer copy if you can; to go on with what is there, run the command again with --allow-older (this device then accepts the older state)".into())),
             Error::RepositoryNotFound { .. } => (7, Some("check --repo (a folder path or an OpenDAL URL); create one with coffer init".into())),
             Error::RepositoryExists { .. } => (1, Some("use coffer connect to use the existing repository, or pick another --repo".into())),
-            Error::Integrity { .. } => (6, Some("run coffer check --read-data to see the extent of the damage".into())),
+            Error::Integrity { object, .. } => (6, Some(match object.strip_prefix("snapshots/") {
+                Some(id) => format!("coffer forget {id} removes this damaged snapshot; coffer check --read-data shows any other damage"),
+                None => "run coffer check --read-data to see the extent of the damage".into(),
+            })),
             Error::SnapshotNotFound { .. } => (7, Some("list the snapshots with coffer snapshots".into())),
             Error::Backup(Engine::WouldOverwrite { paths }) => {
                 let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", out.human);
             }
-            ExitCode::SUCCESS
+            ExitCode::from(out.exit)
         }
         Err(f) => report(json, f),
     }
@@ -96,6 +96,7 @@ fn setup(cli: &Cli) -> Result<Ctx, Failure> {
         key_store,
         token,
         token_file,
+        allow_older: cli.allow_older,
     })
 }
 

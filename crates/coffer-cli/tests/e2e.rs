@@ -198,10 +198,13 @@ fn ten_wrong_passwords_destroy_the_key_but_the_recovery_key_still_restores() {
     let old = Device::new(root, "old");
     let mut args = vec!["init", "--repo", s(&repo), "--password-stdin"];
     args.extend(vault_args);
-    old.run(&args, "right\n").ok();
+    old.run(&args, "right-pw\n").ok();
     old.run(&["backup", s(&src)], "").ok();
     let rk = old
-        .run(&["recovery-key", "--password-stdin", "--json"], "right\n")
+        .run(
+            &["recovery-key", "--password-stdin", "--json"],
+            "right-pw\n",
+        )
         .ok()
         .json()["recovery_key"]
         .as_str()
@@ -227,7 +230,7 @@ fn ten_wrong_passwords_destroy_the_key_but_the_recovery_key_still_restores() {
         last.stderr
     );
     // Now even the right password cannot recover the key.
-    let r = thief.run(&args, "right\n");
+    let r = thief.run(&args, "right-pw\n");
     assert_eq!(r.err_code(), "key_destroyed");
     assert_eq!(r.code, 4);
     let st = old.run(&["status", "--json"], "").ok().json();

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use coffer_backup::{
-    BackupKey, BackupOptions, BackupSummary, Repository, RestoreOptions, RestoreSummary,
+    BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, ForgetReport, Head,
+    KeepPolicy, Progress, PruneReport, Repository, RestoreOptions, RestoreSummary, SnapshotInfo,
+    UnlockReport,
 };
 use coffer_vault_client::{VaultClient, VaultError, VaultStatus};
 use coffer_vault_core::KsfProfile;
@@ -13,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::atomic::remove_durable;
 use crate::config::{CONFIG_VERSION, Config, VaultConfig};
+use crate::heads::Heads;
 use crate::key_store::{KeyStore, KeyStoreKind, KeyStorePreference};
 use crate::recovery_key::RecoveryKey;
 use crate::vault::{VaultAccess, read_token_file};
@@ -73,6 +76,40 @@ pub struct Coffer {
     keys: KeyStore,
     key: BackupKey,
     token: Option<Zeroizing<String>>,
+    allow_older: bool,
+    /// Damaged snapshots the last repository operation skipped.
+    damaged: std::sync::Mutex<Vec<DamagedSnapshot>>,
+}
+
+/// The minimum password length, in characters. The vault's 10-guess limit protects a
+/// password only if it is not among the first guesses of every attacker's list; WhatsApp
+/// asks for at least 6 characters too.
+pub const MIN_PASSWORD_CHARS: usize = 6;
+
+/// Refuses a new password shorter than [`MIN_PASSWORD_CHARS`].
+pub fn check_new_password(password: &[u8]) -> Result<(), Error> {
+    let chars = std::str::from_utf8(password).map_or(password.len(), |s| s.chars().count());
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(Error::PasswordTooShort {
+            min: MIN_PASSWORD_CHARS,
+        });
+    }
+    Ok(())
+}
+
+/// A local path as an absolute path (the configuration must not depend on the directory
+/// a later command runs in); URLs and `memory://` stay as given.
+fn absolute_location(repo: &str) -> Result<String, Error> {
+    if repo.contains("://") {
+        return Ok(repo.to_string());
+    }
+    let abs = std::path::absolute(repo).map_err(|e| Error::io(repo, e))?;
+    abs.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::ConfigInvalid {
+            path: abs.clone(),
+            detail: "the repository path is not UTF-8; use a UTF-8 path".into(),
+        })
 }
 
 impl std::fmt::Debug for Coffer {
@@ -93,7 +130,11 @@ impl Coffer {
     /// an existing one, before the vault is touched), then the configuration, then the
     /// password is registered. If registration fails the device still holds K and the
     /// configuration says the vault is stale; [`Coffer::change_password`] retries it.
-    pub fn init(dir: &Path, opts: InitOptions) -> Result<Coffer, Error> {
+    pub fn init(dir: &Path, mut opts: InitOptions) -> Result<Coffer, Error> {
+        if let Protection::Vault { password, .. } = &opts.protection {
+            check_new_password(password)?;
+        }
+        opts.repo = absolute_location(&opts.repo)?;
         ensure_not_configured(dir)?;
         if let Protection::Vault { access, .. } = &opts.protection {
             // Registering replaces a record: refuse to overwrite another device's key.
@@ -141,6 +182,8 @@ impl Coffer {
             keys,
             key,
             token,
+            allow_older: false,
+            damaged: Default::default(),
         })
     }
 
@@ -210,7 +253,7 @@ impl Coffer {
         let keys = KeyStore::create(dir, key_store, &key)?;
         let config = Config {
             version: CONFIG_VERSION,
-            repo: repo.to_string(),
+            repo: absolute_location(repo)?,
             vault: access.as_ref().map(vault_config),
             key_store: keys.kind(),
             keyring_user: keys.keyring_user().map(str::to_string),
@@ -224,6 +267,8 @@ impl Coffer {
             keys,
             key,
             token: access.map(|a| a.token),
+            allow_older: false,
+            damaged: Default::default(),
         })
     }
 
@@ -238,7 +283,15 @@ impl Coffer {
             keys,
             key,
             token,
+            allow_older: false,
+            damaged: Default::default(),
         })
+    }
+
+    /// Lets operations proceed when the repository's head is older than the one this
+    /// device saw (after the user checked why); the lower head is then remembered.
+    pub fn set_allow_older(&mut self, allow: bool) {
+        self.allow_older = allow;
     }
 
     /// The configuration.
@@ -282,6 +335,9 @@ impl Coffer {
             (None, Some(f)) => read_token_file(f)?,
             (None, None) => return Err(Error::TokenMissing),
         };
+        // A token of another account would make the vault answer for that account (a
+        // "destroyed key" where there is none): refuse before calling it.
+        crate::vault::check_subject(&token, Some(&v.account))?;
         Ok(VaultAccess {
             url: v.url.clone(),
             account: v.account.clone(),
@@ -290,8 +346,116 @@ impl Coffer {
         })
     }
 
-    /// Opens the repository with the device's key, finishing an interrupted rotation.
+    /// Opens the repository with the device's key, finishing an interrupted rotation. The
+    /// handle refuses a head older than the one this device remembers (see
+    /// [`Coffer::known_head`]); call [`Coffer::remember_head`] after using it.
     pub fn repository(&self) -> Result<Repository, Error> {
+        let repo = self.open_repository()?;
+        let known = Heads::load(&self.dir)?.get(&repo.id()).cloned();
+        repo.set_known_head(known, self.allow_older);
+        Ok(repo)
+    }
+
+    /// The newest head this device has seen in its repository (None: none yet). An app
+    /// can mirror it elsewhere (the vault) so that a new device can check it too.
+    pub fn known_head(&self) -> Result<Option<Head>, Error> {
+        let id = self.open_repository()?.id();
+        Ok(Heads::load(&self.dir)?.get(&id).cloned())
+    }
+
+    /// Replaces the remembered head (e.g. with one mirrored from the vault on a new device).
+    /// Later operations refuse a repository whose head is below it.
+    pub fn set_known_head(&self, head: Option<Head>) -> Result<(), Error> {
+        let id = self.open_repository()?.id();
+        Heads::store(&self.dir, &id, head)
+    }
+
+    /// Remembers, durably, the newest head `repo` has seen if it is newer than the one
+    /// remembered (with [`Coffer::set_allow_older`], even if it is older).
+    pub fn remember_head(&self, repo: &Repository) -> Result<(), Error> {
+        let Some(seen) = repo.seen_head() else {
+            return Ok(());
+        };
+        let id = repo.id();
+        let known = Heads::load(&self.dir)?.get(&id).cloned();
+        let update = match &known {
+            None => true,
+            Some(k) => seen.seq > k.seq || (self.allow_older && seen != *k),
+        };
+        if update {
+            Heads::store(&self.dir, &id, Some(seen))?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the repository, then remembers the head it saw.
+    fn with_repo<T>(
+        &self,
+        f: impl FnOnce(&Repository) -> Result<T, coffer_backup::Error>,
+    ) -> Result<(T, Repository), Error> {
+        let repo = self.repository()?;
+        let out = f(&repo);
+        if let Ok(mut d) = self.damaged.lock() {
+            *d = repo.damaged_snapshots();
+        }
+        let out = out?;
+        self.remember_head(&repo)?;
+        Ok((out, repo))
+    }
+
+    /// The damaged snapshot objects the last operation skipped (each is removed with
+    /// [`Coffer::forget_ids`]).
+    pub fn damaged_snapshots(&self) -> Vec<DamagedSnapshot> {
+        self.damaged.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The readable snapshots, oldest first (see [`Coffer::damaged_snapshots`]).
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, Error> {
+        Ok(self.with_repo(|r| r.snapshots())?.0)
+    }
+
+    /// Checks the repository, including its head against the one this device saw.
+    pub fn check(
+        &self,
+        read_data: bool,
+        progress: Option<&dyn Progress>,
+    ) -> Result<CheckReport, Error> {
+        Ok(self.with_repo(|r| r.check(read_data, progress))?.0)
+    }
+
+    /// Applies keep rules (damaged snapshots are left alone).
+    pub fn forget(&self, policy: &KeepPolicy, dry_run: bool) -> Result<ForgetReport, Error> {
+        Ok(self.with_repo(|r| r.forget(policy, dry_run))?.0)
+    }
+
+    /// Removes snapshots by id (damaged ones too). Returns the removed ids and whether the
+    /// snapshot this device remembered as the head was among them; the remembered head
+    /// then becomes the repository's new head (other devices that saw the old one report
+    /// a rollback until run once with allow-older).
+    pub fn forget_ids(&self, ids: &[String], dry_run: bool) -> Result<(Vec<String>, bool), Error> {
+        let repo = self.open_repository()?;
+        let removed = repo.forget_ids(ids, dry_run)?;
+        let repo_id = repo.id();
+        let known = Heads::load(&self.dir)?.get(&repo_id).cloned();
+        let head_removed = known.is_some_and(|k| removed.contains(&k.id));
+        if head_removed && !dry_run {
+            repo.set_known_head(None, true);
+            Heads::store(&self.dir, &repo_id, repo.head()?)?;
+        }
+        Ok((removed, head_removed))
+    }
+
+    /// Deletes unused data.
+    pub fn prune(&self, progress: Option<&dyn Progress>) -> Result<PruneReport, Error> {
+        Ok(self.with_repo(|r| r.prune(progress))?.0)
+    }
+
+    /// Removes stale locks (with `force`, all).
+    pub fn unlock(&self, force: bool) -> Result<UnlockReport, Error> {
+        Ok(self.open_repository()?.unlock(force)?)
+    }
+
+    fn open_repository(&self) -> Result<Repository, Error> {
         match Repository::open(&self.config.repo, &self.key) {
             Ok(r) => Ok(r),
             Err(coffer_backup::Error::WrongKey) => {
@@ -317,7 +481,7 @@ impl Coffer {
 
     /// Backs up `paths` into a new snapshot.
     pub fn backup(&self, paths: &[PathBuf], opts: &BackupOptions) -> Result<BackupSummary, Error> {
-        Ok(self.repository()?.backup(paths, opts)?)
+        Ok(self.with_repo(|r| r.backup(paths, opts))?.0)
     }
 
     /// Restores a snapshot (`"latest"` or an id prefix) into `target`.
@@ -329,8 +493,8 @@ impl Coffer {
         opts: &RestoreOptions,
     ) -> Result<RestoreSummary, Error> {
         Ok(self
-            .repository()?
-            .restore(snapshot, target, include, opts)?)
+            .with_repo(|r| r.restore(snapshot, target, include, opts))?
+            .0)
     }
 
     /// Registers a new password for the device's key. The backups are not touched; the
@@ -346,6 +510,7 @@ impl Coffer {
         new_password: &[u8],
         current_password: Option<&[u8]>,
     ) -> Result<(), Error> {
+        check_new_password(new_password)?;
         let client = self.vault()?;
         // Only register a key that really opens the repository.
         self.repository()?;

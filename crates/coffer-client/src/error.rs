@@ -74,6 +74,56 @@ pub enum Error {
     /// No vault token was given and the configuration names no token file.
     #[error("no vault access token: none given and the configuration names no token file")]
     TokenMissing,
+    /// The account given (or configured) is not the token's subject.
+    #[error(
+        "--account {given} does not match the access token, which is for account {token_subject}"
+    )]
+    AccountMismatch {
+        /// The account given on the command line or in the configuration.
+        given: String,
+        /// The token's `sub`.
+        token_subject: String,
+    },
+    /// The access token could not be read as a JWT naming an account.
+    #[error("the access token cannot be used: {detail}")]
+    TokenInvalid {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A new password is too short.
+    #[error(
+        "the password is too short: use at least {min} characters (the vault allows 10 guesses, but a short password is among the first guesses anyone tries)"
+    )]
+    PasswordTooShort {
+        /// The minimum number of characters.
+        min: usize,
+    },
+    /// A path given to backup does not exist; nothing was saved.
+    #[error("{}: {reason}; nothing was saved", path.display())]
+    SourceNotFound {
+        /// The path as given.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+    /// The storage is full.
+    #[error("the storage is full (writing {object})")]
+    StorageFull {
+        /// The object that could not be written.
+        object: String,
+    },
+    /// The repository's head is older than the one this device saw.
+    #[error(
+        "the repository was rolled back: this device saw snapshot {seen_id} (sequence {seen_seq}), the newest there now has sequence {found}; the storage dropped snapshots or put back an older copy"
+    )]
+    RolledBack {
+        /// The sequence number this device remembers.
+        seen_seq: u64,
+        /// The snapshot id this device remembers.
+        seen_id: String,
+        /// The highest sequence number found.
+        found: u64,
+    },
     /// No repository at the location.
     #[error("no repository at {location}")]
     RepositoryNotFound {
@@ -164,13 +214,18 @@ impl Error {
             Error::VaultKeyMismatch => "vault_key_mismatch",
             Error::LocalKeyMismatch => "local_key_mismatch",
             Error::VaultUnreachable { .. } => "vault_unreachable",
-            Error::Unauthorized { .. } => "unauthorized",
+            Error::Unauthorized { .. } | Error::TokenInvalid { .. } => "unauthorized",
             Error::RateLimited { .. } => "rate_limited",
             Error::Vault { .. } => "vault_error",
             Error::NotRecordOwner { .. } => "owner_proof_invalid",
             Error::PreviousKeyInVault => "previous_key_in_vault",
             Error::NoVault => "no_vault",
             Error::TokenMissing => "token_missing",
+            Error::AccountMismatch { .. } => "account_mismatch",
+            Error::PasswordTooShort { .. } => "password_too_short",
+            Error::SourceNotFound { .. } => "path_not_found",
+            Error::StorageFull { .. } => "storage_full",
+            Error::RolledBack { .. } => "rolled_back",
             Error::RepositoryNotFound { .. } => "repository_not_found",
             Error::RepositoryExists { .. } => "repository_exists",
             Error::Integrity { .. } => "integrity_error",
@@ -209,6 +264,20 @@ impl From<coffer_backup::Error> for Error {
             coffer_backup::Error::Cancelled => Error::Cancelled,
             // WrongKey is translated at each call site, which knows where the key came from.
             coffer_backup::Error::WrongKey => Error::LocalKeyMismatch,
+            coffer_backup::Error::SourceNotFound { path, source } => Error::SourceNotFound {
+                path,
+                reason: source.to_string(),
+            },
+            coffer_backup::Error::StorageFull { object } => Error::StorageFull { object },
+            coffer_backup::Error::RolledBack {
+                seen_seq,
+                seen_id,
+                found,
+            } => Error::RolledBack {
+                seen_seq,
+                seen_id,
+                found,
+            },
             other => Error::Backup(other),
         }
     }

@@ -17,7 +17,7 @@
 //! };
 //! let coffer = Coffer::init(dir, InitOptions {
 //!     repo: "/mnt/cloud/coffer".into(),
-//!     protection: Protection::Vault { access, password: Zeroizing::new(b"pw".to_vec()) },
+//!     protection: Protection::Vault { access, password: Zeroizing::new(b"correct horse".to_vec()) },
 //!     ksf_profile: KsfProfile::default(),
 //!     key_store: KeyStorePreference::Auto,
 //! })?;
@@ -32,6 +32,7 @@ mod atomic;
 mod coffer;
 mod config;
 mod error;
+mod heads;
 mod key_file;
 mod key_store;
 mod os_keyring;
@@ -39,17 +40,21 @@ mod recovery_key;
 mod status;
 mod vault;
 
-pub use coffer::{Coffer, DisableReport, InitOptions, Protection, RotateOutcome};
+pub use coffer::{
+    Coffer, DisableReport, InitOptions, MIN_PASSWORD_CHARS, Protection, RotateOutcome,
+    check_new_password,
+};
 pub use config::{CONFIG_FILE, CONFIG_VERSION, Config, VaultConfig};
 pub use error::Error;
+pub use heads::HEADS_FILE;
 pub use key_file::{KEY_FILE, PENDING_KEY_FILE};
 pub use key_store::{KeyStore, KeyStoreKind, KeyStorePreference};
 pub use os_keyring::{KEYRING_SERVICE, PENDING_SUFFIX};
 pub use recovery_key::{RECOVERY_KEY_DIGITS, RecoveryKey, RecoveryKeyError};
 pub use status::{StatusReport, VaultStatusReport};
-pub use vault::{VaultAccess, read_token_file};
+pub use vault::{VaultAccess, check_subject, read_token_file};
 
 pub use coffer_backup;
-pub use coffer_backup::BackupKey;
+pub use coffer_backup::{BackupKey, Head};
 pub use coffer_vault_client::VaultStatus;
 pub use coffer_vault_core::KsfProfile;

@@ -261,7 +261,10 @@ fn a_repository_head_is_kept_only_by_the_owner_and_only_rises() {
         &tok,
         &format!(r#"{{"v":1,"head":"{}"}}"#, b64(&[1u8; 73])),
     );
-    assert_eq!((st, body["error"]["code"].as_str()), (400, Some("bad_json")));
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (400, Some("bad_json"))
+    );
     c.put_head(&k, &VaultHead::new(3, "s3")).unwrap();
     assert_eq!(c.head(&k).unwrap().unwrap().seq, 3);
     // Turning backups off takes the head with the record.
