@@ -399,6 +399,17 @@ fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, 
     );
     let mut j = to_json(&s);
     j["damaged_snapshots"] = damaged;
+    // The new head goes to the vault too (a new device checks it before restoring); the
+    // snapshot is saved either way, so a vault that cannot take it is only a warning.
+    match coffer.mirror_head() {
+        Ok(kept) => j["vault_head_kept"] = json!(kept),
+        Err(e) => {
+            if !ctx.json {
+                eprintln!("warning: the vault did not keep the new repository head: {e}");
+            }
+            j["vault_head_error"] = json!(e.code());
+        }
+    }
     let mut o = Output {
         json: j,
         human: String::new(),

@@ -7,7 +7,7 @@ use coffer_backup::{
     KeepPolicy, Progress, PruneReport, Repository, RestoreOptions, RestoreSummary, SnapshotInfo,
     UnlockReport,
 };
-use coffer_vault_client::{VaultClient, VaultError, VaultStatus};
+use coffer_vault_client::{VaultClient, VaultError, VaultHead, VaultStatus};
 use coffer_vault_core::KsfProfile;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -218,7 +218,9 @@ impl Coffer {
         if client.status()?.destroyed {
             client.register(password, key.as_bytes(), ksf_profile)?;
         }
-        Self::save_new(dir, repo, key, Some(access), ksf_profile, key_store)
+        let coffer = Self::save_new(dir, repo, key, Some(access), ksf_profile, key_store)?;
+        coffer.adopt_vault_head()?;
+        Ok(coffer)
     }
 
     /// Sets up a new device from the recovery key. `access`, when given, is remembered so
@@ -237,7 +239,11 @@ impl Coffer {
             coffer_backup::Error::WrongKey => Error::WrongRecoveryKey,
             other => other.into(),
         })?;
-        Self::save_new(dir, repo, key, access, ksf_profile, key_store)
+        let coffer = Self::save_new(dir, repo, key, access, ksf_profile, key_store)?;
+        if coffer.config.vault.is_some() {
+            coffer.adopt_vault_head()?;
+        }
+        Ok(coffer)
     }
 
     fn save_new(
@@ -384,6 +390,52 @@ impl Coffer {
         };
         if update {
             Heads::store(&self.dir, &id, Some(seen))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps this device's newest known head in the vault beside the password record
+    /// (VAULT-API.md, "Repository head"), so that a new device can tell a rolled-back
+    /// repository before it restores. `Ok(false)` when there is nothing to do: no vault,
+    /// no token at hand, no head yet, or the vault already keeps this head or a newer one
+    /// (another device's). Meant after each backup; a failure loses no backup.
+    pub fn mirror_head(&self) -> Result<bool, Error> {
+        if self.config.vault.is_none() {
+            return Ok(false);
+        }
+        let Some(head) = self.known_head()? else {
+            return Ok(false);
+        };
+        let client = match self.vault() {
+            Ok(c) => c,
+            Err(Error::TokenMissing) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match client.put_head(self.key.as_bytes(), &VaultHead::new(head.seq, &head.id)) {
+            Ok(()) => Ok(true),
+            Err(VaultError::HeadNotNewer { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// On a device that just connected: takes the head kept in the vault as the newest
+    /// this device has seen, so every later command refuses a repository whose snapshots
+    /// stop below it (a storage provider that dropped or rolled back snapshots), unless
+    /// `--allow-older`. A head that does not verify under K is refused as a vault error.
+    fn adopt_vault_head(&self) -> Result<(), Error> {
+        let Some(kept) = self.vault()?.head(self.key.as_bytes())? else {
+            return Ok(());
+        };
+        let repo = self.open_repository()?;
+        let local = repo.head()?;
+        // The vault keeps only a digest of the id: name the snapshot when it is here.
+        let id = match &local {
+            Some(h) if kept.names(&h.id) => h.id.clone(),
+            _ => format!("(kept in the vault, sequence {})", kept.seq),
+        };
+        let known = Heads::load(&self.dir)?.get(&repo.id()).cloned();
+        if known.is_none_or(|k| kept.seq > k.seq) {
+            Heads::store(&self.dir, &repo.id(), Some(Head { seq: kept.seq, id }))?;
         }
         Ok(())
     }

@@ -51,6 +51,11 @@ pub struct Vault {
 
 impl Vault {
     pub fn start(dir: &Path) -> Vault {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`Vault::start`] with extra `serve` arguments.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Vault {
         let data = dir.join("vault-data");
         let out = Command::new(vault_bin())
             .args(["init", "--data"])
@@ -65,6 +70,7 @@ impl Vault {
         let mut child = Command::new(vault_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
