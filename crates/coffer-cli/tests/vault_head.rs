@@ -45,7 +45,10 @@ fn a_new_device_refuses_a_repository_rolled_back_below_the_head_kept_in_the_vaul
     let refused = new.run(&["--json", "restore", "latest", "--target", s(&out)], "");
     assert_eq!(refused.err_code(), "rolled_back", "{}", refused.stdout);
     assert_eq!(refused.code, 6);
-    assert!(!out.join("chat").exists(), "nothing restored from the old head");
+    assert!(
+        !out.join("chat").exists(),
+        "nothing restored from the old head"
+    );
     // The user may still take the older data, knowingly.
     new.run(
         &["restore", "latest", "--allow-older", "--target", s(&out)],
@@ -74,12 +77,16 @@ fn the_right_password_on_the_last_guess_connects_and_keeps_password_recovery() {
     let mut connect = vec!["--json", "connect", "--repo", s(&repo), "--password-stdin"];
     connect.extend(vault_args);
     let typo = Device::new(root, "typo");
-    assert_eq!(typo.run(&connect, "correct hoarse\n").err_code(), "wrong_password");
+    assert_eq!(
+        typo.run(&connect, "correct hoarse\n").err_code(),
+        "wrong_password"
+    );
     // The last allowed guess, right: the key comes back, and the account keeps a record.
     let new = Device::new(root, "new");
     new.run(&connect, "correct horse\n").ok();
     let out = root.join("restored");
-    new.run(&["restore", "latest", "--target", s(&out)], "").ok();
+    new.run(&["restore", "latest", "--target", s(&out)], "")
+        .ok();
     assert_same_tree(&src, &out.join("chat"));
     let status = new.run(&["--json", "status"], "").ok().json();
     assert_eq!(status["vault"]["guesses_left"], 2, "{status}");
