@@ -1,0 +1,86 @@
+//! A repository on a full disk: a backup that does not fit fails with `storage_full`
+//! and a hint, and `forget` + `prune` free space on that same full disk (prune deletes
+//! before it writes), after which the backup fits. The disk is a real tmpfs of 3 MiB,
+//! which needs root (CI runs as root); elsewhere the test says SKIP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Device;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `n` bytes that do not compress (a keyed BLAKE3 stream).
+fn noise(seed: u8, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    blake3::Hasher::new_keyed(&[seed; 32])
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn prune_frees_space_on_a_full_disk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let disk = root.join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = Mount(disk.clone());
+    let repo = disk.join("repo");
+    let dev = Device::new(root, "dev");
+    dev.run(&["init", "--repo", s(&repo), "--recovery-key-only"], "")
+        .ok();
+    let folder = |name: &str, seed: u8| {
+        let d = root.join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("media.bin"), noise(seed, 1200 * 1024)).unwrap();
+        d
+    };
+    let (a, b, c) = (folder("a", 1), folder("b", 2), folder("c", 3));
+    let first = dev.run(&["--json", "backup", s(&a)], "").ok().json();
+    let second = dev.run(&["--json", "backup", s(&b)], "").ok().json();
+    let full = dev.run(&["--json", "backup", s(&c)], "");
+    assert_eq!(full.err_code(), "storage_full", "{}", full.stdout);
+    assert!(
+        full.stdout.contains("prune"),
+        "the hint says what to do: {}",
+        full.stdout
+    );
+    // Space comes back without writing first.
+    for snap in [&first, &second] {
+        dev.run(&["forget", snap["snapshot_id"].as_str().unwrap()], "")
+            .ok();
+    }
+    dev.run(&["prune"], "").ok();
+    dev.run(&["backup", s(&c)], "").ok();
+    let out = root.join("restored");
+    dev.run(&["restore", "latest", "--target", s(&out)], "")
+        .ok();
+    assert_eq!(
+        std::fs::read(out.join("c/media.bin")).unwrap(),
+        noise(3, 1200 * 1024)
+    );
+    dev.run(&["check", "--read-data"], "").ok();
+}
