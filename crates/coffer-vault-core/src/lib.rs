@@ -13,6 +13,8 @@ pub mod client;
 mod core;
 mod error;
 mod floor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod head;
 mod login;
 pub mod owner;

@@ -21,11 +21,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coffer_vault_core::client::{self, AwaitingKey};
-use coffer_vault_core::owner::{OwnerKey, replace_content};
+use coffer_vault_core::fuzzing::Upload;
+use coffer_vault_core::owner::OwnerKey;
 use coffer_vault_core::{
     Authority, CoreKeys, CredentialId, DeleteError, FloorUpdate, KsfProfile, OwnerOp,
     OwnerProofError, RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError,
-    RegistrationUploadRequest, SealedRecord, StateChange, StatusError, TicketError, VaultCore,
+    SealedRecord, StateChange, StatusError, TicketError, VaultCore,
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -431,32 +432,21 @@ impl World {
         let latest = self.creds[c].latest.clone();
         let status = self.core.status(&id, latest.as_ref()).unwrap();
         let pw = PASSWORDS[pw];
-        let (req, st) = client::register_start(pw, &mut self.rng).unwrap();
-        let started = self
-            .core
-            .register_start(&id, &req, NOW + TTL, &mut self.rng)
-            .unwrap();
         let mut k = [0u8; 32];
         self.rng.fill_bytes(&mut k);
-        let up = st.finish(&started.response, &k, P, &mut self.rng).unwrap();
-        let content = replace_content(
-            &started.ticket,
-            &up.upload,
-            &up.wrapped_key,
-            &up.owner_key,
-            P.name(),
+        // The registration as the client makes it (the fuzz targets' helper).
+        let upload = Upload::make(&self.core, &id, pw, &k, &mut self.rng).unwrap();
+        let proof = self.proof(
+            c,
+            auth,
+            OwnerOp::Replace,
+            status.generation,
+            &upload.content(),
         );
-        let proof = self.proof(c, auth, OwnerOp::Replace, status.generation, &content);
         let res = self.core.register_finish(
             &id,
             latest.as_ref(),
-            &RegistrationUploadRequest {
-                ticket: &started.ticket,
-                upload: &up.upload,
-                wrapped_key: &up.wrapped_key,
-                owner_key: &up.owner_key,
-                profile: P.name(),
-            },
+            &upload.request(),
             proof.authority(),
             NOW,
             &mut self.rng,

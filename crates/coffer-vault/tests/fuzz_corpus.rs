@@ -4,7 +4,9 @@
 //! found, kept as a corpus file) passing. docs/FUZZING.md says how the corpora are made.
 //!
 //! `cargo test -p coffer-vault --test fuzz_corpus -- --ignored write_seed_corpora` writes
-//! the hand-made seeds the corpora started from (then `cargo fuzz cmin` minimises them).
+//! the hand-made seeds the corpora started from (then `cargo fuzz cmin` minimises them);
+//! `write_core_seed_corpora` does the same for the vault core's targets
+//! (`coffer_vault_core::fuzzing`: real OPAQUE messages, tickets, records and owner proofs).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use coffer_vault::fuzzing::{self, FUZZ_AUDIENCE, FUZZ_DEV_KEY, FUZZ_TENANT_SEED};
 use coffer_vault::keyfile::{KEY_FILE, KeyFile};
+use coffer_vault_core::fuzzing::{self as core_fuzzing, Fixture};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 fn corpus(target: &str) -> PathBuf {
@@ -70,6 +73,38 @@ fn key_file_corpus_replays() {
         accepted > 0,
         "no corpus key file parses: the corpus went stale"
     );
+}
+
+/// Every vault core target's corpus replays; in each but `ke3` (whose inputs verify only
+/// if libFuzzer forges a MAC) at least one input is still accepted: a seed stays valid
+/// because the fixture's keys are constant.
+#[test]
+fn core_corpora_replay() {
+    let fx = Fixture::new().unwrap();
+    for target in core_fuzzing::TARGETS {
+        let accepted = inputs(target, 3)
+            .iter()
+            .filter(|(path, b)| {
+                core_fuzzing::run(&fx, target, b)
+                    .unwrap_or_else(|| panic!("{}: unknown target", path.display()))
+            })
+            .count();
+        assert!(
+            target == "ke3" || accepted > 0,
+            "{target}: no corpus input is accepted: the corpus went stale"
+        );
+    }
+}
+
+#[test]
+#[ignore = "writes the seed corpora into the source tree; run by hand (docs/FUZZING.md)"]
+fn write_core_seed_corpora() {
+    let fx = Fixture::new().unwrap();
+    for target in core_fuzzing::TARGETS {
+        let seeds = core_fuzzing::seeds(&fx, target);
+        assert!(seeds.len() >= 5, "{target}: {} seeds", seeds.len());
+        write_seeds(target, &seeds);
+    }
 }
 
 /// Signs `claims` as tenant `acme` of [`fuzzing::fuzz_auth`].

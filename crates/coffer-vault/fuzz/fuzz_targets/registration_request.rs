@@ -1,0 +1,14 @@
+//! `VaultCore::register_start` on an arbitrary OPAQUE RegistrationRequest.
+//! The vault core's entry point in `coffer_vault_core::fuzzing`, against its fixed fixture.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use coffer_vault_core::fuzzing::{self, Fixture};
+
+static FIXTURE: LazyLock<Fixture> =
+    LazyLock::new(|| Fixture::new().expect("the fuzzing fixture builds from constant keys"));
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzzing::registration_request(&FIXTURE, data);
+});
