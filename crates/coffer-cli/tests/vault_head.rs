@@ -12,6 +12,14 @@ fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Runs `coffer --json CMD --repo REPO --password-stdin VAULT_ARGS` (init or connect) on
+/// `dev` with the password "correct horse" and expects success.
+fn with_vault(dev: &Device, cmd: &str, repo: &std::path::Path, vault_args: &[&str]) {
+    let mut args = vec!["--json", cmd, "--repo", s(repo), "--password-stdin"];
+    args.extend(vault_args);
+    dev.run(&args, "correct horse\n").ok();
+}
+
 #[test]
 fn a_new_device_refuses_a_repository_rolled_back_below_the_head_kept_in_the_vault() {
     let tmp = tempfile::tempdir().unwrap();
@@ -23,9 +31,7 @@ fn a_new_device_refuses_a_repository_rolled_back_below_the_head_kept_in_the_vaul
     let vault_args = ["--vault", vault.url.as_str(), "--token-file", s(&token)];
 
     let old = Device::new(root, "old");
-    let mut args = vec!["--json", "init", "--repo", s(&repo), "--password-stdin"];
-    args.extend(vault_args);
-    old.run(&args, "correct horse\n").ok();
+    with_vault(&old, "init", &repo, &vault_args);
     let first = old.run(&["--json", "backup", s(&src)], "").ok().json();
     assert_eq!(first["vault_head_kept"], true);
     std::fs::write(src.join("new-message.txt"), b"hello again").unwrap();
@@ -38,9 +44,7 @@ fn a_new_device_refuses_a_repository_rolled_back_below_the_head_kept_in_the_vaul
 
     // A new device has never seen the repository, but the vault has kept its head.
     let new = Device::new(root, "new");
-    let mut args = vec!["--json", "connect", "--repo", s(&repo), "--password-stdin"];
-    args.extend(vault_args);
-    new.run(&args, "correct horse\n").ok();
+    with_vault(&new, "connect", &repo, &vault_args);
     let out = root.join("restored");
     let refused = new.run(&["--json", "restore", "latest", "--target", s(&out)], "");
     assert_eq!(refused.err_code(), "rolled_back", "{}", refused.stdout);
@@ -69,9 +73,7 @@ fn the_right_password_on_the_last_guess_connects_and_keeps_password_recovery() {
     let src = sample_folder(root);
     let vault_args = ["--vault", vault.url.as_str(), "--token-file", s(&token)];
     let old = Device::new(root, "old");
-    let mut args = vec!["--json", "init", "--repo", s(&repo), "--password-stdin"];
-    args.extend(vault_args);
-    old.run(&args, "correct horse\n").ok();
+    with_vault(&old, "init", &repo, &vault_args);
     old.run(&["backup", s(&src)], "").ok();
 
     let mut connect = vec!["--json", "connect", "--repo", s(&repo), "--password-stdin"];
@@ -83,7 +85,7 @@ fn the_right_password_on_the_last_guess_connects_and_keeps_password_recovery() {
     );
     // The last allowed guess, right: the key comes back, and the account keeps a record.
     let new = Device::new(root, "new");
-    new.run(&connect, "correct horse\n").ok();
+    with_vault(&new, "connect", &repo, &vault_args);
     let out = root.join("restored");
     new.run(&["restore", "latest", "--target", s(&out)], "")
         .ok();
@@ -91,7 +93,5 @@ fn the_right_password_on_the_last_guess_connects_and_keeps_password_recovery() {
     let status = new.run(&["--json", "status"], "").ok().json();
     assert_eq!(status["vault"]["guesses_left"], 2, "{status}");
     // A third device still recovers with the password.
-    Device::new(root, "third")
-        .run(&connect, "correct horse\n")
-        .ok();
+    with_vault(&Device::new(root, "third"), "connect", &repo, &vault_args);
 }
