@@ -97,6 +97,14 @@ impl AppState {
         })
     }
 
+    /// Reads the repository head kept beside `id`'s record.
+    fn read_head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, ApiError> {
+        self.storage.head(id).map_err(|e| {
+            tracing::error!(error = %e, "storage read failed");
+            unavailable()
+        })
+    }
+
     /// Makes `change` durable (record, then floor: committer.rs), then confirms its floor
     /// to the core. Called with the credential's lock held, so no other request of the
     /// credential runs between the commit and the confirm.
@@ -620,10 +628,7 @@ async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let t = Instant::now();
     let r = async {
         let acct = st.auth.authenticate(&headers)?;
-        let head = st.storage.head(&acct.credential_id).map_err(|e| {
-            tracing::error!(error = %e, "storage read failed");
-            unavailable()
-        })?;
+        let head = st.read_head(&acct.credential_id)?;
         Ok(wire::HeadReply {
             v: WIRE_VERSION,
             head: head.map(|h| b64(&h)),
@@ -647,11 +652,8 @@ async fn put_head(
         let req: wire::PutHeadRequest = parse(&headers, body)?;
         let blob = field(&req.head, "head")?;
         let seq = coffer_vault_core::head::head_seq(&blob).ok_or_else(|| malformed("head"))?;
-        let signature = field(&req.owner_proof.signature, "owner_proof.signature")?;
-        let authority = Authority::OwnerProof {
-            generation: req.owner_proof.generation,
-            signature: &signature,
-        };
+        let signature = proof_signature(Some(&req.owner_proof))?;
+        let authority = authority(Some(&req.owner_proof), &signature, &acct);
         let id = acct.credential_id;
         // Under the credential's lock: the proof is checked against the record the
         // head is stored beside, and two writers cannot both pass the sequence check.
@@ -669,11 +671,7 @@ async fn put_head(
                 HeadError::StorageRolledBack(s) => st.rolled_back(&id, &s),
                 _ => corrupt(),
             })?;
-        let stored = st.storage.head(&id).map_err(|e| {
-            tracing::error!(error = %e, "storage read failed");
-            unavailable()
-        })?;
-        if let Some(old) = stored.as_deref().and_then(coffer_vault_core::head::head_seq)
+        if let Some(old) = st.read_head(&id)?.as_deref().and_then(coffer_vault_core::head::head_seq)
             && seq <= old
         {
             return Err(ApiError::new(

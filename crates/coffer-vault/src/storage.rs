@@ -52,39 +52,38 @@ impl RedbStorage {
         let db = Database::create(path)
             .map_err(|e| StorageError(format!("opening {}: {e}", path.display())))?;
         let s = Self { db };
-        // Creates the table so that reads on a fresh database do not fail.
+        // Creates the tables so that reads on a fresh database do not fail.
         s.commit(&[])?;
         Ok(s)
     }
-}
 
-impl Storage for RedbStorage {
-    fn get(&self, id: &CredentialId) -> Result<Option<SealedRecord>, StorageError> {
+    /// The value of `id` in `table`, in its own read transaction.
+    fn read(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        id: &CredentialId,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let tx = self
             .db
             .begin_read()
             .map_err(|e| StorageError(e.to_string()))?;
         let table = tx
-            .open_table(RECORDS)
-            .map_err(|e| StorageError(e.to_string()))?;
-        let v = table
-            .get(id.as_bytes().as_slice())
-            .map_err(|e| StorageError(e.to_string()))?;
-        Ok(v.map(|g| SealedRecord::from_bytes(g.value().to_vec())))
-    }
-
-    fn head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, StorageError> {
-        let tx = self
-            .db
-            .begin_read()
-            .map_err(|e| StorageError(e.to_string()))?;
-        let table = tx
-            .open_table(HEADS)
+            .open_table(table)
             .map_err(|e| StorageError(e.to_string()))?;
         let v = table
             .get(id.as_bytes().as_slice())
             .map_err(|e| StorageError(e.to_string()))?;
         Ok(v.map(|g| g.value().to_vec()))
+    }
+}
+
+impl Storage for RedbStorage {
+    fn get(&self, id: &CredentialId) -> Result<Option<SealedRecord>, StorageError> {
+        Ok(self.read(RECORDS, id)?.map(SealedRecord::from_bytes))
+    }
+
+    fn head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, StorageError> {
+        self.read(HEADS, id)
     }
 
     fn put_head(&self, id: &CredentialId, head: &[u8]) -> Result<(), StorageError> {
