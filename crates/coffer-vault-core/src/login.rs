@@ -237,7 +237,10 @@ impl RecoverStarted {
         if generation != expected_gen {
             return Err(RecoverFinishError::Superseded);
         }
-        let reset = match (&self.kind, &record) {
+        // What a verified KE3 releases, and the record it leaves: the counted record's
+        // key and a reset count, or the last guess's key from its ticket and the
+        // tombstone as it is.
+        let (wrapped_key, reset): (&[u8], Option<Record>) = match (&self.kind, &record) {
             (
                 LoginKind::Counted { .. },
                 Record::Live {
@@ -248,15 +251,18 @@ impl RecoverStarted {
                     wrapped_key,
                     ..
                 },
-            ) => Some(Record::Live {
-                profile: *profile,
-                guesses_used: 0,
-                oprf_nonce: *oprf_nonce,
-                owner_key: *owner_key,
-                password_file: password_file.clone(),
-                wrapped_key: wrapped_key.clone(),
-            }),
-            (LoginKind::Last { .. }, Record::Destroyed) => None,
+            ) => (
+                wrapped_key,
+                Some(Record::Live {
+                    profile: *profile,
+                    guesses_used: 0,
+                    oprf_nonce: *oprf_nonce,
+                    owner_key: *owner_key,
+                    password_file: password_file.clone(),
+                    wrapped_key: wrapped_key.clone(),
+                }),
+            ),
+            (LoginKind::Last { wrapped_key, .. }, Record::Destroyed) => (wrapped_key, None),
             _ => return Err(RecoverFinishError::Superseded),
         };
         let ctx = core.context();
@@ -270,11 +276,6 @@ impl RecoverStarted {
             });
         };
         let proof = Ke3Verified(());
-        let wrapped_key: &[u8] = match (&self.kind, &reset) {
-            (LoginKind::Last { wrapped_key, .. }, _) => wrapped_key,
-            (_, Some(Record::Live { wrapped_key, .. })) => wrapped_key,
-            _ => return Err(RecoverFinishError::Internal),
-        };
         let release_blob = seal_release(&done.session_key, wrapped_key, rng)
             .ok_or(RecoverFinishError::Internal)?;
         let commit = match &reset {
