@@ -564,9 +564,9 @@ impl VaultCore {
             profile,
             guesses_used,
             oprf_nonce,
-            owner_key,
             password_file,
             wrapped_key,
+            ..
         } = &record
         else {
             return Ok(RecoverStartOutcome::Destroyed { commit: None });
@@ -603,14 +603,9 @@ impl VaultCore {
             )
         } else {
             (
-                Record::Live {
-                    profile: *profile,
-                    guesses_used: used,
-                    oprf_nonce: *oprf_nonce,
-                    owner_key: *owner_key,
-                    password_file: password_file.clone(),
-                    wrapped_key: wrapped_key.clone(),
-                },
+                record
+                    .with_guesses_used(used)
+                    .ok_or(RecoverStartError::Internal)?,
                 LoginKind::Counted {
                     generation: new_gen,
                 },

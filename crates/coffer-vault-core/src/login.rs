@@ -241,27 +241,9 @@ impl RecoverStarted {
         // key and a reset count, or the last guess's key from its ticket and the
         // tombstone as it is.
         let (wrapped_key, reset): (&[u8], Option<Record>) = match (&self.kind, &record) {
-            (
-                LoginKind::Counted { .. },
-                Record::Live {
-                    profile,
-                    oprf_nonce,
-                    owner_key,
-                    password_file,
-                    wrapped_key,
-                    ..
-                },
-            ) => (
-                wrapped_key,
-                Some(Record::Live {
-                    profile: *profile,
-                    guesses_used: 0,
-                    oprf_nonce: *oprf_nonce,
-                    owner_key: *owner_key,
-                    password_file: password_file.clone(),
-                    wrapped_key: wrapped_key.clone(),
-                }),
-            ),
+            (LoginKind::Counted { .. }, Record::Live { wrapped_key, .. }) => {
+                (wrapped_key, record.with_guesses_used(0))
+            }
             (LoginKind::Last { wrapped_key, .. }, Record::Destroyed) => (wrapped_key, None),
             _ => return Err(RecoverFinishError::Superseded),
         };

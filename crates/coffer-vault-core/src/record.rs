@@ -99,6 +99,29 @@ fn take_bytes<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
 }
 
 impl Record {
+    /// This live record with its guess count set to `guesses_used` (a counted guess, or
+    /// the reset after a verified KE3); `None` for a tombstone, which has no count.
+    pub(crate) fn with_guesses_used(&self, guesses_used: u32) -> Option<Record> {
+        match self {
+            Record::Live {
+                profile,
+                oprf_nonce,
+                owner_key,
+                password_file,
+                wrapped_key,
+                ..
+            } => Some(Record::Live {
+                profile: *profile,
+                guesses_used,
+                oprf_nonce: *oprf_nonce,
+                owner_key: *owner_key,
+                password_file: password_file.clone(),
+                wrapped_key: wrapped_key.clone(),
+            }),
+            Record::Destroyed => None,
+        }
+    }
+
     fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::new());
         match self {
