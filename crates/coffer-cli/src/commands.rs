@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use coffer_client::coffer_backup::{
-    BackupOptions, GroupBy, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary, SnapshotInfo,
+    BackupOptions, GroupBy, Head, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary,
+    SnapshotInfo,
 };
 use coffer_client::{
     Coffer, Error, InitOptions, KeyStore, KeyStorePreference, KsfProfile, Protection, RecoveryKey,
@@ -401,7 +402,11 @@ fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, 
     j["damaged_snapshots"] = damaged;
     // The new head goes to the vault too (a new device checks it before restoring); the
     // snapshot is saved either way, so a vault that cannot take it is only a warning.
-    match coffer.mirror_head() {
+    let head = Head {
+        seq: s.seq,
+        id: s.snapshot_id.clone(),
+    };
+    match coffer.mirror_head(&head) {
         Ok(kept) => j["vault_head_kept"] = json!(kept),
         Err(e) => {
             if !ctx.json {

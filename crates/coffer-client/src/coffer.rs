@@ -394,18 +394,16 @@ impl Coffer {
         Ok(())
     }
 
-    /// Keeps this device's newest known head in the vault beside the password record
-    /// (VAULT-API.md, "Repository head"), so that a new device can tell a rolled-back
-    /// repository before it restores. `Ok(false)` when there is nothing to do: no vault,
-    /// no token at hand, no head yet, or the vault already keeps this head or a newer one
-    /// (another device's). Meant after each backup; a failure loses no backup.
-    pub fn mirror_head(&self) -> Result<bool, Error> {
+    /// Keeps `head` (the snapshot a backup just wrote: its summary's `seq` and
+    /// `snapshot_id`) in the vault beside the password record (VAULT-API.md, "Repository
+    /// head"), so that a new device can tell a rolled-back repository before it restores.
+    /// `Ok(false)` when there is nothing to do: no vault, no token at hand, or the vault
+    /// already keeps this head or a newer one (another device's). Meant after each
+    /// backup; a failure loses no backup.
+    pub fn mirror_head(&self, head: &Head) -> Result<bool, Error> {
         if self.config.vault.is_none() {
             return Ok(false);
         }
-        let Some(head) = self.known_head()? else {
-            return Ok(false);
-        };
         let client = match self.vault() {
             Ok(c) => c,
             Err(Error::TokenMissing) => return Ok(false),
