@@ -57,4 +57,4 @@ pub use vault::{VaultAccess, check_subject, read_token_file};
 pub use coffer_backup;
 pub use coffer_backup::{BackupKey, Head};
 pub use coffer_vault_client::VaultStatus;
-pub use coffer_vault_core::KsfProfile;
+pub use coffer_vault_proto::KsfProfile;
