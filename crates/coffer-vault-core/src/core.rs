@@ -1,42 +1,44 @@
 //! [`VaultCore`]: the trusted core's keys and its request handlers.
 //!
-//! Every handler takes the sealed record the host read (or `None`) and returns a
-//! [`StateChange`] the host must make durable **before** it releases the reply
-//! (invariant V2 in docs/VAULT-API.md: KE2 lets the client test a password offline, so
-//! the guess must be counted durably first). Every handler also checks the record against
-//! the rollback floor (invariant V7, `floor.rs`) and refuses a stale one.
+//! Every handler takes the credential's [`Entry`] from the core's own store (or `None`)
+//! and returns the entry to store in its place, if any: the core's driver must make that
+//! entry durable **before** it releases the reply (invariant V2 in docs/VAULT-API.md:
+//! KE2 lets the client test a password offline, so the guess must be counted durably
+//! first). The driver is part of the core (its own process, or an HSM's firmware), not
+//! the host: the host only ever sees the reply, after the commit.
+//!
+//! The host's record database holds each registration's body sealed under a key only the
+//! entry holds (record.rs); it changes on register, delete and destroy, never on a guess.
 
 use opaque_ke::{
     CredentialRequest, RegistrationRequest, RegistrationUpload, ServerLogin, ServerLoginParameters,
     ServerRegistration, ServerSetup,
 };
 use rand_core::{CryptoRng, RngCore};
-use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
+use ring::aead::LessSafeKey;
 use zeroize::Zeroizing;
 
 use crate::authority::Authority;
-use crate::error::{
-    CoreKeysError, DeleteError, HeadError, OwnerProofError, RecoverStartError, RegisterError,
-    StatusError,
-};
-use crate::floor::{self, Floor, FloorUpdate, Floors, Stale};
+use crate::entry::{self, Entry, LiveEntry};
+use crate::error::{CoreError, CoreKeysError, OwnerProofError};
 use crate::login::{Ke3Verified, LoginKind, RecoverStarted, TicketError};
 use crate::record::{Record, SealedRecord};
 use crate::registration::{self, RegisterStarted, oprf_identifier};
-use coffer_vault_proto::WRAPPED_KEY_LEN;
 use coffer_vault_proto::owner::{self, OWNER_KEY_LEN};
-use coffer_vault_proto::{CredentialId, OwnerOp};
-use coffer_vault_proto::{KsfProfile, Suite, context, decode_exact};
+use coffer_vault_proto::{
+    CredentialId, KsfProfile, OwnerOp, Suite, WRAPPED_KEY_LEN, context, decode_exact,
+};
 
-const CORE_KEYS_VERSION: u8 = 1;
+/// Version 2 (this one) added the credential-id key, which version 1 left to the host.
+const CORE_KEYS_VERSION: u8 = 2;
+const FIXED_LEN: usize = 1 + 16 + 32 + 32;
 
-/// [`VaultCore::change`] argument for every change but a count reset.
-pub(crate) const FLOORED: bool = true;
-
-/// The core's secrets: the OPAQUE server setup, the record-sealing key and the vault id.
+/// The core's secrets: the OPAQUE server setup (OPRF seed and AKE key pair), the sealing
+/// key (tickets, entries, dummy nonces), the credential-id key and the vault id.
 pub struct CoreKeys {
     vault_id: [u8; 16],
     sealing_key: Zeroizing<[u8; 32]>,
+    credential_id_key: Zeroizing<[u8; 32]>,
     server_setup: Zeroizing<Vec<u8>>,
 }
 
@@ -55,10 +57,13 @@ impl CoreKeys {
         rng.fill_bytes(&mut vault_id);
         let mut sealing_key = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(sealing_key.as_mut());
+        let mut credential_id_key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(credential_id_key.as_mut());
         let setup = ServerSetup::<Suite>::new(rng);
         Self {
             vault_id,
             sealing_key,
+            credential_id_key,
             server_setup: Zeroizing::new(setup.serialize().to_vec()),
         }
     }
@@ -68,109 +73,88 @@ impl CoreKeys {
         &self.vault_id
     }
 
-    /// Serialized form: `0x01 || vault_id(16) || sealing_key(32) || server_setup`.
+    /// Serialized form: `0x02 || vault_id(16) || sealing_key(32) || credential_id_key(32)
+    /// || server_setup` (docs/VAULT-CORE.md, "Core keys").
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(49 + self.server_setup.len()));
+        let mut out = Zeroizing::new(Vec::with_capacity(FIXED_LEN + self.server_setup.len()));
         out.push(CORE_KEYS_VERSION);
         out.extend_from_slice(&self.vault_id);
         out.extend_from_slice(self.sealing_key.as_ref());
+        out.extend_from_slice(self.credential_id_key.as_ref());
         out.extend_from_slice(&self.server_setup);
         out
     }
 
     /// Parses [`CoreKeys::to_bytes`] output.
     pub fn from_bytes(b: &[u8]) -> Result<Self, CoreKeysError> {
-        if b.len() < 49 || b[0] != CORE_KEYS_VERSION {
+        if b.len() < FIXED_LEN || b[0] != CORE_KEYS_VERSION {
             return Err(CoreKeysError::Malformed);
         }
         let vault_id = b[1..17].try_into().map_err(|_| CoreKeysError::Malformed)?;
         let mut sealing_key = Zeroizing::new([0u8; 32]);
         sealing_key.copy_from_slice(&b[17..49]);
-        ServerSetup::<Suite>::deserialize(&b[49..]).map_err(|_| CoreKeysError::Malformed)?;
+        let mut credential_id_key = Zeroizing::new([0u8; 32]);
+        credential_id_key.copy_from_slice(&b[49..81]);
+        ServerSetup::<Suite>::deserialize(&b[FIXED_LEN..]).map_err(|_| CoreKeysError::Malformed)?;
         Ok(Self {
             vault_id,
             sealing_key,
-            server_setup: Zeroizing::new(b[49..].to_vec()),
+            credential_id_key,
+            server_setup: Zeroizing::new(b[FIXED_LEN..].to_vec()),
         })
     }
 }
 
-/// The trusted core. Cheap to share (`&self` everywhere); holds no per-request state,
-/// only the rollback floors (which it raises in [`VaultCore::confirm`]).
+/// The trusted core. Cheap to share (`&self` everywhere); holds no per-request state.
 pub struct VaultCore {
     vault_id: [u8; 16],
     setup: ServerSetup<Suite>,
-    sealing: LessSafeKey,
+    /// Seals the entries of the core's store (entry.rs).
+    entries: LessSafeKey,
     /// Seals login tickets (HKDF of the sealing key; login.rs).
     tickets: LessSafeKey,
     /// Seals registration tickets (HKDF of the sealing key; registration.rs).
     registration_tickets: LessSafeKey,
     /// Derives unknown accounts' stable dummy OPRF nonces (HKDF of the sealing key).
     dummy_nonces: ring::hmac::Key,
+    /// Derives credential ids from account names.
+    credential_ids: ring::hmac::Key,
     max_guesses: u32,
     dummy_profile: KsfProfile,
-    floors: Floors,
 }
 
-/// One state change the host must make durable, in this order (docs/VAULT-API.md,
-/// "Durability order"): `record` in record storage (one committed transaction), then
-/// `floor` in the trusted store, then [`VaultCore::confirm`], then the reply.
-///
-/// Record first: a crash after it leaves a record newer than its floor, which the core
-/// accepts (the floor catches up with the next change), and no reply was released. Floor
-/// first would let a crash leave a floor above every stored record: a sound account
-/// refused as rolled back.
-///
-/// A change that only gives guesses back (the count reset after a verified KE3) carries
-/// no floor: rolling it back can only take guesses from the attacker, never give them
-/// any, so it is not worth a trusted-store write (docs/VAULT-API.md, invariant V7).
-#[derive(Clone, Debug)]
-pub struct StateChange {
-    /// The credential whose record changes.
-    pub credential_id: CredentialId,
-    /// The record to store; `None` removes it (delete).
-    pub record: Option<SealedRecord>,
-    /// The floor to persist in the trusted store once `record` is committed; `None` for
-    /// a count reset, which needs none.
-    pub floor: Option<FloorUpdate>,
-}
-
-/// What `recover/start` decided.
-// Consumed right away by the host; boxing the login state would only add an allocation.
-#[allow(clippy::large_enum_variant)]
+/// A reply and the entry the driver must make durable before releasing it.
 #[derive(Debug)]
-pub enum RecoverStartOutcome {
-    /// Send `ke2` (and `profile`, `guesses_left`), but only after `commit` (if any) is
-    /// durable and confirmed. `commit` is `None` for an unknown account's dummy KE2.
-    Challenge {
-        /// Serialized KE2 (CredentialResponse).
-        ke2: Vec<u8>,
-        /// The KSF profile the client must use.
-        profile: KsfProfile,
-        /// Guesses left after this one.
-        guesses_left: u32,
-        /// State the host keeps until `recover/finish`.
-        state: RecoverStarted,
-        /// The record with the guess counted, and its floor.
-        commit: Option<StateChange>,
-    },
-    /// Every guess was spent: the record is destroyed. Commit the tombstone (if `Some`),
-    /// then answer "key destroyed". No KE2 is released.
-    Destroyed {
-        /// The tombstone replacing the record, or `None` if it already was one.
-        commit: Option<StateChange>,
-    },
+pub struct Gated<T> {
+    /// The entry to store for the credential (`None`: nothing changed).
+    pub entry: Option<Entry>,
+    /// The reply, to release only once `entry` is durable.
+    pub reply: T,
 }
 
-/// A verified recovery: commit `commit`, then send `release_blob`.
+/// What `recover/start` answers (after its entry is durable).
+#[derive(Debug)]
+pub struct Challenge {
+    /// Serialized KE2 (CredentialResponse).
+    pub ke2: Vec<u8>,
+    /// The KSF profile the client must use.
+    pub profile: KsfProfile,
+    /// Guesses left after this one.
+    pub guesses_left: u32,
+    /// The sealed login ticket the client hands back to `recover/finish`.
+    pub ticket: Vec<u8>,
+    /// This guess destroyed the record: the host should delete the body it stores.
+    pub drop_body: bool,
+}
+
+/// A verified recovery.
 #[derive(Debug)]
 pub struct Recovered {
     /// The wrapped key encrypted under the OPAQUE session key.
     pub release_blob: Vec<u8>,
-    /// The record with the count reset (no floor: see [`StateChange`]); `None` after
-    /// the last guess, whose record is already a tombstone and stays one (the client
-    /// registers again with the key it now holds).
-    pub commit: Option<StateChange>,
+    /// The entry with the count reset, to make durable before the blob is sent; `None`
+    /// when nothing resets (a last guess, or a ticket that already reset once).
+    pub entry: Option<Entry>,
     /// The vault's guess limit (the count is now back to all of it).
     pub max_guesses: u32,
     pub(crate) proof: Ke3Verified,
@@ -198,12 +182,21 @@ pub struct RegistrationUploadRequest<'a> {
     pub profile: &'a str,
 }
 
+/// What a registration leaves: the entry for the core's store and the body for the host.
+#[derive(Debug)]
+pub struct Registered {
+    /// The new registration's body, for the host's record database.
+    pub body: SealedRecord,
+    /// Its generation (what owner proofs sign from now on).
+    pub generation: u64,
+}
+
 /// What `status` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Status {
     /// A live record exists.
     pub exists: bool,
-    /// The record was destroyed after too many wrong guesses (a tombstone is stored).
+    /// The record was destroyed after too many wrong guesses.
     pub destroyed: bool,
     /// Guesses left, if a live record exists.
     pub guesses_left: Option<u32>,
@@ -214,39 +207,30 @@ pub struct Status {
 }
 
 impl VaultCore {
-    /// Builds the core from its keys and the floors read from the trusted store (every
-    /// entry the host's trusted store holds; an empty store for a new vault).
-    /// `max_guesses` is the vault's guess limit (>= 1).
-    pub fn new(
-        keys: &CoreKeys,
-        max_guesses: u32,
-        floors: impl IntoIterator<Item = FloorUpdate>,
-    ) -> Result<Self, CoreKeysError> {
+    /// Builds the core from its keys. `max_guesses` is the vault's guess limit (>= 1).
+    pub fn new(keys: &CoreKeys, max_guesses: u32) -> Result<Self, CoreKeysError> {
         let setup = ServerSetup::<Suite>::deserialize(&keys.server_setup)
-            .map_err(|_| CoreKeysError::Malformed)?;
-        let unbound = UnboundKey::new(&AES_256_GCM, keys.sealing_key.as_ref())
             .map_err(|_| CoreKeysError::Malformed)?;
         let derive = |info| {
             coffer_vault_proto::wrap::derive(keys.sealing_key.as_ref(), info)
                 .ok_or(CoreKeysError::Malformed)
         };
-        let tickets = derive(crate::login::TICKET_INFO)?;
-        let registration_tickets = derive(registration::REGISTRATION_TICKET_INFO)?;
-        let dummy_nonces = coffer_vault_proto::wrap::derive_hmac(
-            keys.sealing_key.as_ref(),
-            registration::DUMMY_NONCE_INFO,
-        )
-        .ok_or(CoreKeysError::Malformed)?;
+        let hmac = |ikm: &[u8], info| {
+            coffer_vault_proto::wrap::derive_hmac(ikm, info).ok_or(CoreKeysError::Malformed)
+        };
         Ok(Self {
             vault_id: keys.vault_id,
             setup,
-            sealing: LessSafeKey::new(unbound),
-            tickets,
-            registration_tickets,
-            dummy_nonces,
+            entries: derive(entry::ENTRY_INFO)?,
+            tickets: derive(crate::login::TICKET_INFO)?,
+            registration_tickets: derive(registration::REGISTRATION_TICKET_INFO)?,
+            dummy_nonces: hmac(keys.sealing_key.as_ref(), registration::DUMMY_NONCE_INFO)?,
+            credential_ids: ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                keys.credential_id_key.as_ref(),
+            ),
             max_guesses: max_guesses.max(1),
             dummy_profile: KsfProfile::default(),
-            floors: Floors::new(floors),
         })
     }
 
@@ -275,6 +259,36 @@ impl VaultCore {
         &self.registration_tickets
     }
 
+    pub(crate) fn context(&self) -> Vec<u8> {
+        context(&self.vault_id)
+    }
+
+    /// The credential id of `account` (the host passes `tenant || 0x00 || account`):
+    /// HMAC-SHA-256 under a key only the core holds, so a copy of the host's database
+    /// does not tell whose records it holds.
+    pub fn credential_id(&self, account: &[u8]) -> CredentialId {
+        let tag = ring::hmac::sign(&self.credential_ids, account);
+        let mut id = [0u8; 32];
+        id.copy_from_slice(tag.as_ref());
+        CredentialId::from_bytes(id)
+    }
+
+    /// Seals `entry` for the core's store.
+    pub fn seal_entry(
+        &self,
+        cred: &CredentialId,
+        entry: &Entry,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Option<Vec<u8>> {
+        entry.seal(&self.entries, cred, rng)
+    }
+
+    /// Opens an entry from the core's store; `None` if it is not `cred`'s entry sealed by
+    /// this core (a damaged store, or one moved between credentials).
+    pub fn open_entry(&self, cred: &CredentialId, sealed: &[u8]) -> Option<Entry> {
+        Entry::open(&self.entries, cred, sealed)
+    }
+
     /// The OPRF nonce an unknown account's dummy KE2 uses: a keyed function of the
     /// credential, so repeated logins see one stable (fake) OPRF key, as they would for a
     /// real record, and nobody without the core's key can tell it from a drawn nonce.
@@ -285,18 +299,20 @@ impl VaultCore {
         n
     }
 
-    /// Checks that `authority` may replace or delete `record` (op `op`, new content
-    /// `content`). Anything but a live record may be changed with the token alone: a
-    /// first registration, one over a destroyed record, the removal of a tombstone.
+    /// Checks that `authority` may replace or delete the registration in `entry` (op
+    /// `op`, new content `content`). Anything but a live entry may be changed with the
+    /// token alone: a first registration, one over a destroyed or deleted record. The
+    /// core decides from its own entry, never from what the host's database holds, so a
+    /// host that hides or rolls back a body cannot turn a live record into a free one.
     fn authorize(
         &self,
         op: OwnerOp,
         cred: &CredentialId,
-        record: Option<&(Record, u64)>,
+        entry: Option<&Entry>,
         authority: Authority<'_>,
         content: &[u8; 32],
     ) -> Result<(), OwnerProofError> {
-        let Some((Record::Live { owner_key, .. }, generation)) = record else {
+        let Some(Entry::Live(live)) = entry else {
             return Ok(());
         };
         match authority {
@@ -306,13 +322,13 @@ impl VaultCore {
                 generation: signed,
                 signature,
             } => {
-                if signed != *generation {
+                if signed != live.generation {
                     return Err(OwnerProofError::Stale {
-                        generation: *generation,
+                        generation: live.generation,
                     });
                 }
                 let msg = owner::proof_message(op, &self.vault_id, cred, signed, content);
-                if owner::verify(owner_key, &msg, signature) {
+                if owner::verify(&live.owner_key, &msg, signature) {
                     Ok(())
                 } else {
                     Err(OwnerProofError::Invalid)
@@ -321,170 +337,71 @@ impl VaultCore {
         }
     }
 
-    pub(crate) fn context(&self) -> Vec<u8> {
-        context(&self.vault_id)
-    }
-
-    /// The host confirms that `update`'s change is durable in both stores: the in-memory
-    /// floor rises to it (never falls).
-    ///
-    /// Why only now and not when the change is emitted: the in-memory floor must never
-    /// run ahead of what storage holds, or a failed commit (disk full, I/O error) would
-    /// leave the stored record below it and the next request would refuse a sound account
-    /// as rolled back. The host's per-credential lock spans read, core call, commit and
-    /// confirm, so no other request of that credential sees the gap. The stand-in's host
-    /// shares the core's process and is trusted to follow this order; an HSM port, whose
-    /// host is not trusted, must instead write its NV floor itself and only then hand out
-    /// the reply (docs/VAULT-API.md, "Rollback").
-    pub fn confirm(&self, update: &FloorUpdate) {
-        self.floors.raise(*update);
-    }
-
-    /// The current in-memory floor of `cred`, if any.
-    pub fn floor(&self, cred: &CredentialId) -> Option<Floor> {
-        self.floors.get(cred)
-    }
-
-    /// Opens `rec` (authenticity) and checks it against the floor (freshness).
-    pub(crate) fn open_fresh(
-        &self,
-        cred: &CredentialId,
-        rec: Option<&SealedRecord>,
-    ) -> Result<Option<(Record, u64)>, OpenError> {
-        let opened = match rec {
-            None => None,
-            Some(r) => Some(Record::open(&self.sealing, cred, r).ok_or(OpenError::Corrupt)?),
-        };
-        let stored = rec.zip(opened.as_ref().map(|(_, g)| *g));
-        floor::check(self.floors.get(cred), stored).map_err(OpenError::Stale)?;
-        Ok(opened)
-    }
-
-    /// Opens `rec` without refusing a stale one, for the changes that replace a record
-    /// outright (register, delete) and so may heal it; returns the record with its
-    /// generation if it is fresh (`None` for a stale one: the floor says it was deleted
-    /// or superseded, so it is nobody's live record any more), and the generation the
-    /// replacing change must carry: above both the record and the floor.
-    fn next_generation(
-        &self,
-        cred: &CredentialId,
-        rec: Option<&SealedRecord>,
-    ) -> Result<(Option<(Record, u64)>, u64), ()> {
-        let opened = match rec {
-            None => None,
-            Some(r) => Some(Record::open(&self.sealing, cred, r).ok_or(())?),
-        };
-        let record_gen = opened.as_ref().map_or(0, |(_, g)| *g);
-        let floor = self.floors.get(cred);
-        let floor_gen = floor.map_or(0, |f| f.generation());
-        let fresh = floor::check(floor, rec.zip(opened.as_ref().map(|(_, g)| *g))).is_ok();
-        Ok((
-            opened.filter(|_| fresh),
-            record_gen.max(floor_gen).saturating_add(1),
-        ))
-    }
-
-    /// Seals `record` at `generation` as a state change of `cred`, with the floor it
-    /// sets if `floored`. Only a count reset is not: the floor stays at the counted
-    /// record of `generation - 1`, which the reset is newer than, so the reset is
-    /// accepted; a host that serves the counted record instead (a rollback, or a crash
-    /// before the reset was durable) only takes guesses away; and the next counted guess
-    /// raises the floor above the reset, which makes it stale from then on.
-    pub(crate) fn change(
-        &self,
-        cred: &CredentialId,
-        record: &Record,
-        generation: u64,
-        floored: bool,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Option<StateChange> {
-        let sealed = record.seal(&self.sealing, cred, generation, rng)?;
-        let floor = floored.then(|| FloorUpdate {
-            credential_id: *cred,
-            floor: Floor::for_record(&sealed, generation),
-        });
-        Some(StateChange {
-            credential_id: *cred,
-            record: Some(sealed),
-            floor,
-        })
-    }
-
     /// `register/start`: draws this registration's OPRF nonce, evaluates the OPRF on the
     /// client's blinded password under `credential_id || nonce` (registration.rs says why
     /// never under the live record's key), and seals the nonce into a registration ticket
-    /// valid until `expires` (seconds since the Unix epoch). Changes no state.
+    /// valid until `expires` (seconds since the Unix epoch, the core's clock). Changes no
+    /// state.
     pub fn register_start(
         &self,
         cred: &CredentialId,
         request: &[u8],
         expires: u64,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<RegisterStarted, RegisterError> {
+    ) -> Result<RegisterStarted, CoreError> {
+        let malformed = CoreError::Malformed {
+            what: "registration request",
+        };
         let msg = decode_exact(request, RegistrationRequest::<Suite>::deserialize, |m| {
             m.serialize()
         })
-        .ok_or(RegisterError::Malformed {
-            what: "registration request",
-        })?;
+        .ok_or(malformed.clone())?;
         let mut nonce = [0u8; 32];
         rng.fill_bytes(&mut nonce);
         let res =
             ServerRegistration::<Suite>::start(&self.setup, msg, &oprf_identifier(cred, &nonce))
-                .map_err(|_| RegisterError::Malformed {
-                    what: "registration request",
-                })?;
+                .map_err(|_| malformed)?;
         let ticket = registration::seal_ticket(self, cred, &nonce, expires, rng)
-            .ok_or(RegisterError::Internal)?;
+            .ok_or(CoreError::Internal)?;
         Ok(RegisterStarted {
             response: res.message.serialize().to_vec(),
             ticket,
         })
     }
 
-    /// `register/finish`: a new record replacing any old one (count reset), one
-    /// generation above both it and the floor. Commit it before acknowledging.
-    ///
-    /// A live record is replaced only with `authority` proving ownership (owner.rs);
-    /// anything else (no record, a tombstone) with the token alone. A stale record (below
-    /// the floor) does not stop a registration: it replaces the record outright, as
-    /// registration always may, so an account owner can recover from a rolled-back
-    /// record with the recovery key and a new password.
+    /// `register/finish`: a new registration replacing any old one, one generation above
+    /// the entry, under a fresh record key (the old body opens no more). A live entry is
+    /// replaced only with `authority` proving ownership; anything else with the token
+    /// alone. The entry is the new state; the body goes to the host once it is durable.
     pub fn register_finish(
         &self,
         cred: &CredentialId,
-        current: Option<&SealedRecord>,
+        entry: Option<&Entry>,
         upload: &RegistrationUploadRequest<'_>,
         authority: Authority<'_>,
         now: u64,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<StateChange, RegisterError> {
+    ) -> Result<Gated<Registered>, CoreError> {
         let msg = decode_exact(
             upload.upload,
             RegistrationUpload::<Suite>::deserialize,
             |m| m.serialize(),
         )
-        .ok_or(RegisterError::Malformed {
+        .ok_or(CoreError::Malformed {
             what: "registration upload",
         })?;
         if upload.wrapped_key.len() != WRAPPED_KEY_LEN {
-            return Err(RegisterError::Malformed {
+            return Err(CoreError::Malformed {
                 what: "wrapped key",
             });
         }
         let owner_key: [u8; OWNER_KEY_LEN] = upload
             .owner_key
             .try_into()
-            .map_err(|_| RegisterError::Malformed { what: "owner key" })?;
-        let profile = KsfProfile::from_name(upload.profile).ok_or(RegisterError::UnknownProfile)?;
-        let oprf_nonce =
-            registration::open_ticket(self, cred, upload.ticket, now).map_err(|e| match e {
-                TicketError::Expired => RegisterError::TicketExpired,
-                _ => RegisterError::BadTicket,
-            })?;
-        let (opened, generation) = self
-            .next_generation(cred, current)
-            .map_err(|_| RegisterError::CorruptRecord)?;
+            .map_err(|_| CoreError::Malformed { what: "owner key" })?;
+        let profile = KsfProfile::from_name(upload.profile).ok_or(CoreError::UnknownProfile)?;
+        let oprf_nonce = registration::open_ticket(self, cred, upload.ticket, now)
+            .map_err(|_: TicketError| CoreError::BadRegistrationTicket)?;
         let content = owner::replace_content(
             upload.ticket,
             upload.upload,
@@ -492,138 +409,161 @@ impl VaultCore {
             upload.owner_key,
             upload.profile,
         );
-        self.authorize(OwnerOp::Replace, cred, opened.as_ref(), authority, &content)
-            .map_err(RegisterError::Owner)?;
-        let record = Record::Live {
+        self.authorize(OwnerOp::Replace, cred, entry, authority, &content)?;
+        let generation = entry.map_or(0, Entry::generation) + 1;
+        let mut record_key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(record_key.as_mut());
+        let record = Record {
             profile,
-            guesses_used: 0,
             oprf_nonce,
-            owner_key,
             password_file: ServerRegistration::<Suite>::finish(msg)
                 .serialize()
                 .to_vec(),
             wrapped_key: upload.wrapped_key.to_vec(),
         };
-        self.change(cred, &record, generation, FLOORED, rng)
-            .ok_or(RegisterError::Internal)
+        let body = record
+            .seal(&record_key, cred, generation, rng)
+            .ok_or(CoreError::Internal)?;
+        Ok(Gated {
+            entry: Some(Entry::Live(LiveEntry {
+                generation,
+                guesses_used: 0,
+                attempts: 0,
+                reset_below: 0,
+                record_key,
+                owner_key,
+            })),
+            reply: Registered { body, generation },
+        })
     }
 
-    /// `recover/start`: counts the guess (in `commit`) and produces KE2, or a dummy KE2
-    /// for an unknown account. The guess that spends the last allowance destroys the
-    /// record in that same commit (a tombstone), and its login ticket alone carries what
-    /// a verified KE3 still needs. A record below the floor, or missing where the floor
-    /// says one exists, is refused with [`RecoverStartError::StorageRolledBack`]: no KE2,
-    /// nothing counted.
+    /// `recover/start`: counts the guess in the entry and answers KE2, or a dummy KE2 for
+    /// an unknown account. The guess that spends the last allowance destroys the entry
+    /// (and its record key) in that same commit, and its login ticket alone carries what a
+    /// verified KE3 still needs. `body` is what the host's database holds; one that does
+    /// not open under the entry's key and generation is refused with
+    /// [`CoreError::StorageRolledBack`]: no KE2, nothing counted.
     pub fn recover_start(
         &self,
         cred: &CredentialId,
-        current: Option<&SealedRecord>,
+        entry: Option<&Entry>,
+        body: Option<&SealedRecord>,
         ke1: &[u8],
+        expires: u64,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<RecoverStartOutcome, RecoverStartError> {
+    ) -> Result<Gated<Challenge>, CoreError> {
         let msg = decode_exact(ke1, CredentialRequest::<Suite>::deserialize, |m| {
             m.serialize()
         })
-        .ok_or(RecoverStartError::Malformed)?;
+        .ok_or(CoreError::Malformed { what: "KE1" })?;
         let ctx = self.context();
         let params = ServerLoginParameters {
             context: Some(&ctx),
             ..Default::default()
         };
-        let opened = self.open_fresh(cred, current).map_err(|e| match e {
-            OpenError::Corrupt => RecoverStartError::CorruptRecord,
-            OpenError::Stale(s) => RecoverStartError::StorageRolledBack(s),
-        })?;
-        let Some((record, generation)) = opened else {
-            // Unknown account: opaque-ke's dummy path gives a KE2 of the same size and
-            // shape, under a stable per-credential fake OPRF key.
-            let id = oprf_identifier(cred, &self.dummy_nonce(cred));
-            let res = ServerLogin::start(rng, &self.setup, None, msg, &id, params)
-                .map_err(|_| RecoverStartError::Internal)?;
-            let guesses_left = self.max_guesses - 1;
-            return Ok(RecoverStartOutcome::Challenge {
-                ke2: res.message.serialize().to_vec(),
-                profile: self.dummy_profile,
-                guesses_left,
-                state: RecoverStarted::new(res.state, *cred, LoginKind::Dummy, guesses_left),
-                commit: None,
-            });
+        let live = match entry {
+            Some(Entry::Live(live)) => live,
+            Some(Entry::Destroyed { .. }) => {
+                return Err(CoreError::KeyDestroyed {
+                    drop_body: body.is_some(),
+                });
+            }
+            None | Some(Entry::Deleted { .. }) => {
+                // Unknown account: opaque-ke's dummy path gives a KE2 of the same size
+                // and shape, under a stable per-credential fake OPRF key.
+                let id = oprf_identifier(cred, &self.dummy_nonce(cred));
+                let res = ServerLogin::start(rng, &self.setup, None, msg, &id, params)
+                    .map_err(|_| CoreError::Internal)?;
+                let guesses_left = self.max_guesses - 1;
+                let ticket = RecoverStarted::new(res.state, *cred, LoginKind::Dummy, guesses_left)
+                    .seal(self, expires, rng)
+                    .ok_or(CoreError::Internal)?;
+                return Ok(Gated {
+                    entry: None,
+                    reply: Challenge {
+                        ke2: res.message.serialize().to_vec(),
+                        profile: self.dummy_profile,
+                        guesses_left,
+                        ticket,
+                        drop_body: false,
+                    },
+                });
+            }
         };
-        let Record::Live {
-            profile,
-            guesses_used,
-            oprf_nonce,
-            password_file,
-            wrapped_key,
-            ..
-        } = &record
-        else {
-            return Ok(RecoverStartOutcome::Destroyed { commit: None });
-        };
-        if *guesses_used >= self.max_guesses {
-            // Only a record counted under a higher limit (the operator lowered
+        if live.guesses_used >= self.max_guesses {
+            // Only an entry counted under a higher limit (the operator lowered
             // --max-guesses) gets here: it has no guess left under this one.
-            let commit = self
-                .change(cred, &Record::Destroyed, generation + 1, FLOORED, rng)
-                .ok_or(RecoverStartError::Internal)?;
-            return Ok(RecoverStartOutcome::Destroyed {
-                commit: Some(commit),
-            });
+            return Err(CoreError::KeyDestroyed { drop_body: true });
         }
-        let file = ServerRegistration::<Suite>::deserialize(password_file)
-            .map_err(|_| RecoverStartError::CorruptRecord)?;
-        let id = oprf_identifier(cred, oprf_nonce);
+        let record = body
+            .and_then(|b| Record::open(&live.record_key, cred, live.generation, b))
+            .ok_or(CoreError::StorageRolledBack)?;
+        let file = ServerRegistration::<Suite>::deserialize(&record.password_file)
+            .map_err(|_| CoreError::StorageRolledBack)?;
+        let id = oprf_identifier(cred, &record.oprf_nonce);
         let res = ServerLogin::start(rng, &self.setup, Some(file), msg, &id, params)
-            .map_err(|_| RecoverStartError::Internal)?;
-        let used = guesses_used + 1;
-        let new_gen = generation + 1;
+            .map_err(|_| CoreError::Internal)?;
+        let used = live.guesses_used + 1;
         let guesses_left = self.max_guesses.saturating_sub(used);
+        let wrapped_key = Zeroizing::new(record.wrapped_key.clone());
         let (next, kind) = if guesses_left == 0 {
-            // The last guess: K leaves the record now, in this commit, so no crash,
-            // retry or lost reply can leave a record with a spent count but a key in it.
-            // Only this login's ticket still holds the wrapped key (sealed, until it
-            // expires) for a KE3 that proves the password.
+            // The last guess: the record key goes now, in this commit, so no crash,
+            // retry or lost reply can leave a spent count beside a usable key. Only this
+            // login's ticket still holds the wrapped key (sealed, until it expires) for
+            // a KE3 that proves the password.
+            let generation = live.generation + 1;
             (
-                Record::Destroyed,
+                Entry::Destroyed { generation },
                 LoginKind::Last {
-                    generation: new_gen,
-                    wrapped_key: zeroize::Zeroizing::new(wrapped_key.clone()),
+                    generation,
+                    wrapped_key,
                 },
             )
         } else {
-            (
-                record
-                    .with_guesses_used(used)
-                    .ok_or(RecoverStartError::Internal)?,
-                LoginKind::Counted {
-                    generation: new_gen,
-                },
-            )
+            let mut next = live.clone();
+            next.guesses_used = used;
+            next.attempts += 1;
+            let kind = LoginKind::Counted {
+                generation: live.generation,
+                attempt: next.attempts,
+                wrapped_key,
+            };
+            (Entry::Live(next), kind)
         };
-        let commit = self
-            .change(cred, &next, new_gen, FLOORED, rng)
-            .ok_or(RecoverStartError::Internal)?;
-        Ok(RecoverStartOutcome::Challenge {
-            ke2: res.message.serialize().to_vec(),
-            profile: *profile,
-            guesses_left,
-            state: RecoverStarted::new(res.state, *cred, kind, guesses_left),
-            commit: Some(commit),
+        let ticket = RecoverStarted::new(res.state, *cred, kind, guesses_left)
+            .seal(self, expires, rng)
+            .ok_or(CoreError::Internal)?;
+        Ok(Gated {
+            reply: Challenge {
+                ke2: res.message.serialize().to_vec(),
+                profile: record.profile,
+                guesses_left,
+                ticket,
+                drop_body: guesses_left == 0,
+            },
+            entry: Some(next),
         })
     }
 
-    /// `status`: whether a record exists and how many guesses it has left. A stale
-    /// record is refused ([`StatusError::StorageRolledBack`]) rather than reported with
-    /// its old count.
-    pub fn status(
+    /// `recover/finish`: opens the login ticket (sealed by this core for `cred`, not
+    /// expired at `now`) and checks KE3 (login.rs).
+    pub fn recover_finish(
         &self,
         cred: &CredentialId,
-        current: Option<&SealedRecord>,
-    ) -> Result<Status, StatusError> {
-        let opened = self.open_fresh(cred, current).map_err(|e| match e {
-            OpenError::Corrupt => StatusError::CorruptRecord,
-            OpenError::Stale(s) => StatusError::StorageRolledBack(s),
-        })?;
+        entry: Option<&Entry>,
+        ticket: &[u8],
+        ke3: &[u8],
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Recovered, CoreError> {
+        let started =
+            RecoverStarted::open(self, cred, ticket, now).map_err(|_| CoreError::NoLogin)?;
+        started.finish(self, entry, ke3, rng)
+    }
+
+    /// `status`: whether a live record exists and how many guesses it has left, from the
+    /// core's own entry (the host's database cannot make it say more).
+    pub fn status(&self, entry: Option<&Entry>) -> Status {
         let mut s = Status {
             exists: false,
             destroyed: false,
@@ -631,82 +571,57 @@ impl VaultCore {
             max_guesses: self.max_guesses,
             generation: None,
         };
-        match opened {
-            None => {}
-            Some((Record::Destroyed, _)) => s.destroyed = true,
-            Some((Record::Live { guesses_used, .. }, generation)) => {
+        match entry {
+            None | Some(Entry::Deleted { .. }) => {}
+            Some(Entry::Destroyed { .. }) => s.destroyed = true,
+            Some(Entry::Live(live)) => {
                 s.exists = true;
-                s.guesses_left = Some(self.max_guesses.saturating_sub(guesses_used));
-                s.generation = Some(generation);
+                s.guesses_left = Some(self.max_guesses.saturating_sub(live.guesses_used));
+                s.generation = Some(live.generation);
             }
         }
-        Ok(s)
+        s
     }
 
-    /// `delete`: removes the record (live or tombstone) and leaves a `Deleted` floor, so
-    /// an old copy of the record restored later is refused. A live record needs
-    /// `authority` proving ownership (owner.rs); a tombstone goes with the token alone.
-    /// Like registration it replaces a stale record outright. [`DeleteError::NoRecord`]
-    /// if there is nothing to delete.
+    /// `delete`: erases the record (live or destroyed) and its key, leaving a `Deleted`
+    /// entry one generation up so no old owner proof or ticket applies again. A live
+    /// record needs `authority` proving ownership; a destroyed one goes with the token
+    /// alone. [`CoreError::NoRecord`] if there is nothing to delete.
     pub fn delete(
         &self,
         cred: &CredentialId,
-        current: Option<&SealedRecord>,
+        entry: Option<&Entry>,
         authority: Authority<'_>,
-    ) -> Result<StateChange, DeleteError> {
-        let (opened, generation) = self
-            .next_generation(cred, current)
-            .map_err(|_| DeleteError::CorruptRecord)?;
-        let floor_says_record = matches!(self.floors.get(cred), Some(Floor::Record { .. }));
-        if current.is_none() && !floor_says_record {
-            return Err(DeleteError::NoRecord);
-        }
-        self.authorize(OwnerOp::Delete, cred, opened.as_ref(), authority, &[0; 32])
-            .map_err(DeleteError::Owner)?;
-        Ok(StateChange {
-            credential_id: *cred,
-            record: None,
-            floor: Some(FloorUpdate {
-                credential_id: *cred,
-                floor: Floor::Deleted { generation },
-            }),
+    ) -> Result<Entry, CoreError> {
+        let generation = match entry {
+            None | Some(Entry::Deleted { .. }) => return Err(CoreError::NoRecord),
+            Some(e) => e.generation(),
+        };
+        self.authorize(OwnerOp::Delete, cred, entry, authority, &[0; 32])?;
+        Ok(Entry::Deleted {
+            generation: generation + 1,
         })
     }
-}
 
-impl VaultCore {
     /// Whether `authority` may store the repository head `blob` beside `cred`'s record
-    /// (head.rs): only the owner of a fresh live record may, by an owner proof over the
+    /// (proto's head.rs): only the owner of a live record may, by an owner proof over the
     /// blob. The reset scope does not stretch to heads: it exists to start over, and a
     /// head moves nothing but the client's own rollback check forward. Changes no state.
     pub fn authorize_head(
         &self,
         cred: &CredentialId,
-        current: Option<&SealedRecord>,
+        entry: Option<&Entry>,
         authority: Authority<'_>,
         blob: &[u8],
-    ) -> Result<(), HeadError> {
-        let opened = self.open_fresh(cred, current).map_err(|e| match e {
-            OpenError::Corrupt => HeadError::CorruptRecord,
-            OpenError::Stale(s) => HeadError::StorageRolledBack(s),
-        })?;
-        if !matches!(opened, Some((Record::Live { .. }, _))) {
-            return Err(HeadError::NoRecord);
+    ) -> Result<(), CoreError> {
+        if !matches!(entry, Some(Entry::Live(_))) {
+            return Err(CoreError::NoRecord);
         }
         let authority = match authority {
             Authority::ResetScope => Authority::Token,
             a => a,
         };
         let content = coffer_vault_proto::head::head_content(blob);
-        self.authorize(OwnerOp::Head, cred, opened.as_ref(), authority, &content)
-            .map_err(HeadError::Owner)
+        Ok(self.authorize(OwnerOp::Head, cred, entry, authority, &content)?)
     }
-}
-
-/// Why a stored record could not be used.
-pub(crate) enum OpenError {
-    /// It does not authenticate for this credential.
-    Corrupt,
-    /// It is older than the trusted floor.
-    Stale(Stale),
 }

@@ -1,8 +1,8 @@
-//! One error enum per core operation. Messages are terse and never contain secrets.
+//! The core's errors: one enum, each variant mapped to the shared [`ErrorCode`] the host
+//! answers with. Messages are terse and never contain secrets.
 
+use coffer_vault_proto::ErrorCode;
 use thiserror::Error;
-
-use crate::floor::Stale;
 
 /// Loading the core's keys failed.
 #[derive(Debug, Error)]
@@ -13,7 +13,7 @@ pub enum CoreKeysError {
     Malformed,
 }
 
-/// Replacing or deleting a live record was not authorised (owner.rs).
+/// Replacing or deleting a live record was not authorised (proto's owner.rs).
 #[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OwnerProofError {
@@ -32,16 +32,15 @@ pub enum OwnerProofError {
         /// The record's current generation.
         generation: u64,
     },
-    /// The signature does not verify under the record's owner key: not made with this
-    /// record's backup key.
+    /// The signature does not verify under the record's owner key.
     #[error("the owner proof does not verify: it was not made with this record's backup key")]
     Invalid,
 }
 
-/// `register/start` or `register/finish` failed.
-#[derive(Debug, Error)]
+/// Why the core refused a request. Nothing changed in its store when it did.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RegisterError {
+pub enum CoreError {
     /// A message did not parse or had the wrong length.
     #[error("malformed {what}")]
     Malformed {
@@ -51,113 +50,68 @@ pub enum RegisterError {
     /// The KSF profile name is not one this vault knows.
     #[error("unknown key stretching profile")]
     UnknownProfile,
-    /// The stored record does not authenticate for this account.
-    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
-    CorruptRecord,
-    /// The registration ticket is not one this core sealed for this account.
-    #[error("registration ticket invalid for this account; start the registration again")]
-    BadTicket,
-    /// The registration ticket expired.
-    #[error("registration ticket expired; start the registration again")]
-    TicketExpired,
-    /// A live record exists and the caller did not prove ownership.
-    #[error(transparent)]
-    Owner(OwnerProofError),
-    /// Sealing failed (should not happen with a valid key).
-    #[error("internal sealing failure")]
-    Internal,
-}
-
-/// `recover/start` failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum RecoverStartError {
-    /// KE1 did not parse or had the wrong length.
-    #[error("malformed KE1")]
-    Malformed,
-    /// The stored record does not authenticate for this account.
-    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
-    CorruptRecord,
-    /// The stored record is older than the trusted floor (or missing where the floor
-    /// says one exists): record storage was rolled back. Nothing was released or counted.
-    #[error("{0}; restore the latest record database")]
-    StorageRolledBack(Stale),
-    /// OPAQUE or sealing failed internally.
-    #[error("internal protocol failure")]
-    Internal,
-}
-
-/// `recover/finish` failed. Nothing is reset by any of these.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum RecoverFinishError {
-    /// KE3 did not parse or had the wrong length.
-    #[error("malformed KE3")]
-    Malformed,
-    /// KE3 did not verify: wrong password (or an unknown account).
+    /// The registration ticket is not one this core sealed for this account, or expired.
+    #[error(
+        "registration ticket invalid or expired for this account; start the registration again"
+    )]
+    BadRegistrationTicket,
+    /// The login ticket is not one this core sealed for this account, expired, or its
+    /// login was superseded by a newer registration or deletion.
+    #[error("no such login (expired, another account's, or superseded); start the recovery again")]
+    NoLogin,
+    /// The KE3 did not verify: wrong password.
     #[error("wrong password; {guesses_left} guesses left")]
     WrongPassword {
-        /// Guesses the account has left.
+        /// Guesses left after the counted one.
         guesses_left: u32,
     },
-    /// The record changed since `recover/start` (a newer guess, registration or delete):
-    /// this login may not reset the newer count. Start again.
-    #[error("login superseded by a newer change to the record; start again")]
-    Superseded,
-    /// The stored record does not authenticate for this account.
-    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
-    CorruptRecord,
-    /// The stored record is older than the trusted floor (or missing where the floor
-    /// says one exists): record storage was rolled back. Nothing was released or counted.
-    #[error("{0}; restore the latest record database")]
-    StorageRolledBack(Stale),
-    /// Sealing failed internally.
-    #[error("internal sealing failure")]
+    /// The record was destroyed after too many wrong guesses.
+    #[error("the escrowed key was destroyed after too many wrong guesses")]
+    KeyDestroyed {
+        /// The host should delete the body it still stores (it opens to nothing now).
+        drop_body: bool,
+    },
+    /// No record for this account.
+    #[error("this account has no vault record")]
+    NoRecord,
+    /// The owner proof is missing, stale or invalid.
+    #[error(transparent)]
+    Owner(#[from] OwnerProofError),
+    /// The body the host sent is not the current registration's (missing, rolled back,
+    /// another account's, or edited): nothing was counted.
+    #[error(
+        "the record database served a body that is not this registration's; restore the latest record database"
+    )]
+    StorageRolledBack,
+    /// The core's own store failed; nothing was released.
+    #[error("the vault core's store is unavailable; retry later")]
+    StoreUnavailable,
+    /// Sealing failed (should not happen).
+    #[error("internal vault core failure")]
     Internal,
 }
 
-/// `status` failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum StatusError {
-    /// The stored record does not authenticate for this account.
-    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
-    CorruptRecord,
-    /// The stored record is older than the trusted floor (or missing where the floor
-    /// says one exists): record storage was rolled back. Nothing was released or counted.
-    #[error("{0}; restore the latest record database")]
-    StorageRolledBack(Stale),
-}
-
-/// `delete` failed.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum DeleteError {
-    /// Neither a record nor a floor saying one should exist: nothing to delete.
-    #[error("this account has no vault record")]
-    NoRecord,
-    /// The stored record does not authenticate for this account.
-    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
-    CorruptRecord,
-    /// A live record exists and the caller did not prove ownership.
-    #[error(transparent)]
-    Owner(OwnerProofError),
-}
-
-/// Storing a repository head was refused.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum HeadError {
-    /// No live record: a head is kept only beside a password record.
-    #[error("this account has no live vault record to keep a head beside")]
-    NoRecord,
-    /// The caller did not prove ownership of the live record.
-    #[error(transparent)]
-    Owner(OwnerProofError),
-    /// The stored record does not authenticate for this account.
-    #[error("stored vault record fails authentication (tampered, or another vault's key)")]
-    CorruptRecord,
-    /// The stored record is older than the trusted floor.
-    #[error("{0}; restore the latest record database")]
-    StorageRolledBack(Stale),
+impl CoreError {
+    /// The stable code the host answers with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::Malformed {
+                what: "wrapped key",
+            } => ErrorCode::WrappedKey,
+            CoreError::Malformed { what: "owner key" } => ErrorCode::OwnerKey,
+            CoreError::Malformed { .. } => ErrorCode::MalformedMessage,
+            CoreError::UnknownProfile => ErrorCode::UnknownProfile,
+            CoreError::BadRegistrationTicket => ErrorCode::NoRegistration,
+            CoreError::NoLogin => ErrorCode::NoLogin,
+            CoreError::WrongPassword { .. } => ErrorCode::WrongPassword,
+            CoreError::KeyDestroyed { .. } => ErrorCode::KeyDestroyed,
+            CoreError::NoRecord => ErrorCode::NoRecord,
+            CoreError::Owner(OwnerProofError::Required) => ErrorCode::OwnerProofRequired,
+            CoreError::Owner(OwnerProofError::Stale { .. }) => ErrorCode::OwnerProofStale,
+            CoreError::Owner(OwnerProofError::Invalid) => ErrorCode::OwnerProofInvalid,
+            CoreError::StorageRolledBack => ErrorCode::StorageRolledBack,
+            CoreError::StoreUnavailable => ErrorCode::StorageUnavailable,
+            CoreError::Internal => ErrorCode::Internal,
+        }
+    }
 }

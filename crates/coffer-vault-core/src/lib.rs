@@ -2,36 +2,32 @@
 //! record sealing as a sans-IO state machine. The wire types, error codes and the client
 //! half of the protocol live in `coffer-vault-proto`; nothing here is client code.
 //!
-//! Nothing here touches the network, files, a clock or an async runtime: the host hands
-//! the core the sealed record from storage, the request and an RNG, and gets back the
-//! reply plus the state change it must make durable **before** it releases the reply
-//! (docs/VAULT-API.md, invariant V2): the record, then the rollback floor the core keeps
-//! in a trusted store that record storage cannot roll back (invariant V7, `floor.rs`).
-//! The same code is what would run inside an HSM.
+//! Nothing here touches the network, files, a clock or an async runtime. The core's
+//! driver (the `coffer-vault core` process, or an HSM's firmware) reads the credential's
+//! [`Entry`] from the core's own store, hands it to a handler with the request, and gets
+//! back the reply plus the entry it must make durable **before** it releases the reply
+//! (docs/VAULT-CORE.md). The host, which stores the sealed record bodies, only ever sees
+//! replies, through [`protocol`]. The same code is what would run inside an HSM.
 
 #![forbid(unsafe_code)]
 
 mod authority;
 mod core;
+mod entry;
 mod error;
-mod floor;
-#[doc(hidden)]
-pub mod fuzzing;
 mod login;
+pub mod protocol;
 mod record;
 mod registration;
 
 pub use crate::authority::Authority;
 pub use crate::core::{
-    CoreKeys, RecoverStartOutcome, Recovered, RegistrationUploadRequest, StateChange, Status,
-    VaultCore,
+    Challenge, CoreKeys, Gated, Recovered, Registered, RegistrationUploadRequest, Status, VaultCore,
 };
-pub use crate::error::{
-    CoreKeysError, DeleteError, HeadError, OwnerProofError, RecoverFinishError, RecoverStartError,
-    RegisterError, StatusError,
-};
-pub use crate::floor::{FLOOR_LEN, FLOOR_VERSION, Floor, FloorUpdate, Stale};
+pub use crate::entry::{ENTRY_LEN, ENTRY_VERSION, Entry, LiveEntry};
+pub use crate::error::{CoreError, CoreKeysError, OwnerProofError};
 pub use crate::login::{Ke3Verified, RecoverStarted, TICKET_LEN, TICKET_VERSION, TicketError};
+pub use crate::protocol::{Reply, Request};
 pub use crate::record::{RECORD_VERSION, SealedRecord};
 pub use crate::registration::{
     REGISTRATION_TICKET_LEN, REGISTRATION_TICKET_VERSION, RegisterStarted,

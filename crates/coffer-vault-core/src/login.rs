@@ -4,7 +4,7 @@
 //!
 //! The state travels sealed rather than in host memory so that any replica with the core
 //! keys (or the same one after a restart) can finish a login, and so the host never holds
-//! OPAQUE's expected KE3 MAC or session key in the clear. Layout: docs/VAULT-API.md,
+//! OPAQUE's expected KE3 MAC or session key in the clear. Layout: docs/VAULT-CORE.md,
 //! "Login ticket".
 
 use opaque_ke::{CredentialFinalization, ServerLogin, ServerLoginParameters};
@@ -12,9 +12,9 @@ use rand_core::{CryptoRng, RngCore};
 use ring::aead::NONCE_LEN;
 use zeroize::Zeroizing;
 
-use crate::core::{FLOORED, OpenError, Recovered, VaultCore};
-use crate::error::RecoverFinishError;
-use crate::record::{Record, SealedRecord};
+use crate::core::{Recovered, VaultCore};
+use crate::entry::Entry;
+use crate::error::CoreError;
 use coffer_vault_proto::CredentialId;
 use coffer_vault_proto::wrap::{TAG_LEN, WRAPPED_KEY_LEN, open, seal, seal_release};
 use coffer_vault_proto::{Suite, decode_exact};
@@ -27,25 +27,25 @@ pub struct Ke3Verified(());
 pub(crate) enum LoginKind {
     /// An unknown account's dummy: can never verify.
     Dummy,
-    /// A counted guess against the live record of `generation`.
+    /// A counted guess against the live registration of `generation`, the `attempt`th
+    /// counted login of it (entry.rs, `reset_below`).
     Counted {
-        /// Generation of the record that counted this guess.
         generation: u64,
+        attempt: u64,
+        /// `wrap(export_key, K)` from the body, released by a verified KE3.
+        wrapped_key: Zeroizing<Vec<u8>>,
     },
-    /// The last allowed guess: its commit replaced the record by the tombstone of
-    /// `generation`, so the ticket itself carries the wrapped key a verified KE3 releases.
+    /// The last allowed guess: its commit destroyed the entry of `generation` (and with
+    /// it the record key), so the ticket alone carries the wrapped key.
     Last {
-        /// Generation of the tombstone.
         generation: u64,
-        /// `wrap(export_key, K)` as the record held it.
         wrapped_key: Zeroizing<Vec<u8>>,
     },
 }
 
-/// State after `recover/start`: made only by [`VaultCore::recover_start`], consumed by
-/// [`RecoverStarted::finish`]. Bound to the record generation that counted the guess,
-/// so a stale finish cannot reset a newer count. Zeroized on drop (opaque-ke's state is,
-/// and the wrapped key of a last guess is).
+/// State after `recover/start`, made only by [`VaultCore::recover_start`] and sealed at
+/// once into a login ticket; opened again from the ticket by `recover/finish`. Zeroized
+/// on drop (opaque-ke's state is, and the wrapped key is).
 pub struct RecoverStarted {
     login: ServerLogin<Suite>,
     cred: CredentialId,
@@ -61,20 +61,20 @@ impl std::fmt::Debug for RecoverStarted {
     }
 }
 
-/// Version byte of a login ticket. Version 2 (this one) added the last guess's kind and
-/// wrapped-key slot.
-pub const TICKET_VERSION: u8 = 2;
-/// HKDF info deriving the ticket key from the record-sealing key (key separation: a
-/// ticket can never be passed off as a record or the reverse).
+/// Version byte of a login ticket. Version 3 (this one) carries the login's number and
+/// the wrapped key for every real login, so `recover/finish` needs no body from the host.
+pub const TICKET_VERSION: u8 = 3;
+/// HKDF info deriving the ticket key from the core's sealing key (key separation: a
+/// ticket can never be passed off as an entry or the reverse).
 pub(crate) const TICKET_INFO: &[u8] = b"coffer/v1/vault/login-ticket";
 /// Length of the opaque-ke server login state for [`Suite`].
 const STATE_LEN: usize = 128;
 /// Offset of the server login state in the plaintext.
-const STATE_AT: usize = 1 + 8 + 4 + 8;
-/// Plaintext: kind, generation, guesses left, expiry, server login state, wrapped-key
-/// slot (zeros unless the kind is "last", so every ticket has one length).
+const STATE_AT: usize = 1 + 8 + 8 + 4 + 8;
+/// Plaintext: kind, generation, attempt, guesses left, expiry, server login state,
+/// wrapped-key slot (zeros for a dummy, so every ticket has one length).
 const PLAIN_LEN: usize = STATE_AT + STATE_LEN + WRAPPED_KEY_LEN;
-/// Length of a sealed login ticket (docs/VAULT-API.md, "Login ticket").
+/// Length of a sealed login ticket (docs/VAULT-CORE.md, "Login ticket").
 pub const TICKET_LEN: usize = 1 + NONCE_LEN + PLAIN_LEN + TAG_LEN;
 const KIND_DUMMY: u8 = 0;
 const KIND_REAL: u8 = 1;
@@ -84,8 +84,7 @@ const KIND_LAST: u8 = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TicketError {
-    /// Not a ticket this core sealed for this credential (garbage, edited, another
-    /// account's, or another vault's).
+    /// Not a ticket this core sealed for this credential.
     Invalid,
     /// Sealed by this core but past its expiry.
     Expired,
@@ -123,16 +122,21 @@ impl RecoverStarted {
     ) -> Option<Vec<u8>> {
         let mut plain = Zeroizing::new(Vec::with_capacity(PLAIN_LEN));
         let none: &[u8] = &[0; WRAPPED_KEY_LEN];
-        let (kind, generation, wrapped) = match &self.kind {
-            LoginKind::Dummy => (KIND_DUMMY, 0, none),
-            LoginKind::Counted { generation } => (KIND_REAL, *generation, none),
+        let (kind, generation, attempt, wrapped) = match &self.kind {
+            LoginKind::Dummy => (KIND_DUMMY, 0, 0, none),
+            LoginKind::Counted {
+                generation,
+                attempt,
+                wrapped_key,
+            } => (KIND_REAL, *generation, *attempt, wrapped_key.as_slice()),
             LoginKind::Last {
                 generation,
                 wrapped_key,
-            } => (KIND_LAST, *generation, wrapped_key.as_slice()),
+            } => (KIND_LAST, *generation, 0, wrapped_key.as_slice()),
         };
         plain.push(kind);
         plain.extend_from_slice(&generation.to_le_bytes());
+        plain.extend_from_slice(&attempt.to_le_bytes());
         plain.extend_from_slice(&self.guesses_left.to_le_bytes());
         plain.extend_from_slice(&expires.to_le_bytes());
         plain.extend_from_slice(&self.login.serialize());
@@ -173,19 +177,24 @@ impl RecoverStarted {
                 .map(u64::from_le_bytes)
         };
         let generation = u64_at(1).ok_or(TicketError::Invalid)?;
+        let attempt = u64_at(9).ok_or(TicketError::Invalid)?;
         let guesses_left = p
-            .get(9..13)
+            .get(17..21)
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
             .ok_or(TicketError::Invalid)?;
-        let expires = u64_at(13).ok_or(TicketError::Invalid)?;
+        let expires = u64_at(21).ok_or(TicketError::Invalid)?;
         if now >= expires {
             return Err(TicketError::Expired);
         }
         let wrapped = &p[STATE_AT + STATE_LEN..];
         let kind = match p[0] {
             KIND_DUMMY => LoginKind::Dummy,
-            KIND_REAL => LoginKind::Counted { generation },
+            KIND_REAL => LoginKind::Counted {
+                generation,
+                attempt,
+                wrapped_key: Zeroizing::new(wrapped.to_vec()),
+            },
             KIND_LAST => LoginKind::Last {
                 generation,
                 wrapped_key: Zeroizing::new(wrapped.to_vec()),
@@ -202,51 +211,52 @@ impl RecoverStarted {
         })
     }
 
-    /// Checks KE3 against the current record. On success the guess count resets: the
-    /// host must make [`Recovered::commit`] durable (and confirm it) before sending
-    /// [`Recovered::release_blob`]. A failed KE3 changes nothing. A record below the
-    /// rollback floor is refused before KE3 is even looked at.
+    /// Checks KE3. A verified one releases the wrapped key (encrypted under the OPAQUE
+    /// session key) and, for a counted login whose number is above the entry's
+    /// `reset_below`, resets the count: the driver must make [`Recovered::entry`] durable
+    /// before it sends the release blob. A failed KE3 changes nothing.
+    ///
+    /// `entry` is the credential's entry in the core's store now: a counted login is
+    /// honoured only while the registration that counted it is still live.
     pub fn finish(
         self,
         core: &VaultCore,
-        current: Option<&SealedRecord>,
+        entry: Option<&Entry>,
         ke3: &[u8],
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<Recovered, RecoverFinishError> {
+    ) -> Result<Recovered, CoreError> {
         let msg = decode_exact(ke3, CredentialFinalization::<Suite>::deserialize, |m| {
             m.serialize()
         })
-        .ok_or(RecoverFinishError::Malformed)?;
-        let expected_gen = match &self.kind {
-            // Dummy login for an unknown account: can never verify.
-            LoginKind::Dummy => {
-                return Err(RecoverFinishError::WrongPassword {
+        .ok_or(CoreError::Malformed { what: "KE3" })?;
+        let (wrapped_key, reset) = match (&self.kind, entry) {
+            // A dummy login for an unknown account can never verify.
+            (LoginKind::Dummy, _) => {
+                return Err(CoreError::WrongPassword {
                     guesses_left: self.guesses_left,
                 });
             }
-            LoginKind::Counted { generation } | LoginKind::Last { generation, .. } => *generation,
-        };
-        let opened = core.open_fresh(&self.cred, current).map_err(|e| match e {
-            OpenError::Corrupt => RecoverFinishError::CorruptRecord,
-            OpenError::Stale(s) => RecoverFinishError::StorageRolledBack(s),
-        })?;
-        // The record must still be exactly the one this guess made (the counted record,
-        // or the last guess's tombstone): anything newer supersedes this login.
-        let Some((record, generation)) = opened else {
-            return Err(RecoverFinishError::Superseded);
-        };
-        if generation != expected_gen {
-            return Err(RecoverFinishError::Superseded);
-        }
-        // What a verified KE3 releases, and the record it leaves: the counted record's
-        // key and a reset count, or the last guess's key from its ticket and the
-        // tombstone as it is.
-        let (wrapped_key, reset): (&[u8], Option<Record>) = match (&self.kind, &record) {
-            (LoginKind::Counted { .. }, Record::Live { wrapped_key, .. }) => {
-                (wrapped_key, record.with_guesses_used(0))
+            (
+                LoginKind::Counted {
+                    generation,
+                    attempt,
+                    wrapped_key,
+                },
+                Some(Entry::Live(live)),
+            ) if live.generation == *generation => {
+                let reset = (*attempt > live.reset_below).then(|| {
+                    let mut next = live.clone();
+                    next.guesses_used = 0;
+                    next.reset_below = live.attempts;
+                    Entry::Live(next)
+                });
+                (wrapped_key, reset)
             }
-            (LoginKind::Last { wrapped_key, .. }, Record::Destroyed) => (wrapped_key, None),
-            _ => return Err(RecoverFinishError::Superseded),
+            // The last guess destroyed the entry; its ticket alone releases, until it
+            // expires, and only to a verified KE3.
+            (LoginKind::Last { wrapped_key, .. }, _) => (wrapped_key, None),
+            // Re-registered, deleted or destroyed since this login started.
+            (LoginKind::Counted { .. }, _) => return Err(CoreError::NoLogin),
         };
         let ctx = core.context();
         let params = ServerLoginParameters {
@@ -254,25 +264,17 @@ impl RecoverStarted {
             ..Default::default()
         };
         let Ok(done) = self.login.finish(msg, params) else {
-            return Err(RecoverFinishError::WrongPassword {
+            return Err(CoreError::WrongPassword {
                 guesses_left: self.guesses_left,
             });
         };
-        let proof = Ke3Verified(());
-        let release_blob = seal_release(&done.session_key, wrapped_key, rng)
-            .ok_or(RecoverFinishError::Internal)?;
-        let commit = match &reset {
-            Some(r) => Some(
-                core.change(&self.cred, r, generation + 1, !FLOORED, rng)
-                    .ok_or(RecoverFinishError::Internal)?,
-            ),
-            None => None,
-        };
+        let release_blob =
+            seal_release(&done.session_key, wrapped_key, rng).ok_or(CoreError::Internal)?;
         Ok(Recovered {
             release_blob,
-            commit,
+            entry: reset,
             max_guesses: core.max_guesses(),
-            proof,
+            proof: Ke3Verified(()),
         })
     }
 }
