@@ -11,6 +11,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyfile;
+pub mod master;
 pub mod metrics;
 pub mod ratelimit;
 pub mod storage;
