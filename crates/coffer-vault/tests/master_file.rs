@@ -162,3 +162,10 @@ fn flags_name_the_source() {
     let both = [&pkcs11[..], &["--master-key-file", "/k"]].concat();
     assert!(parse(&both).is_err());
 }
+
+/// The core shares one opened key between its threads (the token session is behind a lock).
+#[test]
+fn master_key_is_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<MasterKey>();
+}
