@@ -15,6 +15,7 @@ use coffer_vault::coreproc::service::CoreService;
 use coffer_vault::coreproc::store::{RedbEntryStore, STORE_FILE};
 use coffer_vault::coreproc::{keys, server};
 use coffer_vault::keyfile::{DB_FILE, KEY_FILE, KeyFile};
+use coffer_vault::master::MasterKeyArgs;
 use coffer_vault::metrics::{Metrics, router as metrics_router};
 use coffer_vault::ratelimit::RateLimiter;
 use coffer_vault::storage::{RedbStorage, Storage};
@@ -44,6 +45,8 @@ enum Cmd {
         /// Data directory.
         #[arg(long)]
         data: PathBuf,
+        #[command(flatten)]
+        master: MasterKeyArgs,
     },
     /// Run the vault's trusted core alone, serving the core protocol on a Unix socket
     /// (docs/VAULT-CORE.md). It holds every key and guess count; hosts (`serve --core`)
@@ -132,6 +135,8 @@ struct CoreSettings {
     /// KSF profile announced in dummy KE2s for unknown accounts (use your clients' profile).
     #[arg(long)]
     dummy_profile: Option<String>,
+    #[command(flatten)]
+    master: MasterKeyArgs,
     /// Seconds a login may take between recover/start and recover/finish (the login
     /// ticket's lifetime; the client carries the ticket, so any host, or this one after a
     /// restart, can finish the login).
@@ -141,7 +146,10 @@ struct CoreSettings {
 
 impl CoreSettings {
     fn given(&self) -> bool {
-        self.max_guesses.is_some() || self.dummy_profile.is_some() || self.login_ttl.is_some()
+        self.max_guesses.is_some()
+            || self.dummy_profile.is_some()
+            || self.login_ttl.is_some()
+            || self.master.given()
     }
 
     /// Starts the core of `dir`: its keys, its store, its driver.
@@ -152,7 +160,7 @@ impl CoreSettings {
             .unwrap_or("argon2id-rfc9106-2");
         let dummy = KsfProfile::from_name(dummy_name)
             .with_context(|| format!("unknown --dummy-profile {dummy_name:?}"))?;
-        let keys = keys::load(dir, &keys::default_master(dir))?;
+        let keys = keys::load(dir, &self.master.source(&dir.join(keys::MASTER_KEY_FILE)))?;
         let core = VaultCore::new(&keys, self.max_guesses.unwrap_or(DEFAULT_MAX_GUESSES))?
             .with_dummy_profile(dummy);
         let store = Arc::new(RedbEntryStore::open(&dir.join(STORE_FILE))?);
@@ -195,7 +203,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Init { data } => {
+        Cmd::Init { data, master } => {
             // Nothing is created over any part of an existing vault.
             for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
                 if p.exists() {
@@ -210,7 +218,10 @@ fn main() -> Result<()> {
             // The core before the host's key file: a crash between leaves no servable
             // vault (serve wants host.key), never a host without its core.
             let core_dir = data.join(CORE_DIR);
-            let core_keys = keys::init(&core_dir, &keys::default_master(&core_dir))?;
+            let core_keys = keys::init(
+                &core_dir,
+                &master.source(&core_dir.join(keys::MASTER_KEY_FILE)),
+            )?;
             RedbEntryStore::open(&core_dir.join(STORE_FILE))?;
             let kf = KeyFile::init(&data, *core_keys.vault_id())?;
             println!(
@@ -285,7 +296,7 @@ fn main() -> Result<()> {
                 Some(addr) => {
                     if settings.given() {
                         bail!(
-                            "--max-guesses, --dummy-profile and --login-ttl are the core's settings: give them to `coffer-vault core`, not to a host with --core"
+                            "--max-guesses, --dummy-profile, --login-ttl and the master key flags are the core's settings: give them to `coffer-vault core`, not to a host with --core"
                         );
                     }
                     CoreLink::Unix(Arc::new(UnixLink::new(unix_path(&addr, "--core")?)))

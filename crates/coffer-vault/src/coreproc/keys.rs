@@ -68,11 +68,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CoreDirError + '_ {
     }
 }
 
-/// The master key source of `dir` when none is given: the development key file in it.
-pub fn default_master(dir: &Path) -> MasterKeySource {
-    MasterKeySource::File(dir.join(MASTER_KEY_FILE))
-}
-
 /// Makes a new core in `dir`: fresh keys sealed under a new master key from `master`.
 /// Refuses over any part of an existing core.
 pub fn init(dir: &Path, master: &MasterKeySource) -> Result<CoreKeys, CoreDirError> {
