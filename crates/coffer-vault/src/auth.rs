@@ -243,7 +243,7 @@ mod tests {
     }
 
     fn auth() -> Auth {
-        Auth::new("aud".into(), &[7; 32], HashMap::new(), &[1; 32])
+        Auth::new("aud".into(), &[7; 32], HashMap::new())
     }
 
     fn token(scope: serde_json::Value) -> String {

@@ -224,6 +224,7 @@ fn main() -> Result<()> {
             )?;
             RedbEntryStore::open(&core_dir.join(STORE_FILE))?;
             let kf = KeyFile::init(&data, *core_keys.vault_id())?;
+            RedbStorage::open(&data.join(DB_FILE))?;
             println!(
                 "initialised vault {} in {} (core in {})",
                 kf.vault_id_hex(),

@@ -52,7 +52,6 @@ fn malformed_inputs_get_4xx_json_errors() {
         let core = coffer_vault_core::VaultCore::new(
             &coffer_vault_core::CoreKeys::generate(&mut OsRng),
             10,
-            [],
         )
         .unwrap();
         let cred = coffer_vault_core::CredentialId::from_bytes([0; 32]);

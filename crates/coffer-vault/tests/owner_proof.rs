@@ -120,7 +120,8 @@ fn a_token_alone_cannot_replace_or_delete_a_live_record() {
     ));
     assert_eq!(*c.recover(b"right").unwrap(), owner);
 
-    // A proof cannot be replayed once the record moved on: a guess bumps the generation.
+    // A proof cannot be replayed once the record moved on: a new registration bumps the
+    // generation (a guess does not: counts live in the core's entry, not the record).
     let s = status(&v.url, &tok);
     let generation = s["generation"].as_u64().unwrap();
     let cred: [u8; 32] = bytes(&s, "credential_id").try_into().unwrap();
@@ -143,6 +144,7 @@ fn a_token_alone_cannot_replace_or_delete_a_live_record() {
         c.recover(b"wrong"),
         Err(VaultError::WrongPassword { .. })
     ));
+    c.register(b"right", &owner, P).unwrap();
     let (st, body) = post(&v.url, "/v1/delete", &tok, &delete_body);
     assert_eq!(
         (st, body["error"]["code"].as_str()),
@@ -190,7 +192,7 @@ fn a_reset_scope_token_replaces_without_the_key_and_is_logged() {
 }
 
 #[test]
-fn the_last_guess_leaves_only_a_tombstone_in_the_database_file() {
+fn the_last_guess_erases_the_record_key_and_leaves_no_body() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     init(dir);
@@ -210,17 +212,30 @@ fn the_last_guess_leaves_only_a_tombstone_in_the_database_file() {
     let pending = c.start_recovery(b"right").unwrap();
     // ... and the vault is killed before the client finishes.
     drop(v);
-    let kf = KeyFile::load(dir).unwrap();
-    let core = VaultCore::new(&kf.core, 2, []).unwrap();
-    let rec = RedbStorage::open(&dir.join("vault.redb"))
+    // The host's database no longer holds the body, and the core's own entry is a
+    // destroyed one: no record key left anywhere.
+    let body = RedbStorage::open(&dir.join("vault.redb"))
         .unwrap()
         .get(&cred)
-        .unwrap()
         .unwrap();
-    // A tombstone: 21-byte header, the one kind byte, the tag. No room for K's 61-byte
-    // wrapped form, and the core opens it as destroyed.
-    assert_eq!(rec.as_bytes().len(), 21 + 1 + 16);
-    assert!(core.status(&cred, Some(&rec)).unwrap().destroyed);
+    assert!(body.is_none(), "the destroyed record's body is gone");
+    let core_dir = dir.join("core");
+    let keys = coffer_vault::coreproc::keys::load(
+        &core_dir,
+        &coffer_vault::master::MasterKeySource::File(core_dir.join("master.key")),
+    )
+    .unwrap();
+    let core = VaultCore::new(&keys, 2).unwrap();
+    {
+        use coffer_vault::coreproc::store::{EntryStore, RedbEntryStore};
+        let store = RedbEntryStore::open(&core_dir.join("core.redb")).unwrap();
+        let sealed = store.get(&cred).unwrap().unwrap();
+        assert_eq!(sealed.len(), coffer_vault_core::ENTRY_LEN);
+        assert!(matches!(
+            core.open_entry(&cred, &sealed),
+            Some(coffer_vault_core::Entry::Destroyed { .. })
+        ));
+    }
     // The ticket alone still finishes that one login, on the restarted vault.
     let v = start(dir, &["--rate-limit", "0", "--max-guesses", "2"], &[]);
     let c = VaultClient::new(&v.url, &tok).unwrap();

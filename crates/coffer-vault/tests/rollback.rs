@@ -1,6 +1,8 @@
-//! Rollback of the record database (invariant V7): real processes, real redb files, real
-//! HTTP on loopback. The record database is copied while the vault is stopped, put back
-//! later, and the vault must refuse the stale records instead of handing back guesses.
+//! Rollback of the host's record database (invariant V7): real processes, real redb
+//! files, real HTTP on loopback. The host's `vault.redb` is copied while the vault is
+//! stopped and put back later. It holds no count, so an old copy hands back no guess; a
+//! destroyed or deleted record's body opens to nothing once the core erased its key; a
+//! body missing where the core has a live entry is refused, never answered with a KE2.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -55,24 +57,6 @@ fn assert_start_refused_as_rolled_back(url: &str, tok: &str) {
     assert!(body.get("ke2").is_none(), "no KE2 may come back: {body}");
 }
 
-fn assert_refused_as_rolled_back(v: &Vault, tok: &str) {
-    assert_start_refused_as_rolled_back(&v.url, tok);
-    let c = VaultClient::new(&v.url, tok).unwrap();
-    assert!(
-        matches!(
-            c.recover(b"right"),
-            Err(VaultError::StorageRolledBack { .. })
-        ),
-        "the right password does not get past a stale record either"
-    );
-    assert!(matches!(
-        c.status(),
-        Err(VaultError::StorageRolledBack { .. })
-    ));
-    assert_eq!(metric(&v.metrics, "coffer_vault_ke2_total"), 0);
-    assert!(metric(&v.metrics, "coffer_vault_storage_rolled_back_total") >= 3);
-}
-
 #[test]
 fn restored_old_database_cannot_hand_back_spent_guesses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -101,9 +85,21 @@ fn restored_old_database_cannot_hand_back_spent_guesses() {
 
     restore_db(dir, "old.redb");
     let v = start(dir, OPTS, &[]);
-    assert_refused_as_rolled_back(&v, tok);
-    // A record missing where the floor says one exists is stale too, not a dummy KE2.
+    let c = VaultClient::new(&v.url, tok).unwrap();
+    // The count lives in the core's entry: the old database changes nothing.
+    assert_eq!(c.status().unwrap().guesses_left, Some(1));
+    assert!(matches!(
+        c.recover(b"wrong"),
+        Err(VaultError::WrongPassword { guesses_left: 0 })
+    ));
+    assert!(matches!(c.recover(b"right"), Err(VaultError::KeyDestroyed)));
+    // A body missing where the core holds a live entry is refused, not a dummy KE2,
+    // for the right password too.
     assert_start_refused_as_rolled_back(&v.url, &late);
+    assert!(matches!(
+        VaultClient::new(&v.url, &late).unwrap().recover(b"right"),
+        Err(VaultError::StorageRolledBack { .. })
+    ));
     let log: Vec<String> = v.stderr.try_iter().collect();
     assert!(
         log.iter()
@@ -112,14 +108,15 @@ fn restored_old_database_cannot_hand_back_spent_guesses() {
     );
     stop(v);
 
-    // Putting the latest database back is the operator's fix: the count is intact.
+    // Putting the latest database back is the operator's fix for the late account.
     restore_db(dir, "latest.redb");
     let v = start(dir, OPTS, &[]);
-    let c = VaultClient::new(&v.url, tok).unwrap();
-    assert_eq!(c.status().unwrap().guesses_left, Some(1));
-    assert_eq!(*c.recover(b"right").unwrap(), [7u8; 32]);
+    let c = VaultClient::new(&v.url, &late).unwrap();
+    assert_eq!(*c.recover(b"right").unwrap(), [12u8; 32]);
 }
 
+/// Crypto-erasure (issue 11): a copy of `vault.redb` taken before the destroying guess
+/// and before the deletion, put back, opens nothing: the core erased the record keys.
 #[test]
 fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
     let tmp = tempfile::tempdir().unwrap();
@@ -145,18 +142,26 @@ fn destroyed_or_deleted_records_stay_gone_against_an_old_copy() {
 
     restore_db(dir, "old.redb");
     let v = start(dir, OPTS, &[]);
-    // Both old copies hold a live record with a fresh count; neither gets a KE2.
-    assert_refused_as_rolled_back(&v, spent);
-    assert_start_refused_as_rolled_back(&v.url, deleted);
-    assert_eq!(metric(&v.metrics, "coffer_vault_ke2_total"), 0);
-    // The owner of the deleted account may register afresh over the stale copy.
-    let c = VaultClient::new(&v.url, deleted).unwrap();
+    let (b, c) = (
+        VaultClient::new(&v.url, spent).unwrap(),
+        VaultClient::new(&v.url, deleted).unwrap(),
+    );
+    // The old bodies are back, with the right password: nothing is released.
+    assert!(matches!(b.recover(b"right"), Err(VaultError::KeyDestroyed)));
+    assert!(b.status().unwrap().destroyed);
+    assert!(matches!(
+        c.recover(b"right"),
+        Err(VaultError::WrongPassword { .. })
+    ));
+    assert!(!c.status().unwrap().exists);
+    assert_eq!(metric(&v.metrics, "coffer_vault_recoveries_total"), 0);
+    // The owner of the deleted account may register afresh.
     c.register(b"new", &[10u8; 32], P).unwrap();
     assert_eq!(*c.recover(b"new").unwrap(), [10u8; 32]);
 }
 
 #[test]
-fn sigkill_between_record_and_floor_commit_leaves_a_working_account() {
+fn sigkill_after_the_count_keeps_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let tokens = registered(dir, &[("dave", 11)]);
@@ -165,18 +170,14 @@ fn sigkill_between_record_and_floor_commit_leaves_a_working_account() {
     let mut v = start(
         dir,
         OPTS,
-        &[(
-            "COFFER_VAULT_FAILPOINT",
-            "hang-between-record-and-floor-commit",
-        )],
+        &[("COFFER_VAULT_FAILPOINT", "hang-after-guess-commit")],
     );
     let (url, t2) = (v.url.clone(), tok.clone());
     let guess = std::thread::spawn(move || try_recover_start(&url, &t2));
-    wait_for_stderr(&v, "FAILPOINT hang-between-record-and-floor-commit");
-    v.child.kill().unwrap(); // SIGKILL: the record is committed, its floor is not
+    wait_for_stderr(&v, "FAILPOINT hang-after-guess-commit");
+    v.child.kill().unwrap(); // SIGKILL of the host: the core has counted the guess
     v.child.wait().unwrap();
     drop(v);
-    // The reply never left: no KE2 rests on a floor that is not durable.
     let reply = guess.join().unwrap();
     assert!(
         reply.is_err(),
@@ -188,25 +189,27 @@ fn sigkill_between_record_and_floor_commit_leaves_a_working_account() {
     assert_eq!(
         c.status().unwrap().guesses_left,
         Some(2),
-        "the committed guess counts; the record ahead of its floor is accepted"
+        "the guess the core counted stays counted"
     );
     assert_eq!(*c.recover(b"right").unwrap(), [11u8; 32]);
-    assert_eq!(
-        metric(&v.metrics, "coffer_vault_storage_rolled_back_total"),
-        0
-    );
+    assert_eq!(c.status().unwrap().guesses_left, Some(3));
 }
 
 #[test]
-fn serve_refuses_to_start_without_the_trusted_store() {
+fn serve_refuses_to_start_without_its_core() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     init(dir);
-    assert!(
-        dir.join("trusted.redb").exists(),
-        "init makes the trusted store"
-    );
-    std::fs::remove_file(dir.join("trusted.redb")).unwrap();
+    for f in [
+        "core/core.key",
+        "core/core.redb",
+        "core/master.key",
+        "host.key",
+        "vault.redb",
+    ] {
+        assert!(dir.join(f).exists(), "init makes {f}");
+    }
+    std::fs::rename(dir.join("core"), dir.join("elsewhere")).unwrap();
     let out = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir)
@@ -214,17 +217,13 @@ fn serve_refuses_to_start_without_the_trusted_store() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("trusted store") && err.contains("missing"),
-        "{err}"
-    );
-    assert!(!dir.join("trusted.redb").exists(), "never made silently");
-    // init will not put a fresh trusted store beside an existing vault either.
+    assert!(err.contains("no core key file"), "{err}");
+    // init will not make a fresh core beside an existing vault's host files either.
     let again = std::process::Command::new(BIN)
         .args(["init", "--data"])
         .arg(dir)
         .output()
         .unwrap();
     assert!(!again.status.success());
-    assert!(!dir.join("trusted.redb").exists());
+    assert!(!dir.join("core").exists());
 }

@@ -293,9 +293,9 @@ fn dev_tokens_work_without_tenant_keys_and_respect_nbf_and_iat() {
     );
 }
 
-/// The development HS256 key from the key file (bytes 41..73, docs/VAULT-API.md).
+/// The development HS256 key from the host's key file (bytes 25..57, docs/VAULT-CORE.md).
 fn read_token_key(dir: &Path) -> Vec<u8> {
-    std::fs::read(dir.join("vault.key")).unwrap()[41..73].to_vec()
+    std::fs::read(dir.join("host.key")).unwrap()[25..57].to_vec()
 }
 
 #[test]

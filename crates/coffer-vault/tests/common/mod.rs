@@ -49,6 +49,8 @@ pub fn token(dir: &Path, account: &str, ttl: &str) -> String {
 
 pub struct Vault {
     pub child: Child,
+    /// The core process when the suite runs split (`COFFER_VAULT_SPLIT=1`).
+    pub core: Option<Child>,
     pub url: String,
     /// `http://ADDR/metrics` of the metrics listener (`--metrics-listen`).
     pub metrics: String,
@@ -60,16 +62,73 @@ impl Drop for Vault {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(core) = &mut self.core {
+            let _ = core.kill();
+            let _ = core.wait();
+        }
     }
 }
 
-/// Starts `serve` with a metrics listener on a free port (unless `extra` names one).
+/// Whether this run exercises the split deployment: `coffer-vault core` as its own
+/// process and `serve --core` in front of it (set `COFFER_VAULT_SPLIT=1`; `.ci/run` runs
+/// the vault suite both ways).
+pub fn split() -> bool {
+    std::env::var("COFFER_VAULT_SPLIT").is_ok_and(|v| v == "1")
+}
+
+/// The core's settings among `extra` (with their values): in a split run they go to the
+/// core process, the rest to the host.
+const CORE_FLAGS: [&str; 3] = ["--max-guesses", "--dummy-profile", "--login-ttl"];
+
+/// Starts `coffer-vault core` on `DIR/core` at `DIR/core.sock` and waits until it listens.
+pub fn start_core(dir: &Path, core_args: &[&str]) -> (Child, String) {
+    let sock = dir.join("core.sock");
+    let mut child = Command::new(BIN)
+        .args(["core", "--data"])
+        .arg(dir.join("core"))
+        .arg("--listen")
+        .arg(format!("unix:{}", sock.display()))
+        .args(core_args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("core listening on unix:"), "{first}");
+    // Keep draining so the core never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    (child, format!("unix:{}", sock.display()))
+}
+
+/// Starts `serve` with a metrics listener on a free port (unless `extra` names one); in
+/// a split run, a core process first.
 pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
+    let mut core_args: Vec<&str> = vec!["--dummy-profile", "argon2id-test"];
+    let mut host_args: Vec<&str> = Vec::new();
+    let mut it = extra.iter();
+    while let Some(a) = it.next() {
+        if CORE_FLAGS.contains(a) {
+            core_args.push(a);
+            core_args.extend(it.next());
+        } else {
+            host_args.push(a);
+        }
+    }
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .args(["--dummy-profile", "argon2id-test"])
-        .args(extra)
+        .arg(dir);
+    let core = if split() {
+        let (child, addr) = start_core(dir, &core_args);
+        cmd.args(["--core", &addr]);
+        Some(child)
+    } else {
+        cmd.args(&core_args);
+        None
+    };
+    cmd.args(&host_args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -108,6 +167,7 @@ pub fn start(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vault {
         .expect("server did not print `metrics on`");
     Vault {
         child,
+        core,
         url,
         metrics,
         dir: dir.to_path_buf(),
