@@ -183,7 +183,7 @@ impl<'a> BlobReader<'a> {
     }
 
     /// The verified plaintext of a blob, or why it is unusable.
-    pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<Vec<u8>, String> {
+    pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<format::Plain, String> {
         let loc: BlobLoc = *self
             .index
             .blobs
@@ -364,6 +364,7 @@ pub(crate) fn restore(
         .filter(|e| !skip(e) && e.node.chunks_valid())
         .flat_map(|e| e.node.chunk_ids());
     let reader = BlobReader::wanting(&repo.store, &repo.keyring, &index, wanted);
+    let units = work_units(&files);
     let next = AtomicUsize::new(0);
     let written = AtomicU64::new(0);
     let results = Mutex::new(Vec::new());
@@ -374,33 +375,31 @@ pub(crate) fn restore(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(e) = files.get(i) else {
-                        break;
-                    };
-                    let outcome = if skip(e) {
-                        Outcome::Unchanged
-                    } else {
-                        if let Some(p) = &opts.progress {
-                            p.event(&ProgressEvent::File {
-                                path: e.rel.display().to_string(),
-                            });
+                while let Some(unit) = units.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    for e in &files[unit.clone()] {
+                        let outcome = if skip(e) {
+                            Outcome::Unchanged
+                        } else {
+                            if let Some(p) = &opts.progress {
+                                p.event(&ProgressEvent::File {
+                                    path: e.rel.display().to_string(),
+                                });
+                            }
+                            let in_place = !present.contains(&e.rel);
+                            restore_file(&reader, &dirs_open, e, mode_mask, in_place)
+                        };
+                        if let Outcome::Written(b) = outcome {
+                            let done = written.fetch_add(b, Ordering::SeqCst) + b;
+                            if let Some(p) = &opts.progress {
+                                p.event(&ProgressEvent::Bytes {
+                                    done,
+                                    total: manifest.bytes,
+                                });
+                            }
                         }
-                        let in_place = !present.contains(&e.rel);
-                        restore_file(&reader, &dirs_open, e, mode_mask, in_place)
-                    };
-                    if let Outcome::Written(b) = outcome {
-                        let done = written.fetch_add(b, Ordering::SeqCst) + b;
-                        if let Some(p) = &opts.progress {
-                            p.event(&ProgressEvent::Bytes {
-                                done,
-                                total: manifest.bytes,
-                            });
+                        if let Ok(mut v) = results.lock() {
+                            v.push((e.rel.clone(), outcome));
                         }
-                    }
-                    if let Ok(mut v) = results.lock() {
-                        v.push((e.rel.clone(), outcome));
                     }
                 }
             });
@@ -433,6 +432,31 @@ pub(crate) fn restore(
     summary.failed.sort();
     summary.refused.sort();
     Ok(summary)
+}
+
+/// The files split into runs that share a directory (at most `UNIT_FILES` files and
+/// about `UNIT_BYTES` each), handed out to the threads whole: two threads creating
+/// names in one directory wait on its lock (5% of a 300,000-file restore's time).
+fn work_units(files: &[Entry<'_>]) -> Vec<std::ops::Range<usize>> {
+    const UNIT_FILES: usize = 4096;
+    const UNIT_BYTES: u64 = 16 << 20;
+    let mut units = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, e) in files.iter().enumerate() {
+        let split = i > start
+            && (e.rel.parent() != files[start].rel.parent()
+                || i - start >= UNIT_FILES
+                || bytes >= UNIT_BYTES);
+        if split {
+            units.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += e.node.size;
+    }
+    if start < files.len() {
+        units.push(start..files.len());
+    }
+    units
 }
 
 /// True when `target` does not exist or is an empty directory.
