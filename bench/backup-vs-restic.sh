@@ -11,6 +11,7 @@
 #
 #   bench/backup-vs-restic.sh [--scale 1.0] [--sets shared,tiny,rand] [--also NAME=BINARY]...
 #
+# COFFER_BIN=PATH uses that release build of `coffer` instead of building one.
 # --also runs another coffer binary (say the build before a change) as one more tool, in
 # the same run. Generated data is cached under bench/out/ (gitignored). Needs python3;
 # restic, time and tar come from apt.
@@ -37,8 +38,12 @@ for tool in restic /usr/bin/time tar; do
   command -v "$tool" >/dev/null || { apt-get update && apt-get install -y restic time tar; }
 done
 
-cargo build --release -p coffer-cli
-BIN[coffer]=$(realpath "${CARGO_TARGET_DIR:-target}/release/coffer")
+if [ -n "${COFFER_BIN:-}" ]; then
+  BIN[coffer]=$(realpath "$COFFER_BIN")   # a release build made beforehand
+else
+  cargo build --release -p coffer-cli
+  BIN[coffer]=$(realpath "${CARGO_TARGET_DIR:-target}/release/coffer")
+fi
 
 # ---- data sets (cached) ----
 BASE="$OUT/base-$SCALE"

@@ -1,6 +1,7 @@
 //! Restore: every blob is authenticated and its chunk id recomputed before a byte is
-//! written; each file is written to a temporary name and renamed into place, so a target
-//! path holds either the verified file or nothing new.
+//! written. A file whose name did not exist is written in place (mode 0 until complete);
+//! one whose name existed is written to a temporary name and renamed into place, so an
+//! existing path holds either its old content or the verified file (FORMAT.md "Restore").
 //!
 //! A snapshot may come from a compromised device (THREAT_MODEL.md "A hostile snapshot"),
 //! so nothing is written outside the target whatever its entries say:
@@ -10,6 +11,7 @@
 //! | names with `..`, a root or nothing are refused | [`safe_rel`] |
 //! | every path resolves beneath the target without following a symlink | beneath.rs |
 //! | directories first, then files, symlinks last: nothing is reached through a link the snapshot made | [`restore`] |
+//! | new files are created with `O_EXCL`, existing names replaced by rename: nothing that exists is opened for writing | [`restore_file`] |
 //! | modes and times are set on open descriptors, never through a path | [`write_file`], [`finish_dirs`] |
 //! | setuid and setgid bits are dropped unless asked for | [`RestoreOptions::preserve_setuid`] |
 //!
@@ -655,4 +657,27 @@ fn write_file(reader: &BlobReader<'_>, f: &File, n: &Node, mode_mask: u32) -> Re
         .map_err(|e| e.to_string())?;
     f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
     Ok(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_blob_and_wanted_neighbours_only() {
+        // Wanted blobs at 100, 200 (near), 300_000 (past the gap), and a run of 1 MiB
+        // blobs that outgrows RANGE_MAX.
+        let spans = [(100, 150), (200, 260), (300_000, 300_010)];
+        assert_eq!(coalesce(&spans, 100, 150), (100, 260));
+        assert_eq!(coalesce(&spans, 200, 260), (200, 260));
+        assert_eq!(coalesce(&spans, 300_000, 300_010), (300_000, 300_010));
+        // A blob nobody listed (prune's reader lists all): itself only.
+        assert_eq!(coalesce(&[], 5, 9), (5, 9));
+        let mib = 1 << 20;
+        let big: Vec<(u32, u32)> = (0..8).map(|i| (i * mib, (i + 1) * mib)).collect();
+        assert_eq!(coalesce(&big, 0, mib), (0, RANGE_MAX));
+        assert_eq!(coalesce(&big, 6 * mib, 7 * mib), (6 * mib, 8 * mib));
+        // One blob larger than RANGE_MAX is still read whole.
+        assert_eq!(coalesce(&[(0, 5 * mib)], 0, 5 * mib), (0, 5 * mib));
+    }
 }

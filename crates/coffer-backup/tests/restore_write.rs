@@ -70,7 +70,7 @@ fn leftovers(root: &Path) -> Vec<PathBuf> {
 fn backed_up(tmp: &Path) -> (Repository, PathBuf) {
     let src = source(tmp);
     let repo = Repository::init(tmp.join("repo").to_str().unwrap(), &key()).unwrap();
-    repo.backup(&[src.clone()], &BackupOptions::default())
+    repo.backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     (repo, src)
 }
@@ -167,7 +167,7 @@ fn a_file_left_half_written_by_a_killed_restore_is_replaced_on_the_next_run() {
     // What an in-place write leaves when killed: the final name, mode 0, part of the data.
     let half = out.join("data/big.bin");
     std::fs::remove_file(&half).unwrap();
-    std::fs::write(&half, &pseudo(9, 1 << 20)).unwrap();
+    std::fs::write(&half, pseudo(9, 1 << 20)).unwrap();
     chmod(&half, 0);
     // And one file never reached.
     std::fs::remove_file(out.join("data/d4/inner/f39")).unwrap();
@@ -189,7 +189,7 @@ fn a_file_whose_blobs_lie_in_several_packs_restores_from_ranges() {
     // First backup: a 12 MiB file fills more than one 8 MiB pack.
     let first = pseudo(1, 12 << 20);
     std::fs::write(src.join("first"), &first).unwrap();
-    repo.backup(&[src.clone()], &BackupOptions::default())
+    repo.backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     // Second: a file made of new data around all of `first`, so its blobs are spread
     // over the first backup's packs and the second's, not in file order.
@@ -201,7 +201,7 @@ fn a_file_whose_blobs_lie_in_several_packs_restores_from_ranges() {
     std::fs::write(src.join("mixed"), &mixed).unwrap();
     std::fs::remove_file(src.join("first")).unwrap();
     let s = repo
-        .backup(&[src.clone()], &BackupOptions::default())
+        .backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     assert!(
         s.bytes_added < 5 << 20,
