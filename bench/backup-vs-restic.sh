@@ -1,100 +1,194 @@
 #!/usr/bin/env bash
-# Coffer's backup engine against restic, side by side in one run, on the shared
-# messaging-app data set: initial backup, incremental backup after the one-day mutation
-# (repository growth), full restore, peak RSS. Ratios matter, not absolute figures: the
-# machine is shared and noisy.
+# Coffer against restic, side by side in one run, through the `coffer` CLI that users run.
+# Three data sets:
+#   shared  the messaging-app set of ../shared/bench (~1 GiB): initial backup, unchanged
+#           re-backup, backup after the one-day mutation, restore, check
+#   tiny    300,000 files of ~30 bytes in 300 directories: the same, plus `tar -x` of the
+#           same files (the floor for writing many small files on this machine)
+#   rand    2 GiB of random bytes in 4 files
+# For each: wall and CPU seconds, peak RSS (/usr/bin/time), bytes each backup added to the
+# repository. Ratios matter, not absolute figures: the machine is shared and noisy.
 #
-#   bench/backup-vs-restic.sh [--scale 1.0]
+#   bench/backup-vs-restic.sh [--scale 1.0] [--sets shared,tiny,rand] [--also NAME=BINARY]...
 #
-# Generated data is cached under bench/out/ (gitignored). Needs python3, apt for restic.
+# COFFER_BIN=PATH uses that release build of `coffer` instead of building one.
+# --also runs another coffer binary (say the build before a change) as one more tool, in
+# the same run. Generated data is cached under bench/out/ (gitignored). Needs python3;
+# restic, time and tar come from apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=1.0
-[ "${1:-}" = "--scale" ] && SCALE="$2"
+SETS=shared,tiny,rand
+TOOLS=(coffer)
+declare -A BIN
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) SCALE="$2"; shift 2 ;;
+    --sets) SETS="$2"; shift 2 ;;
+    --also) TOOLS+=("${2%%=*}"); BIN[${2%%=*}]=$(realpath "${2#*=}"); shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+TOOLS+=(restic)
 OUT=bench/out
-GEN=/work/shared/bench
-[ -d "$GEN" ] || GEN=../shared/bench
+GEN=../shared/bench
 mkdir -p "$OUT"
 
-if ! command -v restic >/dev/null; then
-  apt-get update && apt-get install -y restic
-fi
-if [ ! -x /usr/bin/time ]; then
-  apt-get update && apt-get install -y time
+for tool in restic /usr/bin/time tar; do
+  command -v "$tool" >/dev/null || { apt-get update && apt-get install -y restic time tar; }
+done
+
+if [ -n "${COFFER_BIN:-}" ]; then
+  BIN[coffer]=$(realpath "$COFFER_BIN")   # a release build made beforehand
+else
+  cargo build --release -p coffer-cli
+  BIN[coffer]=$(realpath "${CARGO_TARGET_DIR:-target}/release/coffer")
 fi
 
-cargo build --release -p coffer-backup --bin coffer-backup-bench
-COFFER=target/release/coffer-backup-bench
-
+# ---- data sets (cached) ----
 BASE="$OUT/base-$SCALE"
-[ "$SCALE" = "1.0" ] && [ -d "$OUT/base" ] && BASE="$OUT/base"
-if [ ! -f "$BASE/.complete" ]; then
+[ "$SCALE" = "1.0" ] && BASE="$OUT/base"
+if [[ $SETS == *shared* ]] && [ ! -f "$BASE/.complete" ]; then
   rm -rf "$BASE"
   python3 "$GEN/gen_dataset.py" "$BASE" --scale "$SCALE"
   touch "$BASE/.complete"
 fi
+if [[ $SETS == *tiny* ]] && [ ! -f "$OUT/tiny/.complete" ]; then
+  rm -rf "$OUT/tiny"
+  python3 - "$OUT/tiny" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(300):
+    p = f"{root}/tiny/d{d:03}"
+    os.makedirs(p)
+    for f in range(1000):
+        with open(f"{p}/m{f:04}.txt", "w") as fh:
+            fh.write(f"message {d:03}-{f:04}: ok {d * f % 97:02}\n")
+PY
+  tar -cf "$OUT/tiny/tiny.tar" -C "$OUT/tiny" tiny
+  touch "$OUT/tiny/.complete"
+fi
+if [[ $SETS == *rand* ]] && [ ! -f "$OUT/rand/.complete" ]; then
+  rm -rf "$OUT/rand"
+  mkdir -p "$OUT/rand/rand"
+  for i in 1 2 3 4; do head -c 512M /dev/urandom > "$OUT/rand/rand/r$i.bin"; done
+  touch "$OUT/rand/.complete"
+fi
 
-WORK="$OUT/work"
-rm -rf "$WORK" "$OUT/repo-coffer" "$OUT/repo-restic" "$OUT/restore-coffer" "$OUT/restore-restic" "$OUT"/*.time
-cp -a "$BASE" "$WORK"
-rm -f "$WORK/.complete"
-DATA_BYTES=$(du -sb --apparent-size "$WORK" | cut -f1)
-
-export COFFER_KEY=$(python3 -c 'import os;print(os.urandom(32).hex())')
-export RESTIC_PASSWORD=bench-password
-"$COFFER" init "$OUT/repo-coffer" >/dev/null
-restic init --repo "$OUT/repo-restic" >/dev/null
-
+export RESTIC_PASSWORD=bench-password COFFER_KEY_STORE=file
 size() { du -sb "$1" | cut -f1; }
-# run NAME CMD...: wall seconds, user+sys CPU and max RSS into $OUT/NAME.time
-run() {
+# timed NAME CMD...: wall, user, sys seconds and peak RSS (KiB) into $OUT/NAME.time
+timed() {
   local name=$1; shift
   sync
-  /usr/bin/time -v -o "$OUT/$name.time" "$@" >/dev/null
+  /usr/bin/time -f "%e %U %S %M" -o "$OUT/$name.time" "$@" >/dev/null
+}
+# op TOOL SET STEP: one step of one tool on one data set
+op() {
+  local tool=$1 set=$2 step=$3 data=$OUT/work-$set
+  local repo=$OUT/repo-$tool-$set dir
+  dir=$(cd "$data" && pwd)/$set
+  if [ "$tool" = restic ]; then
+    case $step in
+      init) restic init --repo "$repo" >/dev/null ;;
+      backup*) timed "$set-$tool-$step" restic backup --quiet --repo "$repo" "$dir"
+               size "$repo" > "$OUT/$set-$tool-$step.size" ;;
+      restore) timed "$set-$tool-$step" restic restore --quiet --repo "$repo" latest --target "$OUT/restore-$tool-$set" ;;
+      check) timed "$set-$tool-$step" restic check --quiet --repo "$repo" ;;
+    esac
+  else
+    local c=("${BIN[$tool]}" --config-dir "$OUT/cfg-$tool-$set")
+    case $step in
+      init) "${c[@]}" init --repo "$repo" --recovery-key-only >/dev/null ;;
+      backup*) timed "$set-$tool-$step" "${c[@]}" backup "$dir"
+               size "$repo" > "$OUT/$set-$tool-$step.size" ;;
+      restore) timed "$set-$tool-$step" "${c[@]}" restore --target "$OUT/restore-$tool-$set" latest
+               diff -r -q "$dir" "$OUT/restore-$tool-$set/$set" >/dev/null \
+                 || { echo "$tool restore of $set differs from the data" >&2; exit 1; } ;;
+      check) timed "$set-$tool-$step" "${c[@]}" check ;;
+    esac
+  fi
 }
 
-ABS_WORK=$(cd "$WORK" && pwd)
-echo "initial backup..." >&2
-run coffer-initial "$COFFER" backup "$OUT/repo-coffer" "$ABS_WORK"
-run restic-initial restic backup --quiet --repo "$OUT/repo-restic" "$ABS_WORK"
-C0=$(size "$OUT/repo-coffer"); R0=$(size "$OUT/repo-restic")
+IFS=, read -ra SETLIST <<< "$SETS"
+for set in "${SETLIST[@]}"; do
+  echo "== $set" >&2
+  rm -rf "$OUT/work-$set" "$OUT"/repo-*-"$set" "$OUT"/restore-*-"$set" "$OUT"/cfg-*-"$set" "$OUT/$set"-*
+  mkdir -p "$OUT/work-$set"
+  case $set in
+    shared) cp -a "$BASE" "$OUT/work-$set/$set" ;;
+    *) cp -a "$OUT/$set/$set" "$OUT/work-$set/$set" ;;
+  esac
+  rm -f "$OUT/work-$set/$set/.complete"
+  du -sb --apparent-size "$OUT/work-$set/$set" | cut -f1 > "$OUT/$set-data.size"
+  find "$OUT/work-$set/$set" -type f | wc -l > "$OUT/$set-data.files"
+  for t in "${TOOLS[@]}"; do op "$t" "$set" init; done
+  for t in "${TOOLS[@]}"; do size "$OUT/repo-$t-$set" > "$OUT/$set-$t-init.size"; done
+  for step in backup backup-same; do
+    echo "   $step" >&2
+    for t in "${TOOLS[@]}"; do op "$t" "$set" "$step"; done
+  done
+  if [ "$set" = shared ]; then
+    python3 "$GEN/mutate_dataset.py" "$OUT/work-$set/$set" --day 1 >/dev/null
+    echo "   backup-day1" >&2
+    for t in "${TOOLS[@]}"; do op "$t" "$set" backup-day1; done
+  fi
+  for step in restore check; do
+    echo "   $step" >&2
+    for t in "${TOOLS[@]}"; do op "$t" "$set" "$step"; done
+  done
+  if [ "$set" = tiny ]; then
+    rm -rf "$OUT/restore-tar-tiny"; mkdir -p "$OUT/restore-tar-tiny"
+    timed tiny-tar-restore tar -xf "$OUT/tiny/tiny.tar" -C "$OUT/restore-tar-tiny"
+  fi
+  rm -rf "$OUT"/restore-*-"$set"
+done
 
-echo "one-day mutation..." >&2
-python3 "$GEN/mutate_dataset.py" "$WORK" --day 1 >/dev/null
-echo "incremental backup..." >&2
-run coffer-incr "$COFFER" backup "$OUT/repo-coffer" "$ABS_WORK"
-run restic-incr restic backup --quiet --repo "$OUT/repo-restic" "$ABS_WORK"
-C1=$(size "$OUT/repo-coffer"); R1=$(size "$OUT/repo-restic")
-
-echo "full restore..." >&2
-run coffer-restore "$COFFER" restore "$OUT/repo-coffer" latest "$OUT/restore-coffer"
-run restic-restore restic restore --quiet --repo "$OUT/repo-restic" latest --target "$OUT/restore-restic"
-diff -r -q "$WORK" "$OUT/restore-coffer/work" >/dev/null && echo "coffer restore: identical to the data set" >&2
-
-python3 - "$OUT" "$DATA_BYTES" "$C0" "$C1" "$R0" "$R1" <<'PY'
-import re, sys
-out, data, c0, c1, r0, r1 = sys.argv[1], *map(int, sys.argv[2:])
-def t(name):
-    s = open(f"{out}/{name}.time").read()
-    wall = s.split("Elapsed (wall clock) time (h:mm:ss or m:ss):")[1].split()[0].split(":")
-    secs = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall)))
-    cpu = float(re.search(r"User time \(seconds\): ([\d.]+)", s)[1]) + float(re.search(r"System time \(seconds\): ([\d.]+)", s)[1])
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", s)[1]) / 1024
-    return secs, cpu, rss
+python3 - "$OUT" "$SETS" "${TOOLS[@]}" <<'PY'
+import os, sys
+out, sets, tools = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
 MB = 1e6
-rows = []
-for tool, a, b in (("coffer", c0, c1), ("restic", r0, r1)):
-    i, n, r = t(f"{tool}-initial"), t(f"{tool}-incr"), t(f"{tool}-restore")
-    rows.append((tool, i, n, r, a, b - a))
-print(f"data set: {data/MB:.0f} MB")
-print("| tool | initial backup | incremental: wall / bytes added | full restore | peak RSS | repo size |")
-print("|---|---|---|---|---|---|")
-for tool, i, n, r, size, added in rows:
-    print(f"| {tool} | {i[0]:.2f} s ({data/MB/i[0]:.0f} MB/s), {i[1]:.1f} CPU-s | {n[0]:.2f} s / {added/MB:.1f} MB | "
-          f"{r[0]:.2f} s ({data/MB/r[0]:.0f} MB/s), {r[1]:.1f} CPU-s | {max(i[2], n[2], r[2]):.0f} MiB | {size/MB:.0f} MB |")
-c, rs = rows
-print()
-print(f"ratios coffer vs restic: initial backup throughput x{rs[1][0]/c[1][0]:.2f}, "
-      f"incremental bytes {c[5]/max(rs[5],1):.3f} of restic's, restore throughput x{rs[3][0]/c[3][0]:.2f}, "
-      f"peak RSS {max(c[1][2], c[2][2], c[3][2]):.0f} MiB vs {max(rs[1][2], rs[2][2], rs[3][2]):.0f} MiB")
+def t(name):
+    p = f"{out}/{name}.time"
+    if not os.path.exists(p):
+        return None
+    wall, user, sys_, rss = open(p).read().split()[-4:]
+    return float(wall), float(user) + float(sys_), int(rss) / 1024
+def size(name):
+    return int(open(f"{out}/{name}.size").read())
+for s in sets:
+    data, files = size(f"{s}-data"), int(open(f"{out}/{s}-data.files").read())
+    print(f"\n### {s}: {data / MB:.0f} MB in {files} files\n")
+    steps = ["backup", "backup-same"] + (["backup-day1"] if s == "shared" else []) + ["restore", "check"]
+    print("| tool | " + " | ".join(steps) + " | repo size |")
+    print("|---|" + "---|" * (len(steps) + 1))
+    res = {}
+    for tool in tools:
+        cells, prev = [], size(f"{s}-{tool}-init")
+        for st in steps:
+            r = t(f"{s}-{tool}-{st}")
+            res[tool, st] = r
+            cell = f"{r[0]:.2f} s, {r[1]:.1f} CPU-s, {r[2]:.0f} MiB"
+            if st in ("backup", "restore"):
+                cell += f", {data / MB / r[0]:.0f} MB/s"
+            if st.startswith("backup"):
+                now = size(f"{s}-{tool}-{st}")
+                cell += f", +{(now - prev) / MB:.3f} MB" if st != "backup" else ""
+                prev = now
+            cells.append(cell)
+        print(f"| {tool} | " + " | ".join(cells) + f" | {prev / MB:.0f} MB |")
+    if s == "tiny":
+        r = t("tiny-tar-restore")
+        print(f"| tar -x | | | {r[0]:.2f} s, {r[1]:.1f} CPU-s, {r[2]:.0f} MiB | | |")
+    print()
+    for tool in tools:
+        if tool == "restic":
+            continue
+        ratio = lambda st: res["restic", st][0] / res[tool, st][0]
+        line = (f"{tool} vs restic: backup x{ratio('backup'):.2f}, unchanged re-backup x{ratio('backup-same'):.2f}, "
+                f"restore x{ratio('restore'):.2f}, check x{ratio('check'):.2f} (throughput); peak RSS "
+                f"{max(res[tool, st][2] for st in steps):.0f} vs {max(res['restic', st][2] for st in steps):.0f} MiB")
+        if s == "tiny":
+            line += f"; restore / tar -x = {res[tool, 'restore'][0] / t('tiny-tar-restore')[0]:.2f}"
+        print(line + "  ")
 PY

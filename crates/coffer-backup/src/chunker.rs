@@ -67,7 +67,7 @@ pub(crate) fn cut(gear: &[u64; 256], p: Params, data: &[u8]) -> usize {
     n
 }
 
-/// Splits a reader into content-defined chunks, holding at most `2 * max` bytes.
+/// Splits a reader into content-defined chunks, holding at most `max` + 4 MiB bytes.
 pub(crate) struct Chunker<'a, R: Read + ?Sized> {
     reader: &'a mut R,
     gear: &'a [u64; 256],
@@ -126,7 +126,10 @@ impl<'a, R: Read + ?Sized> Chunker<'a, R> {
         }
         // Large reads (up to 4 MiB) so small SQLite pages do not cost a syscall each, but
         // never more than the file needs: small files must not pay for a 4 MiB buffer.
-        let target = want.max(self.read_size);
+        // A refill comes only when less than one chunk is left, and reads `read_size`
+        // beyond it, so the bytes moved to the front above stay under one chunk per
+        // `read_size` read (with 4 MiB chunks and a 4 MiB target, every chunk moved ~3 MiB).
+        let target = want.saturating_add(self.read_size);
         while self.buf.len() < target {
             let missing = (target - self.buf.len()) as u64;
             // read_to_end on a Take appends without zero-filling the buffer first.

@@ -125,6 +125,24 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
     })
 }
 
+/// `pread` until `end` or the end of the file.
+fn read_local_range(p: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(p)?;
+    let mut buf = vec![0u8; end.saturating_sub(start) as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read_at(&mut buf[got..], start + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
@@ -203,6 +221,31 @@ impl Store {
         match self.rt.block_on(self.op.read(path)) {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.storage("read", path, e)),
+        }
+    }
+    /// Bytes `[start, end)` of an object; fewer when the object is shorter.
+    pub(crate) fn read_range(&self, path: &str, start: u64, end: u64) -> Result<Vec<u8>, Error> {
+        if let Some(root) = &self.local_root {
+            let p = root.join(path);
+            if let Some(f) = &self.faults {
+                f.alive().map_err(|e| Error::io(&p, e))?;
+            }
+            return read_local_range(&p, start, end).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::integrity(path, "object is missing"),
+                _ => Error::io(p, e),
+            });
+        }
+        match self
+            .rt
+            .block_on(self.op.read_with(path).range(start..end).into_future())
+        {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                Err(Error::integrity(path, "object is missing"))
+            }
+            // A range past the end of a shorter object: the caller reports it as short.
+            Err(e) if e.kind() == opendal::ErrorKind::RangeNotSatisfied => Ok(Vec::new()),
             Err(e) => Err(self.storage("read", path, e)),
         }
     }
