@@ -4,13 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use coffer_client::coffer_backup::{
-    BackupOptions, GroupBy, Head, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary,
-    SnapshotInfo,
-};
 use coffer_client::{
-    Coffer, Error, InitOptions, KeyStore, KeyStorePreference, KsfProfile, Protection, RecoveryKey,
-    VaultAccess,
+    BackupOptions, Coffer, Error, GroupBy, Head, InitOptions, KeepPolicy, KeyStore,
+    KeyStorePreference, KsfProfile, Overwrite, Protection, RecoveryKey, RestoreOptions,
+    RestoreSummary, SnapshotInfo, VaultAccess,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -526,10 +523,7 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
 }
 
 fn ls(ctx: &Ctx, snapshot: &str, path: Option<&Path>) -> Result<Output, Failure> {
-    let (id, entries) = load(ctx)?
-        .repository()?
-        .ls(snapshot, path)
-        .map_err(Error::from)?;
+    let (id, entries) = load(ctx)?.ls(snapshot, path)?;
     let mut human = String::new();
     for e in &entries {
         let secs = e.mtime_ns.div_euclid(1_000_000_000);
@@ -684,7 +678,7 @@ fn prune(ctx: &Ctx) -> Result<Output, Failure> {
 }
 
 fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Output, Failure> {
-    let entries = load(ctx)?.repository()?.diff(a, b).map_err(Error::from)?;
+    let entries = load(ctx)?.diff(a, b)?;
     let mut human = String::new();
     for e in &entries {
         let mark = match serde_json::to_value(e.kind)
@@ -896,7 +890,7 @@ fn time(s: &SnapshotInfo) -> String {
 /// UTC "YYYY-MM-DD HH:MM:SS" of seconds since the epoch.
 fn utc(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = coffer_client::coffer_backup::civil_date(days);
+    let (y, m, d) = coffer_client::civil_date(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,

@@ -72,7 +72,7 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        use coffer_client::coffer_backup::Error as Engine;
+        use coffer_client::EngineError as Engine;
         let code = match &e {
             Error::Backup(Engine::WouldOverwrite { .. }) => "would_overwrite",
             Error::Backup(Engine::PathNotInSnapshot { .. }) => "path_not_found",

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use coffer_backup::{
-    BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, ForgetReport, Head,
-    KeepPolicy, Progress, PruneReport, Repository, RestoreOptions, RestoreSummary, SnapshotInfo,
-    UnlockReport,
+    BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, DiffEntry, ForgetReport,
+    Head, KeepPolicy, LsEntry, Progress, PruneReport, Repository, RestoreOptions, RestoreSummary,
+    SnapshotInfo, UnlockReport,
 };
 use coffer_vault_client::{VaultClient, VaultError, VaultHead, VaultStatus};
 use coffer_vault_core::KsfProfile;
@@ -354,8 +354,9 @@ impl Coffer {
 
     /// Opens the repository with the device's key, finishing an interrupted rotation. The
     /// handle refuses a head older than the one this device remembers (see
-    /// [`Coffer::known_head`]); call [`Coffer::remember_head`] after using it.
-    pub fn repository(&self) -> Result<Repository, Error> {
+    /// [`Coffer::known_head`]); call [`Coffer::remember_head`] after using it. Crate-only:
+    /// the engine's handle is not a second door (every operation is a method here).
+    pub(crate) fn repository(&self) -> Result<Repository, Error> {
         let repo = self.open_repository()?;
         let known = Heads::load(&self.dir)?.get(&repo.id()).cloned();
         repo.set_known_head(known, self.allow_older);
@@ -378,7 +379,7 @@ impl Coffer {
 
     /// Remembers, durably, the newest head `repo` has seen if it is newer than the one
     /// remembered (with [`Coffer::set_allow_older`], even if it is older).
-    pub fn remember_head(&self, repo: &Repository) -> Result<(), Error> {
+    pub(crate) fn remember_head(&self, repo: &Repository) -> Result<(), Error> {
         let Some(seen) = repo.seen_head() else {
             return Ok(());
         };
@@ -462,6 +463,17 @@ impl Coffer {
     /// The readable snapshots, oldest first (see [`Coffer::damaged_snapshots`]).
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, Error> {
         Ok(self.with_repo(|r| r.snapshots())?.0)
+    }
+
+    /// The entries of a snapshot (`"latest"` or an id prefix), with only `path` and what is
+    /// below it when given; returns the snapshot's full id too.
+    pub fn ls(&self, snapshot: &str, path: Option<&Path>) -> Result<(String, Vec<LsEntry>), Error> {
+        Ok(self.with_repo(|r| r.ls(snapshot, path))?.0)
+    }
+
+    /// What changed from snapshot `a` to snapshot `b` (each `"latest"` or an id prefix).
+    pub fn diff(&self, a: &str, b: &str) -> Result<Vec<DiffEntry>, Error> {
+        Ok(self.with_repo(|r| r.diff(a, b))?.0)
     }
 
     /// Checks the repository, including its head against the one this device saw.
