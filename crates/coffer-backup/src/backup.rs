@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +12,7 @@ use crate::format;
 use crate::lock;
 use crate::lock::hostname;
 use crate::pipeline::Pipeline;
+use crate::platform;
 use crate::repo::{Repository, head_of};
 use crate::snapshot::{MANIFEST_VERSION, Manifest, Node, NodeKind};
 use crate::sqlite;
@@ -43,14 +43,15 @@ fn node_from_meta(rel: &Path, m: &std::fs::Metadata) -> Node {
     } else {
         NodeKind::File
     };
+    let st = platform::stat(m);
     let mut n = Node {
         path: String::new(),
         raw: false,
         kind,
-        mode: m.permissions().mode() & 0o7777,
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        ino: m.ino(),
+        mode: st.mode,
+        mtime_ns: st.mtime_ns,
+        ctime_ns: st.ctime_ns,
+        ino: st.ino,
         size: if kind == NodeKind::File { m.len() } else { 0 },
         target: None,
         chunks: String::new(),
@@ -71,10 +72,7 @@ fn scan(source: &Path, rel: &Path, out: &mut Vec<Scanned>, skipped: &mut Vec<(Pa
     let mut node = node_from_meta(rel, &m);
     if ft.is_symlink() {
         match std::fs::read_link(source) {
-            Ok(t) => {
-                use std::os::unix::ffi::OsStrExt;
-                node.target = Some(hex::encode(t.as_os_str().as_bytes()));
-            }
+            Ok(t) => node.target = Some(hex::encode(platform::os_bytes(t.as_os_str()))),
             Err(e) => return skipped.push((source.to_path_buf(), e.to_string())),
         }
     }

@@ -16,8 +16,14 @@
 //! ```
 
 mod backup;
+// Restore resolves every path beneath its target with no-follow *at calls (beneath.rs),
+// which Unix has: Linux, macOS, and Android and iOS, which are Unix too. Windows refuses
+// restore (restore_unsupported.rs) until it has the same guarantee (NtCreateFile relative
+// to a directory handle, not following reparse points): writing outside the target is
+// what a hostile snapshot would aim for.
 #[cfg(unix)]
 mod beneath;
+mod blob_reader;
 mod check;
 mod chunker;
 mod error;
@@ -30,7 +36,12 @@ mod lock;
 mod ls;
 mod maintain;
 mod pipeline;
+mod platform;
 mod repo;
+#[cfg(unix)]
+mod restore;
+#[cfg(not(unix))]
+#[path = "restore_unsupported.rs"]
 mod restore;
 mod snapshot;
 mod sqlite;
