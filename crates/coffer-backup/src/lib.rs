@@ -27,6 +27,7 @@ mod blob_reader;
 mod check;
 mod chunker;
 mod error;
+mod estimate;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -51,6 +52,7 @@ pub mod testing;
 mod types;
 
 pub use error::Error;
+pub use estimate::BackupEstimate;
 pub use keys::BackupKey;
 pub use maintain::civil_date;
 pub use repo::Repository;

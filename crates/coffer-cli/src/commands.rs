@@ -74,7 +74,12 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
             recovery_key_stdin,
             recovery_key,
         ),
-        Command::Backup { paths, host } => backup(ctx, &paths, host),
+        Command::Backup {
+            paths,
+            dry_run: true,
+            ..
+        } => estimate(ctx, &paths),
+        Command::Backup { paths, host, .. } => backup(ctx, &paths, host),
         Command::Snapshots => snapshots(ctx),
         Command::Restore {
             snapshot,
@@ -427,6 +432,24 @@ fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, 
     }
     o.human = human;
     Ok(o)
+}
+
+fn estimate(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
+    let e = load(ctx)?.estimate_backup(paths)?;
+    let mut human = format!(
+        "would back up {} files ({} new or changed): {} to read, at most {} to upload\n",
+        e.files,
+        e.files_changed,
+        bytes(e.bytes_to_read),
+        bytes(e.bytes_to_upload)
+    );
+    if e.unreadable > 0 {
+        human += &format!(
+            "{} entries cannot be read and would be skipped\n",
+            e.unreadable
+        );
+    }
+    out(json!(e), human)
 }
 
 fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use coffer_backup::{
-    BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, DiffEntry, ForgetReport,
-    Head, KeepPolicy, LsEntry, Progress, PruneReport, Repository, RestoreOptions, RestoreSummary,
-    SnapshotInfo, UnlockReport,
+    BackupEstimate, BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot,
+    DiffEntry, ForgetReport, Head, KeepPolicy, LsEntry, Progress, PruneReport, Repository,
+    RestoreOptions, RestoreSummary, SnapshotInfo, UnlockReport,
 };
 use coffer_vault_client::{VaultClient, VaultError, VaultHead, VaultStatus};
 use coffer_vault_core::KsfProfile;
@@ -544,6 +544,13 @@ impl Coffer {
     /// Backs up `paths` into a new snapshot.
     pub fn backup(&self, paths: &[PathBuf], opts: &BackupOptions) -> Result<BackupSummary, Error> {
         Ok(self.with_repo(|r| r.backup(paths, opts))?.0)
+    }
+
+    /// What a backup of `paths` would read and upload now (an upper bound, from the last
+    /// snapshot of the same paths), without reading file contents or writing anything: an
+    /// app can wait for Wi-Fi when [`BackupEstimate::bytes_to_upload`] is large.
+    pub fn estimate_backup(&self, paths: &[PathBuf]) -> Result<BackupEstimate, Error> {
+        Ok(self.with_repo(|r| r.estimate_backup(paths))?.0)
     }
 
     /// Restores a snapshot (`"latest"` or an id prefix) into `target`.

@@ -60,9 +60,10 @@ pub use vault::{VaultAccess, check_subject, read_token_file};
 /// their own.
 pub use coffer_backup::Error as EngineError;
 pub use coffer_backup::{
-    BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, DiffEntry, DiffKind,
-    ForgetReport, GroupBy, Head, KeepPolicy, LsEntry, Overwrite, Progress, ProgressEvent,
-    PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo, UnlockReport, civil_date,
+    BackupEstimate, BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot,
+    DiffEntry, DiffKind, ForgetReport, GroupBy, Head, KeepPolicy, LsEntry, Overwrite, Progress,
+    ProgressEvent, PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo, UnlockReport,
+    civil_date,
 };
 pub use coffer_vault_client::VaultStatus;
 pub use coffer_vault_core::KsfProfile;
