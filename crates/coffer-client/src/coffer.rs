@@ -8,7 +8,7 @@ use coffer_backup::{
     RestoreOptions, RestoreSummary, SnapshotInfo, UnlockReport,
 };
 use coffer_vault_client::{VaultClient, VaultError, VaultHead, VaultStatus};
-use coffer_vault_core::KsfProfile;
+use coffer_vault_proto::KsfProfile;
 use serde::Serialize;
 use zeroize::Zeroizing;
 

@@ -66,4 +66,4 @@ pub use coffer_backup::{
     civil_date,
 };
 pub use coffer_vault_client::VaultStatus;
-pub use coffer_vault_core::KsfProfile;
+pub use coffer_vault_proto::KsfProfile;

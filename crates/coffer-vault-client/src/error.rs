@@ -1,6 +1,6 @@
 //! [`VaultError`] and its mapping from the server's JSON error replies.
 
-use coffer_vault_core::wire::ErrorReply;
+use coffer_vault_proto::wire::ErrorReply;
 use thiserror::Error;
 
 /// Anything a vault call can fail with.

@@ -17,18 +17,18 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use coffer_vault_core::CredentialId;
-use coffer_vault_core::client::{self, ClientError};
-use coffer_vault_core::head;
-pub use coffer_vault_core::head::VaultHead;
-use coffer_vault_core::owner::{self, OwnerKey, OwnerOp};
-use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
+use coffer_vault_proto::CredentialId;
+use coffer_vault_proto::client::{self, ClientError};
+use coffer_vault_proto::head;
+pub use coffer_vault_proto::head::VaultHead;
+use coffer_vault_proto::owner::{self, OwnerKey, OwnerOp};
+use coffer_vault_proto::wire::{self, WIRE_VERSION, b64, unb64};
 use rand_core::OsRng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-pub use coffer_vault_core::KsfProfile;
+pub use coffer_vault_proto::KsfProfile;
 pub use error::VaultError;
 
 /// What `status` reports for the token's account.

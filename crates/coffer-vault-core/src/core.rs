@@ -14,33 +14,19 @@ use rand_core::{CryptoRng, RngCore};
 use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 use zeroize::Zeroizing;
 
+use crate::authority::Authority;
 use crate::error::{
     CoreKeysError, DeleteError, HeadError, OwnerProofError, RecoverStartError, RegisterError,
     StatusError,
 };
 use crate::floor::{self, Floor, FloorUpdate, Floors, Stale};
 use crate::login::{Ke3Verified, LoginKind, RecoverStarted, TicketError};
-use crate::owner::{self, Authority, OWNER_KEY_LEN, OwnerOp};
 use crate::record::{Record, SealedRecord};
 use crate::registration::{self, RegisterStarted, oprf_identifier};
-use crate::suite::{KsfProfile, Suite, context, decode_exact};
-use crate::wrap::WRAPPED_KEY_LEN;
-
-/// The id a record is stored under: `HMAC-SHA256(vault key, tenant || 0x00 || account)`,
-/// computed by the host. Never the raw account id.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct CredentialId([u8; 32]);
-
-impl CredentialId {
-    /// Wraps 32 bytes.
-    pub fn from_bytes(b: [u8; 32]) -> Self {
-        Self(b)
-    }
-    /// The 32 bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
+use coffer_vault_proto::WRAPPED_KEY_LEN;
+use coffer_vault_proto::owner::{self, OWNER_KEY_LEN};
+use coffer_vault_proto::{CredentialId, OwnerOp};
+use coffer_vault_proto::{KsfProfile, Suite, context, decode_exact};
 
 const CORE_KEYS_VERSION: u8 = 1;
 
@@ -241,13 +227,16 @@ impl VaultCore {
         let unbound = UnboundKey::new(&AES_256_GCM, keys.sealing_key.as_ref())
             .map_err(|_| CoreKeysError::Malformed)?;
         let derive = |info| {
-            crate::wrap::derive(keys.sealing_key.as_ref(), info).ok_or(CoreKeysError::Malformed)
+            coffer_vault_proto::wrap::derive(keys.sealing_key.as_ref(), info)
+                .ok_or(CoreKeysError::Malformed)
         };
         let tickets = derive(crate::login::TICKET_INFO)?;
         let registration_tickets = derive(registration::REGISTRATION_TICKET_INFO)?;
-        let dummy_nonces =
-            crate::wrap::derive_hmac(keys.sealing_key.as_ref(), registration::DUMMY_NONCE_INFO)
-                .ok_or(CoreKeysError::Malformed)?;
+        let dummy_nonces = coffer_vault_proto::wrap::derive_hmac(
+            keys.sealing_key.as_ref(),
+            registration::DUMMY_NONCE_INFO,
+        )
+        .ok_or(CoreKeysError::Malformed)?;
         Ok(Self {
             vault_id: keys.vault_id,
             setup,
@@ -708,7 +697,7 @@ impl VaultCore {
             Authority::ResetScope => Authority::Token,
             a => a,
         };
-        let content = crate::head::head_content(blob);
+        let content = coffer_vault_proto::head::head_content(blob);
         self.authorize(OwnerOp::Head, cred, opened.as_ref(), authority, &content)
             .map_err(HeadError::Owner)
     }

@@ -23,8 +23,8 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::core::CredentialId;
 use crate::record::SealedRecord;
+use coffer_vault_proto::CredentialId;
 
 /// Version byte of a serialized [`Floor`].
 pub const FLOOR_VERSION: u8 = 1;

@@ -12,13 +12,12 @@
 
 use rand_core::{CryptoRng, OsRng, RngCore};
 
-use crate::client;
-use crate::owner::{OwnerKey, replace_content};
 use crate::{
-    Authority, CoreKeys, CredentialId, KsfProfile, OwnerOp, REGISTRATION_TICKET_LEN,
-    RecoverStartOutcome, RecoverStarted, RegistrationUploadRequest, SealedRecord, TICKET_LEN,
-    VaultCore,
+    Authority, CoreKeys, CredentialId, KsfProfile, REGISTRATION_TICKET_LEN, RecoverStartOutcome,
+    RecoverStarted, RegistrationUploadRequest, SealedRecord, TICKET_LEN, VaultCore,
 };
+use coffer_vault_proto::owner::{OwnerKey, replace_content};
+use coffer_vault_proto::{OwnerOp, client};
 
 /// `CoreKeys::to_bytes` of the fuzzing vault (generated once; not secret).
 pub const FUZZ_CORE_KEYS: &str = "018bbad9625470e2ef03ca9e9ef28c90ddaeb48be7246bd2cfc40a9db273970a2c8c5899c85c835aadec55f3d0bc8be490df96280834e34ce0943983d10b8efee3e342780aa8d79e381efaad59c2fa95328a4eb3aefe05a13a23be6976521c4b0b5d90f7601a341f5fb9b582087514d78acf4c006e055d7098770518f82780c57d6f9886a50ba094ad5c9c1a37dba88b06da90cfa0b4cf070d376a97846976ca8cdd86ecff7d1462c672ee56270f7e557a";

@@ -1,6 +1,6 @@
 //! The Coffer vault's trusted core: OPAQUE (RFC 9807) server side, guess counting and
-//! record sealing as a sans-IO state machine, plus the client half of the protocol and
-//! the JSON wire types both sides share.
+//! record sealing as a sans-IO state machine. The wire types, error codes and the client
+//! half of the protocol live in `coffer-vault-proto`; nothing here is client code.
 //!
 //! Nothing here touches the network, files, a clock or an async runtime: the host hands
 //! the core the sealed record from storage, the request and an RNG, and gets back the
@@ -9,24 +9,22 @@
 //! in a trusted store that record storage cannot roll back (invariant V7, `floor.rs`).
 //! The same code is what would run inside an HSM.
 
-pub mod client;
+#![forbid(unsafe_code)]
+
+mod authority;
 mod core;
 mod error;
 mod floor;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod head;
 mod login;
-pub mod owner;
 mod record;
 mod registration;
-mod suite;
-pub mod wire;
-mod wrap;
 
+pub use crate::authority::Authority;
 pub use crate::core::{
-    CoreKeys, CredentialId, RecoverStartOutcome, Recovered, RegistrationUploadRequest, StateChange,
-    Status, VaultCore,
+    CoreKeys, RecoverStartOutcome, Recovered, RegistrationUploadRequest, StateChange, Status,
+    VaultCore,
 };
 pub use crate::error::{
     CoreKeysError, DeleteError, HeadError, OwnerProofError, RecoverFinishError, RecoverStartError,
@@ -34,13 +32,8 @@ pub use crate::error::{
 };
 pub use crate::floor::{FLOOR_LEN, FLOOR_VERSION, Floor, FloorUpdate, Stale};
 pub use crate::login::{Ke3Verified, RecoverStarted, TICKET_LEN, TICKET_VERSION, TicketError};
-pub use crate::owner::{Authority, OwnerOp};
 pub use crate::record::{RECORD_VERSION, SealedRecord};
 pub use crate::registration::{
     REGISTRATION_TICKET_LEN, REGISTRATION_TICKET_VERSION, RegisterStarted,
 };
-pub use crate::suite::{KsfProfile, PROTOCOL_CONTEXT_PREFIX, Suite, context};
-pub use crate::wrap::{RELEASE_BLOB_LEN, WRAPPED_KEY_LEN};
-
-/// Default number of wrong guesses an account may spend before its record is destroyed.
-pub const DEFAULT_MAX_GUESSES: u32 = 10;
+pub use coffer_vault_proto::{CredentialId, DEFAULT_MAX_GUESSES, KsfProfile};

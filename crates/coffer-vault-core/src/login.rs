@@ -12,11 +12,12 @@ use rand_core::{CryptoRng, RngCore};
 use ring::aead::NONCE_LEN;
 use zeroize::Zeroizing;
 
-use crate::core::{CredentialId, FLOORED, OpenError, Recovered, VaultCore};
+use crate::core::{FLOORED, OpenError, Recovered, VaultCore};
 use crate::error::RecoverFinishError;
 use crate::record::{Record, SealedRecord};
-use crate::suite::{Suite, decode_exact};
-use crate::wrap::{TAG_LEN, WRAPPED_KEY_LEN, open, seal, seal_release};
+use coffer_vault_proto::CredentialId;
+use coffer_vault_proto::wrap::{TAG_LEN, WRAPPED_KEY_LEN, open, seal, seal_release};
+use coffer_vault_proto::{Suite, decode_exact};
 
 /// Proof that a KE3 verified. Only [`RecoverStarted::finish`] can make one.
 #[derive(Debug)]

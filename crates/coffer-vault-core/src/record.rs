@@ -8,8 +8,8 @@ use rand_core::{CryptoRng, RngCore};
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::core::CredentialId;
-use crate::suite::KsfProfile;
+use coffer_vault_proto::CredentialId;
+use coffer_vault_proto::KsfProfile;
 
 /// Version byte of the sealed record layout.
 ///

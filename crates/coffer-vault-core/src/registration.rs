@@ -14,9 +14,10 @@
 use rand_core::{CryptoRng, RngCore};
 use ring::aead::NONCE_LEN;
 
-use crate::core::{CredentialId, VaultCore};
+use crate::core::VaultCore;
 use crate::login::TicketError;
-use crate::wrap::{TAG_LEN, open, seal};
+use coffer_vault_proto::CredentialId;
+use coffer_vault_proto::wrap::{TAG_LEN, open, seal};
 
 /// Version byte of a registration ticket.
 pub const REGISTRATION_TICKET_VERSION: u8 = 1;

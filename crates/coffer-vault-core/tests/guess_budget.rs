@@ -20,14 +20,15 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use coffer_vault_core::client::{self, AwaitingKey};
 use coffer_vault_core::fuzzing::Upload;
-use coffer_vault_core::owner::OwnerKey;
 use coffer_vault_core::{
-    Authority, CoreKeys, CredentialId, DeleteError, FloorUpdate, KsfProfile, OwnerOp,
-    OwnerProofError, RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError,
-    SealedRecord, StateChange, StatusError, TicketError, VaultCore,
+    Authority, CoreKeys, CredentialId, DeleteError, FloorUpdate, KsfProfile, OwnerProofError,
+    RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError, SealedRecord,
+    StateChange, StatusError, TicketError, VaultCore,
 };
+use coffer_vault_proto::OwnerOp;
+use coffer_vault_proto::client::{self, AwaitingKey};
+use coffer_vault_proto::owner::OwnerKey;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

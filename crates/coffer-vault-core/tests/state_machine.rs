@@ -2,14 +2,15 @@
 //! and the rollback floor (invariant V7).
 #![allow(clippy::unwrap_used)]
 
-use coffer_vault_core::client;
-use coffer_vault_core::owner::{OwnerKey, replace_content};
 use coffer_vault_core::{
     Authority, CoreKeys, CredentialId, DeleteError, FLOOR_LEN, Floor, FloorUpdate, KsfProfile,
-    OwnerOp, OwnerProofError, REGISTRATION_TICKET_LEN, RecoverFinishError, RecoverStartError,
+    OwnerProofError, REGISTRATION_TICKET_LEN, RecoverFinishError, RecoverStartError,
     RecoverStartOutcome, RecoverStarted, RegisterError, RegistrationUploadRequest, SealedRecord,
     StateChange, StatusError, TICKET_LEN, TicketError, VaultCore,
 };
+use coffer_vault_proto::OwnerOp;
+use coffer_vault_proto::client;
+use coffer_vault_proto::owner::{OwnerKey, replace_content};
 use rand_core::OsRng;
 
 const P: KsfProfile = KsfProfile::TestCheap;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use coffer_vault_client::{KsfProfile, VaultClient};
-use coffer_vault_core::Suite;
+use coffer_vault_proto::Suite;
 use opaque_ke::{
     ClientLogin, ClientLoginFinishParameters, ClientRegistration,
     ClientRegistrationFinishParameters, Identifiers, ServerLogin, ServerLoginParameters,
@@ -70,7 +70,7 @@ fn raw_server_rate(secs: f64) -> f64 {
         )
         .unwrap();
     let file = ServerRegistration::<Suite>::finish(up.message);
-    let ctx = coffer_vault_core::context(&[0; 16]);
+    let ctx = coffer_vault_proto::context(&[0; 16]);
     let mut server_time = Duration::ZERO;
     let mut n = 0u64;
     let start = Instant::now();
@@ -339,7 +339,7 @@ fn serve(bin: &str, accounts: usize) -> Served {
 /// `ticket` in the start reply, no `ticket`/`owner_key` at finish), so that an older
 /// baseline binary can be measured beside this one. The recovery flow is unchanged.
 fn register_legacy(url: &str, token: &str) {
-    use coffer_vault_core::wire::{b64, unb64};
+    use coffer_vault_proto::wire::{b64, unb64};
     let post = |path: &str, body: serde_json::Value| -> serde_json::Value {
         let text = ureq::post(format!("{url}{path}"))
             .header("Authorization", format!("Bearer {token}"))
@@ -351,7 +351,7 @@ fn register_legacy(url: &str, token: &str) {
         serde_json::from_str(&text).unwrap()
     };
     let (req, st) =
-        coffer_vault_core::client::register_start(b"bench-password", &mut OsRng).unwrap();
+        coffer_vault_proto::client::register_start(b"bench-password", &mut OsRng).unwrap();
     let reply = post(
         "/v1/register/start",
         serde_json::json!({"v": 1, "request": b64(&req)}),

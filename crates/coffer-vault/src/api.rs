@@ -12,13 +12,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use coffer_vault_core::wire::{self, WIRE_VERSION, b64, unb64};
 use coffer_vault_core::{
     Authority, CredentialId, DeleteError, HeadError, OwnerProofError, RecoverFinishError,
     RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError,
     RegistrationUploadRequest, SealedRecord, Stale, StateChange, StatusError, TicketError,
     VaultCore,
 };
+use coffer_vault_proto::wire::{self, WIRE_VERSION, b64, unb64};
 use rand_core::OsRng;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
@@ -651,7 +651,7 @@ async fn put_head(
         let acct = st.auth.authenticate(&headers)?;
         let req: wire::PutHeadRequest = parse(&headers, body)?;
         let blob = field(&req.head, "head")?;
-        let seq = coffer_vault_core::head::head_seq(&blob).ok_or_else(|| malformed("head"))?;
+        let seq = coffer_vault_proto::head::head_seq(&blob).ok_or_else(|| malformed("head"))?;
         let signature = proof_signature(Some(&req.owner_proof))?;
         let authority = authority(Some(&req.owner_proof), &signature, &acct);
         let id = acct.credential_id;
@@ -671,7 +671,7 @@ async fn put_head(
                 HeadError::StorageRolledBack(s) => st.rolled_back(&id, &s),
                 _ => corrupt(),
             })?;
-        if let Some(old) = st.read_head(&id)?.as_deref().and_then(coffer_vault_core::head::head_seq)
+        if let Some(old) = st.read_head(&id)?.as_deref().and_then(coffer_vault_proto::head::head_seq)
             && seq <= old
         {
             return Err(ApiError::new(

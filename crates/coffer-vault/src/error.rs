@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use coffer_vault_core::wire::{ErrorBody, ErrorReply, WIRE_VERSION};
+use coffer_vault_proto::wire::{ErrorBody, ErrorReply, WIRE_VERSION};
 
 /// An error reply: status, stable code, message that says what to do.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::IntoResponse;
-use coffer_vault_core::wire::{self, WIRE_VERSION};
+use coffer_vault_proto::wire::{self, WIRE_VERSION};
 use jsonwebtoken::DecodingKey;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::de::DeserializeOwned;

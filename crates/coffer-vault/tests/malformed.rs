@@ -3,8 +3,8 @@
 
 mod common;
 
-use coffer_vault_core::client;
-use coffer_vault_core::wire::b64;
+use coffer_vault_proto::client;
+use coffer_vault_proto::wire::b64;
 use common::*;
 use rand_core::OsRng;
 

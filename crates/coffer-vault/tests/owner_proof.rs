@@ -10,10 +10,11 @@ use std::process::Command;
 use coffer_vault::keyfile::KeyFile;
 use coffer_vault::storage::{RedbStorage, Storage};
 use coffer_vault_client::{KsfProfile, VaultClient, VaultError};
-use coffer_vault_core::client;
-use coffer_vault_core::owner::OwnerKey;
-use coffer_vault_core::wire::{b64, unb64};
-use coffer_vault_core::{CredentialId, OwnerOp, VaultCore};
+use coffer_vault_core::{CredentialId, VaultCore};
+use coffer_vault_proto::OwnerOp;
+use coffer_vault_proto::client;
+use coffer_vault_proto::owner::OwnerKey;
+use coffer_vault_proto::wire::{b64, unb64};
 use common::*;
 use rand_core::OsRng;
 

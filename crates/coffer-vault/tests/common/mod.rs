@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
-use coffer_vault_core::client;
-use coffer_vault_core::wire::b64;
+use coffer_vault_proto::client;
+use coffer_vault_proto::wire::b64;
 use rand_core::OsRng;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_coffer-vault");

@@ -14,7 +14,7 @@
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use sha2::{Digest, Sha256};
 
-use crate::core::CredentialId;
+use crate::CredentialId;
 
 /// HKDF-SHA-256 info deriving the owner key's Ed25519 seed from K.
 pub const OWNER_KEY_INFO: &[u8] = b"coffer/v1/vault/owner-key";
@@ -47,24 +47,6 @@ impl OwnerOp {
             OwnerOp::Head => 3,
         }
     }
-}
-
-/// How a caller may change a live record. The host decides which applies from the
-/// request and the token; the core checks it against the record.
-#[derive(Clone, Copy, Debug)]
-pub enum Authority<'a> {
-    /// The token alone: enough only where no live record exists.
-    Token,
-    /// A signature by the record's owner key over [`proof_message`] at `generation`.
-    OwnerProof {
-        /// The record generation the client signed (from `status`).
-        generation: u64,
-        /// The Ed25519 signature.
-        signature: &'a [u8],
-    },
-    /// The app's auth server explicitly allowed replacing or deleting without proof
-    /// (a token with the `coffer.reset` scope: the user lost password and recovery key).
-    ResetScope,
 }
 
 /// The exact bytes an owner signs: `label || version || op || vault_id(16) ||
@@ -109,7 +91,7 @@ pub fn replace_content(
 }
 
 /// Core side: whether `signature` is `owner_key`'s signature over `message`.
-pub(crate) fn verify(owner_key: &[u8; OWNER_KEY_LEN], message: &[u8], signature: &[u8]) -> bool {
+pub fn verify(owner_key: &[u8; OWNER_KEY_LEN], message: &[u8], signature: &[u8]) -> bool {
     signature.len() == OWNER_SIG_LEN
         && UnparsedPublicKey::new(&ED25519, owner_key)
             .verify(message, signature)

@@ -17,7 +17,7 @@ impl opaque_ke::CipherSuite for Suite {
 /// Decodes an OPAQUE message that must fill `bytes` exactly. opaque-ke's deserializers
 /// accept trailing bytes; the wire format does not, so re-encoding must give back every
 /// byte received.
-pub(crate) fn decode_exact<T, E, S: AsRef<[u8]>>(
+pub fn decode_exact<T, E, S: AsRef<[u8]>>(
     bytes: &[u8],
     decode: impl FnOnce(&[u8]) -> Result<T, E>,
     encode: impl FnOnce(&T) -> S,
@@ -67,14 +67,16 @@ impl KsfProfile {
     }
 
     /// The one-byte id used inside sealed records (docs/VAULT-API.md, "Sealed record").
-    pub(crate) fn id(&self) -> u8 {
+    /// The profile's one-byte id in sealed records and the core protocol.
+    pub fn id(&self) -> u8 {
         match self {
             Self::Rfc9106Second => 1,
             Self::TestCheap => 2,
         }
     }
 
-    pub(crate) fn from_id(id: u8) -> Option<Self> {
+    /// The profile with one-byte id `id`.
+    pub fn from_id(id: u8) -> Option<Self> {
         match id {
             1 => Some(Self::Rfc9106Second),
             2 => Some(Self::TestCheap),

@@ -10,9 +10,9 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// Version byte of both blobs.
-pub(crate) const BLOB_VERSION: u8 = 1;
+pub const BLOB_VERSION: u8 = 1;
 /// GCM tag length.
-pub(crate) const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = 16;
 /// Version and AAD tail of both blobs: the AAD is the version byte alone.
 const BLOB: (u8, &[u8]) = (BLOB_VERSION, &[]);
 /// Length of `wrap(export_key, K)`: version, nonce, 32-byte K, tag.
@@ -25,7 +25,7 @@ const RELEASE_INFO: &[u8] = b"coffer/v1/vault/release-key";
 
 /// 32 bytes of HKDF-SHA-256 (no salt) from `ikm` for `info`: the one derivation behind
 /// every key the core and client make from another.
-pub(crate) fn hkdf32(ikm: &[u8], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+pub fn hkdf32(ikm: &[u8], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     let mut okm = Zeroizing::new([0u8; 32]);
     Hkdf::<Sha256>::new(None, ikm)
         .expand(info, okm.as_mut())
@@ -33,20 +33,21 @@ pub(crate) fn hkdf32(ikm: &[u8], info: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     Some(okm)
 }
 
-pub(crate) fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
+/// An AES-256-GCM key derived from `ikm` for `info` with [`hkdf32`].
+pub fn derive(ikm: &[u8], info: &[u8]) -> Option<LessSafeKey> {
     let key = UnboundKey::new(&AES_256_GCM, hkdf32(ikm, info)?.as_ref()).ok()?;
     Some(LessSafeKey::new(key))
 }
 
 /// An HMAC-SHA-256 key derived like [`derive`]'s AEAD keys (distinct `info`).
-pub(crate) fn derive_hmac(ikm: &[u8], info: &[u8]) -> Option<ring::hmac::Key> {
+pub fn derive_hmac(ikm: &[u8], info: &[u8]) -> Option<ring::hmac::Key> {
     let okm = hkdf32(ikm, info)?;
     Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, okm.as_ref()))
 }
 
 /// `version || nonce || AES-256-GCM(plain) || tag`, with AAD = `version || aad_tail`. The
 /// shared layout of the wrapped key, the release blob and the login ticket (login.rs).
-pub(crate) fn seal(
+pub fn seal(
     key: &LessSafeKey,
     (version, aad_tail): (u8, &[u8]),
     plain: &[u8],
@@ -70,7 +71,7 @@ pub(crate) fn seal(
 
 /// Opens [`seal`]'s output, which must hold exactly `plain_len` bytes of plaintext and
 /// carry `version`; `None` otherwise or if it does not authenticate.
-pub(crate) fn open(
+pub fn open(
     key: &LessSafeKey,
     (version, aad_tail): (u8, &[u8]),
     blob: &[u8],
@@ -92,7 +93,7 @@ pub(crate) fn open(
 }
 
 /// Client: `wrap(export_key, K)`.
-pub(crate) fn wrap_key(
+pub fn wrap_key(
     export_key: &[u8],
     k: &[u8; 32],
     rng: &mut (impl RngCore + CryptoRng),
@@ -101,7 +102,7 @@ pub(crate) fn wrap_key(
 }
 
 /// Client: opens `wrap(export_key, K)`; `None` if it does not authenticate.
-pub(crate) fn unwrap_key(export_key: &[u8], blob: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+pub fn unwrap_key(export_key: &[u8], blob: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     let plain = open(&derive(export_key, WRAP_INFO)?, BLOB, blob, 32)?;
     let mut k = Zeroizing::new([0u8; 32]);
     k.copy_from_slice(&plain);
@@ -109,7 +110,7 @@ pub(crate) fn unwrap_key(export_key: &[u8], blob: &[u8]) -> Option<Zeroizing<[u8
 }
 
 /// Core: encrypts the stored wrapped key under the OPAQUE session key.
-pub(crate) fn seal_release(
+pub fn seal_release(
     session_key: &[u8],
     wrapped: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
@@ -118,7 +119,7 @@ pub(crate) fn seal_release(
 }
 
 /// Client: opens the release blob with its session key.
-pub(crate) fn open_release(session_key: &[u8], blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+pub fn open_release(session_key: &[u8], blob: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     open(
         &derive(session_key, RELEASE_INFO)?,
         BLOB,
