@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use coffer_client::{
-    BackupOptions, Coffer, Error, GroupBy, Head, InitOptions, KeepPolicy, KeyStore,
+    BackupOptions, Coffer, Error, ErrorCode, GroupBy, Head, InitOptions, KeepPolicy, KeyStore,
     KeyStorePreference, KsfProfile, Overwrite, Protection, RecoveryKey, RestoreOptions,
     RestoreSummary, SnapshotInfo, VaultAccess,
 };
@@ -236,18 +236,7 @@ fn init(
             ksf_profile,
             key_store: ctx.key_store,
         },
-    )
-    .map_err(|e| {
-        let registration_failed = matches!(
-            e,
-            Error::WrongPassword { .. } | Error::VaultUnreachable { .. } | Error::Vault { .. } | Error::RateLimited { .. }
-        ) && coffer_client::Config::load(&ctx.dir).is_ok();
-        let mut f = Failure::from(e);
-        if registration_failed {
-            f.hint = Some("the repository and key were created on this device, but the password is not registered: run coffer change-password".into());
-        }
-        f
-    })?;
+    )?;
     let repo = &coffer.config().repo;
     let mut human = format!(
         "created repository {repo}\n{}",
@@ -510,14 +499,14 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
         }
         let mut f = if s.failed.is_empty() {
             Failure::other(
-                "restore_incomplete",
+                ErrorCode::RestoreIncomplete,
                 8,
                 message,
                 Some("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls".into()),
             )
         } else {
             Failure::other(
-                "integrity_error",
+                ErrorCode::IntegrityError,
                 6,
                 message,
                 Some(
@@ -583,7 +572,7 @@ fn check(ctx: &Ctx, read_data: bool) -> Result<Output, Failure> {
     let r = result?;
     if !r.is_ok() {
         let mut f = Failure::other(
-            "integrity_error",
+            ErrorCode::IntegrityError,
             6,
             format!(
                 "check found {} problems:\n  {}",
@@ -769,14 +758,7 @@ fn rotate_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
         Some(_) => Some(secrets::password(password_stdin, false)?),
         None => None,
     };
-    let outcome = coffer.rotate_key(pw.as_ref().map(|p| p.as_slice())).map_err(|e| {
-        let stale = coffer_client::Config::load(&ctx.dir).map(|c| c.vault_stale).unwrap_or(false);
-        let mut f = Failure::from(e);
-        if stale {
-            f.hint = Some("the new key is in use on this device but the vault still holds the old one: run coffer change-password".into());
-        }
-        f
-    })?;
+    let outcome = coffer.rotate_key(pw.as_ref().map(|p| p.as_slice()))?;
     let rk = outcome.recovery_key.display_grouped('-');
     let mut j = json!({ "rotated": true, "vault_updated": outcome.vault_updated });
     store_json(&mut j, coffer.key_store());
@@ -807,7 +789,7 @@ fn disable(ctx: &Ctx, delete_backups: bool, yes: bool) -> Result<Output, Failure
         eprintln!("{what}");
         if !secrets::confirm("Continue?")? {
             return Err(Failure::other(
-                "aborted",
+                ErrorCode::Aborted,
                 1,
                 "not confirmed; nothing was changed",
                 None,

@@ -140,11 +140,8 @@ impl Coffer {
             // Registering replaces a record: refuse to overwrite another device's key.
             let st = access.client()?.status()?;
             if st.exists {
-                return Err(Error::Vault {
-                    message: format!(
-                        "account {} already has a key in the vault; connect this device instead, or disable the old setup first",
-                        access.account
-                    ),
+                return Err(Error::AccountInUse {
+                    account: access.account.clone(),
                 });
             }
         }
@@ -168,8 +165,9 @@ impl Coffer {
         let token = match &opts.protection {
             Protection::Vault { access, password } => {
                 access
-                    .client()?
-                    .register(password, key.as_bytes(), opts.ksf_profile)?;
+                    .client()
+                    .and_then(|c| Ok(c.register(password, key.as_bytes(), opts.ksf_profile)?))
+                    .map_err(Error::pending)?;
                 config.vault_stale = false;
                 config.save(dir)?;
                 Some(access.token.clone())
@@ -665,12 +663,16 @@ impl Coffer {
         self.key = BackupKey::from_bytes(*new_key.as_bytes());
         let mut vault_updated = false;
         if let (Some(pw), true) = (password, self.config.vault.is_some()) {
-            self.vault()?.register_replacing(
-                pw,
-                new_key.as_bytes(),
-                Some(previous.as_bytes()),
-                self.ksf_profile(),
-            )?;
+            self.vault()
+                .and_then(|c| {
+                    Ok(c.register_replacing(
+                        pw,
+                        new_key.as_bytes(),
+                        Some(previous.as_bytes()),
+                        self.ksf_profile(),
+                    )?)
+                })
+                .map_err(Error::pending)?;
             self.config.vault_stale = false;
             self.config.save(&self.dir)?;
             vault_updated = true;

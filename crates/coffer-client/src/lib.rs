@@ -66,4 +66,5 @@ pub use coffer_backup::{
     civil_date,
 };
 pub use coffer_vault_client::VaultStatus;
+pub use coffer_vault_proto::ErrorCode;
 pub use coffer_vault_proto::KsfProfile;

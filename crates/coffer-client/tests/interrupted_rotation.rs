@@ -65,7 +65,7 @@ fn crash_between_repository_rotation_and_key_file_swap_is_finished_on_next_open(
     // A key that opens nothing is reported as such, not as damage.
     std::fs::write(dir.join("key"), hex_line(&BackupKey::generate())).unwrap();
     let err = Coffer::load(&dir, None).unwrap().snapshots().unwrap_err();
-    assert_eq!(err.code(), "local_key_mismatch");
+    assert_eq!(err.code(), coffer_client::ErrorCode::LocalKeyMismatch);
 }
 
 fn hex_line(k: &BackupKey) -> String {
