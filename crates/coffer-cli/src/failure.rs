@@ -117,8 +117,7 @@ fn exit_code(code: ErrorCode, e: &Error) -> u8 {
         | C::OwnerProofInvalid
         | C::OwnerProofRequired
         | C::PreviousKeyInVault
-        | C::TokenMissing
-        | C::AccountInUse => 5,
+        | C::TokenMissing => 5,
         C::IntegrityError | C::RolledBack => 6,
         // A backup path that does not exist is a typo (1); a path not in a snapshot is a
         // lookup that found nothing (7).
@@ -295,7 +294,7 @@ mod tests {
         let f = Failure::from(Error::AccountInUse {
             account: "alice".into(),
         });
-        assert_eq!((f.code.as_str(), f.exit), ("account_in_use", 5));
+        assert_eq!((f.code.as_str(), f.exit), ("account_in_use", 1));
         for c in [
             "usage",
             "aborted",
