@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,6 +12,7 @@ use crate::format;
 use crate::lock;
 use crate::lock::hostname;
 use crate::pipeline::Pipeline;
+use crate::platform;
 use crate::repo::{Repository, head_of};
 use crate::snapshot::{MANIFEST_VERSION, Manifest, Node, NodeKind};
 use crate::sqlite;
@@ -23,9 +23,9 @@ use crate::types::{BackupOptions, BackupSummary, ProgressEvent};
 const SPECIAL_FILE: &str = "special file (not backed up)";
 
 /// A scanned entry: the node for the manifest and where to read it.
-struct Scanned {
-    node: Node,
-    source: PathBuf,
+pub(crate) struct Scanned {
+    pub(crate) node: Node,
+    pub(crate) source: PathBuf,
 }
 
 fn now_ns() -> i64 {
@@ -43,14 +43,15 @@ fn node_from_meta(rel: &Path, m: &std::fs::Metadata) -> Node {
     } else {
         NodeKind::File
     };
+    let st = platform::stat(m);
     let mut n = Node {
         path: String::new(),
         raw: false,
         kind,
-        mode: m.permissions().mode() & 0o7777,
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        ino: m.ino(),
+        mode: st.mode,
+        mtime_ns: st.mtime_ns,
+        ctime_ns: st.ctime_ns,
+        ino: st.ino,
         size: if kind == NodeKind::File { m.len() } else { 0 },
         target: None,
         chunks: String::new(),
@@ -59,7 +60,12 @@ fn node_from_meta(rel: &Path, m: &std::fs::Metadata) -> Node {
     n
 }
 
-fn scan(source: &Path, rel: &Path, out: &mut Vec<Scanned>, skipped: &mut Vec<(PathBuf, String)>) {
+pub(crate) fn scan(
+    source: &Path,
+    rel: &Path,
+    out: &mut Vec<Scanned>,
+    skipped: &mut Vec<(PathBuf, String)>,
+) {
     let m = match std::fs::symlink_metadata(source) {
         Ok(m) => m,
         Err(e) => return skipped.push((source.to_path_buf(), e.to_string())),
@@ -71,10 +77,7 @@ fn scan(source: &Path, rel: &Path, out: &mut Vec<Scanned>, skipped: &mut Vec<(Pa
     let mut node = node_from_meta(rel, &m);
     if ft.is_symlink() {
         match std::fs::read_link(source) {
-            Ok(t) => {
-                use std::os::unix::ffi::OsStrExt;
-                node.target = Some(hex::encode(t.as_os_str().as_bytes()));
-            }
+            Ok(t) => node.target = Some(hex::encode(platform::os_bytes(t.as_os_str()))),
             Err(e) => return skipped.push((source.to_path_buf(), e.to_string())),
         }
     }
@@ -156,11 +159,21 @@ impl ProgressState {
     }
 }
 
-pub(crate) fn backup_paths(
-    repo: &Repository,
-    paths: &[PathBuf],
-    opts: &BackupOptions,
-) -> Result<BackupSummary, Error> {
+/// The skipped entries that make a snapshot incomplete: all but special files.
+pub(crate) fn unreadable(skipped: &[(PathBuf, String)]) -> usize {
+    skipped
+        .iter()
+        .filter(|(_, why)| why != SPECIAL_FILE)
+        .count()
+}
+
+/// A path to back up (absolute) and the name its entry gets in the snapshot.
+pub(crate) type Root = (PathBuf, PathBuf);
+
+/// The top-level entries of a backup of `paths`: each path (absolute) with the name it is
+/// stored under (its last component), and the snapshot's path label (sorted). Refuses a
+/// path that does not exist or two paths with the same name, before anything is written.
+pub(crate) fn roots(paths: &[PathBuf]) -> Result<(Vec<Root>, Vec<String>), Error> {
     if paths.is_empty() {
         return Err(Error::InvalidArgument {
             detail: "no paths to back up".into(),
@@ -200,7 +213,53 @@ pub(crate) fn backup_paths(
     }
     let mut label: Vec<String> = roots.iter().map(|(a, _)| a.display().to_string()).collect();
     label.sort();
+    Ok((roots, label))
+}
 
+/// The parent of a backup labelled `label`: the newest snapshot of the same set of paths,
+/// its id and its files by path (the size and mtime cache change detection reads).
+pub(crate) fn parent_files(
+    manifests: Vec<(String, Manifest)>,
+    label: &[String],
+) -> (Option<String>, HashMap<String, Node>) {
+    let Some((id, m)) = manifests.into_iter().rev().find(|(_, m)| m.paths == label) else {
+        return (None, HashMap::new());
+    };
+    let files = m
+        .nodes
+        .into_iter()
+        .filter(|n| n.kind == NodeKind::File)
+        .map(|n| (n.path.clone(), n))
+        .collect();
+    (Some(id), files)
+}
+
+/// Whether `node` (just scanned from `source`) is `p` (its parent's entry) unchanged, so its
+/// chunks are reused without reading it: same size, times and inode, and every chunk
+/// stored (`stored`).
+pub(crate) fn unchanged(
+    p: &Node,
+    node: &Node,
+    source: &Path,
+    stored: impl Fn(&[u8; 32]) -> bool,
+) -> bool {
+    p.size == node.size
+        && p.mtime_ns == node.mtime_ns
+        && p.ctime_ns == node.ctime_ns
+        && p.ino == node.ino
+        && p.chunks_valid()
+        && p.chunk_ids().iter().all(stored)
+        // A database in WAL mode commits into its -wal file first: its main file's
+        // metadata says nothing about what changed.
+        && !sqlite::has_wal(source)
+}
+
+pub(crate) fn backup_paths(
+    repo: &Repository,
+    paths: &[PathBuf],
+    opts: &BackupOptions,
+) -> Result<BackupSummary, Error> {
+    let (roots, label) = roots(paths)?;
     let lock = Arc::new(lock::acquire(&repo.store, false)?);
     let started = now_ns();
     let mut scanned = Vec::new();
@@ -212,18 +271,9 @@ pub(crate) fn backup_paths(
     let index = Arc::new(index);
 
     // Parent: the newest snapshot of the same set of paths.
-    let mut parent_id = None;
-    let mut parent: HashMap<String, Node> = HashMap::new();
     let manifests = repo.load_manifests()?;
     let follows = Follows::of(&manifests);
-    if let Some((id, m)) = manifests.into_iter().rev().find(|(_, m)| m.paths == label) {
-        parent_id = Some(id);
-        for n in m.nodes {
-            if n.kind == NodeKind::File {
-                parent.insert(n.path.clone(), n);
-            }
-        }
-    }
+    let (parent_id, parent) = parent_files(manifests, &label);
 
     let files = scanned.iter().filter(|s| s.node.kind == NodeKind::File);
     let total: u64 = files.clone().map(|s| s.node.size).sum();
@@ -256,15 +306,7 @@ pub(crate) fn backup_paths(
             }
             opts.check_cancel()?;
             if let Some(p) = parent.get(&node.path)
-                && p.size == node.size
-                && p.mtime_ns == node.mtime_ns
-                && p.ctime_ns == node.ctime_ns
-                && p.ino == node.ino
-                && p.chunks_valid()
-                && p.chunk_ids().iter().all(|id| pipe.has(id))
-                // A database in WAL mode commits into its -wal file first: its main
-                // file's metadata says nothing about what changed.
-                && !sqlite::has_wal(&s.source)
+                && unchanged(p, &node, &s.source, |id| pipe.has(id))
             {
                 node.chunks = p.chunks.clone();
                 summary.files_unchanged += 1;
@@ -308,10 +350,7 @@ pub(crate) fn backup_paths(
     let stats = pipe.finish()?;
     summary.bytes_added = stats.bytes_added;
     summary.blobs_added = stats.blobs_added;
-    let unreadable = skipped
-        .iter()
-        .filter(|(_, why)| why != SPECIAL_FILE)
-        .count();
+    let unreadable = unreadable(&skipped);
     summary.incomplete = unreadable > 0;
     summary.seq = follows.seq;
     let manifest = Manifest {

@@ -143,6 +143,14 @@ pub enum Error {
         /// The highest sequence number in the repository now (0: none).
         found: u64,
     },
+    /// The operation cannot be done safely on this platform (restore on Windows).
+    #[error("{operation} is not supported here: {reason}")]
+    Unsupported {
+        /// The operation.
+        operation: &'static str,
+        /// Why, and where it works.
+        reason: &'static str,
+    },
     /// An internal worker thread failed unexpectedly.
     #[error("internal error: {detail}")]
     Internal {

@@ -16,11 +16,18 @@
 //! ```
 
 mod backup;
+// Restore resolves every path beneath its target with no-follow *at calls (beneath.rs),
+// which Unix has: Linux, macOS, and Android and iOS, which are Unix too. Windows refuses
+// restore (restore_unsupported.rs) until it has the same guarantee (NtCreateFile relative
+// to a directory handle, not following reparse points): writing outside the target is
+// what a hostile snapshot would aim for.
 #[cfg(unix)]
 mod beneath;
+mod blob_reader;
 mod check;
 mod chunker;
 mod error;
+mod estimate;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -30,7 +37,12 @@ mod lock;
 mod ls;
 mod maintain;
 mod pipeline;
+mod platform;
 mod repo;
+#[cfg(unix)]
+mod restore;
+#[cfg(not(unix))]
+#[path = "restore_unsupported.rs"]
 mod restore;
 mod snapshot;
 mod sqlite;
@@ -40,6 +52,7 @@ pub mod testing;
 mod types;
 
 pub use error::Error;
+pub use estimate::BackupEstimate;
 pub use keys::BackupKey;
 pub use maintain::civil_date;
 pub use repo::Repository;

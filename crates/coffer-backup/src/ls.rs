@@ -1,9 +1,9 @@
 //! Selecting entries of a snapshot by path (restore's PATH arguments, `ls`), and listing.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::Error;
+use crate::platform;
 use crate::snapshot::{Manifest, Node, NodeKind};
 use crate::types::LsEntry;
 
@@ -59,7 +59,9 @@ pub(crate) fn select<'m>(
 pub(crate) fn entry(n: &Node) -> LsEntry {
     let path = n.rel_path();
     LsEntry {
-        path_hex: n.raw.then(|| hex::encode(path.as_os_str().as_bytes())),
+        path_hex: n
+            .raw
+            .then(|| hex::encode(platform::os_bytes(path.as_os_str()))),
         path,
         kind: match n.kind {
             NodeKind::File => "file",
@@ -73,9 +75,6 @@ pub(crate) fn entry(n: &Node) -> LsEntry {
             .target
             .as_ref()
             .and_then(|t| hex::decode(t).ok())
-            .map(|t| {
-                use std::os::unix::ffi::OsStringExt;
-                PathBuf::from(std::ffi::OsString::from_vec(t))
-            }),
+            .map(|t| PathBuf::from(platform::os_from_bytes(t))),
     }
 }

@@ -3,11 +3,11 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::Error;
+use crate::blob_reader::BlobReader;
 use crate::format::{self, BlobEntry};
 use crate::lock;
 use crate::pipeline::PACK_TARGET;
 use crate::repo::{Repository, info, resolve_prefix};
-use crate::restore::BlobReader;
 use crate::snapshot::NodeKind;
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
 

@@ -1,13 +1,12 @@
 //! Snapshot manifests (FORMAT.md "Snapshot payload") and snapshot diff.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::platform;
 
 /// Kind of a node.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +43,7 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn rel_path(&self) -> PathBuf {
         if self.raw {
-            PathBuf::from(OsString::from_vec(
+            PathBuf::from(platform::os_from_bytes(
                 hex::decode(&self.path).unwrap_or_default(),
             ))
         } else {
@@ -52,13 +51,13 @@ impl Node {
         }
     }
     pub(crate) fn set_path(&mut self, p: &std::path::Path) {
-        match p.to_str() {
+        match platform::utf8_path(p) {
             Some(s) => {
-                self.path = s.to_string();
+                self.path = s;
                 self.raw = false;
             }
             None => {
-                self.path = hex::encode(p.as_os_str().as_bytes());
+                self.path = hex::encode(platform::os_bytes(p.as_os_str()));
                 self.raw = true;
             }
         }

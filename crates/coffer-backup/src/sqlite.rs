@@ -206,13 +206,9 @@ fn copy_with_backup_api(path: &Path, tmp: &Path) -> Result<(), Error> {
 /// A fresh directory only this user can enter: the image is plaintext of a private
 /// database and must not be readable by others while it exists.
 fn private_temp_dir() -> Result<PathBuf, Error> {
-    use std::os::unix::fs::DirBuilderExt;
     let mut r = [0u8; 8];
     crate::keys::fill_random(&mut r);
     let dir = std::env::temp_dir().join(format!("coffer-sqlite-{}", hex::encode(r)));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
+    crate::platform::create_private_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     Ok(dir)
 }

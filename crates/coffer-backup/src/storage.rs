@@ -108,7 +108,7 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
         if made {
             // The new folders' entries live in the root: durable before any object is
             // renamed into them, or a crash could lose a folder with its objects.
-            sync_dir(&root).map_err(|e| Error::io(&root, e))?;
+            crate::platform::sync_dir(&root).map_err(|e| Error::io(&root, e))?;
         }
         let b = opendal::services::Fs::default().root(&root.to_string_lossy());
         local_root = Some(root);
@@ -126,6 +126,7 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
 }
 
 /// `pread` until `end` or the end of the file.
+#[cfg(unix)]
 fn read_local_range(p: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::open(p)?;
@@ -143,8 +144,16 @@ fn read_local_range(p: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> 
     Ok(buf)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+/// Windows has no positioned read that leaves the cursor alone; a seek and a bounded
+/// read on a file opened for this one call do the same.
+#[cfg(not(unix))]
+fn read_local_range(p: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(p)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.take(end.saturating_sub(start)).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// An error message with every credential removed: the secret values this store was
@@ -360,7 +369,7 @@ impl Store {
     /// unlinks are now durable.
     fn sync_dir_step(&self, dir: &Path) -> std::io::Result<()> {
         self.step()?;
-        sync_dir(dir)?;
+        crate::platform::sync_dir(dir)?;
         if let Some(fl) = &self.faults {
             fl.synced_dir(dir);
         }
@@ -369,7 +378,8 @@ impl Store {
 
     /// A local storage failure; a full disk gets its own error, which says what to do.
     fn local_error(&self, operation: &'static str, object: &str, e: std::io::Error) -> Error {
-        if e.raw_os_error() == Some(libc::ENOSPC) {
+        // ENOSPC on Unix, ERROR_DISK_FULL / ERROR_HANDLE_DISK_FULL on Windows.
+        if e.kind() == std::io::ErrorKind::StorageFull {
             return Error::StorageFull {
                 object: object.into(),
             };

@@ -137,6 +137,11 @@ pub enum Command {
         /// Host name to record in the snapshot (forget groups by it); default: this host's.
         #[arg(long, value_name = "NAME")]
         host: Option<String>,
+        /// Back up nothing: show how many files are new or changed and how many bytes the
+        /// backup would read and, at most, upload (from the last snapshot of the same
+        /// paths; no file is read). To wait for Wi-Fi before a large upload.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List the snapshots, oldest first.
     Snapshots,

@@ -4,13 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use coffer_client::coffer_backup::{
-    BackupOptions, GroupBy, Head, KeepPolicy, Overwrite, RestoreOptions, RestoreSummary,
-    SnapshotInfo,
-};
 use coffer_client::{
-    Coffer, Error, InitOptions, KeyStore, KeyStorePreference, KsfProfile, Protection, RecoveryKey,
-    VaultAccess,
+    BackupOptions, Coffer, Error, ErrorCode, GroupBy, Head, InitOptions, KeepPolicy, KeyStore,
+    KeyStorePreference, KsfProfile, Overwrite, Protection, RecoveryKey, RestoreOptions,
+    RestoreSummary, SnapshotInfo, VaultAccess,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
@@ -77,7 +74,12 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
             recovery_key_stdin,
             recovery_key,
         ),
-        Command::Backup { paths, host } => backup(ctx, &paths, host),
+        Command::Backup {
+            paths,
+            dry_run: true,
+            ..
+        } => estimate(ctx, &paths),
+        Command::Backup { paths, host, .. } => backup(ctx, &paths, host),
         Command::Snapshots => snapshots(ctx),
         Command::Restore {
             snapshot,
@@ -234,18 +236,7 @@ fn init(
             ksf_profile,
             key_store: ctx.key_store,
         },
-    )
-    .map_err(|e| {
-        let registration_failed = matches!(
-            e,
-            Error::WrongPassword { .. } | Error::VaultUnreachable { .. } | Error::Vault { .. } | Error::RateLimited { .. }
-        ) && coffer_client::Config::load(&ctx.dir).is_ok();
-        let mut f = Failure::from(e);
-        if registration_failed {
-            f.hint = Some("the repository and key were created on this device, but the password is not registered: run coffer change-password".into());
-        }
-        f
-    })?;
+    )?;
     let repo = &coffer.config().repo;
     let mut human = format!(
         "created repository {repo}\n{}",
@@ -432,6 +423,24 @@ fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, 
     Ok(o)
 }
 
+fn estimate(ctx: &Ctx, paths: &[PathBuf]) -> Result<Output, Failure> {
+    let e = load(ctx)?.estimate_backup(paths)?;
+    let mut human = format!(
+        "would back up {} files ({} new or changed): {} to read, at most {} to upload\n",
+        e.files,
+        e.files_changed,
+        bytes(e.bytes_to_read),
+        bytes(e.bytes_to_upload)
+    );
+    if e.unreadable > 0 {
+        human += &format!(
+            "{} entries cannot be read and would be skipped\n",
+            e.unreadable
+        );
+    }
+    out(json!(e), human)
+}
+
 fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {
     let coffer = load(ctx)?;
     let result = coffer.snapshots();
@@ -490,14 +499,14 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
         }
         let mut f = if s.failed.is_empty() {
             Failure::other(
-                "restore_incomplete",
+                ErrorCode::RestoreIncomplete,
                 8,
                 message,
                 Some("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls".into()),
             )
         } else {
             Failure::other(
-                "integrity_error",
+                ErrorCode::IntegrityError,
                 6,
                 message,
                 Some(
@@ -526,10 +535,7 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
 }
 
 fn ls(ctx: &Ctx, snapshot: &str, path: Option<&Path>) -> Result<Output, Failure> {
-    let (id, entries) = load(ctx)?
-        .repository()?
-        .ls(snapshot, path)
-        .map_err(Error::from)?;
+    let (id, entries) = load(ctx)?.ls(snapshot, path)?;
     let mut human = String::new();
     for e in &entries {
         let secs = e.mtime_ns.div_euclid(1_000_000_000);
@@ -566,7 +572,7 @@ fn check(ctx: &Ctx, read_data: bool) -> Result<Output, Failure> {
     let r = result?;
     if !r.is_ok() {
         let mut f = Failure::other(
-            "integrity_error",
+            ErrorCode::IntegrityError,
             6,
             format!(
                 "check found {} problems:\n  {}",
@@ -684,7 +690,7 @@ fn prune(ctx: &Ctx) -> Result<Output, Failure> {
 }
 
 fn diff(ctx: &Ctx, a: &str, b: &str) -> Result<Output, Failure> {
-    let entries = load(ctx)?.repository()?.diff(a, b).map_err(Error::from)?;
+    let entries = load(ctx)?.diff(a, b)?;
     let mut human = String::new();
     for e in &entries {
         let mark = match serde_json::to_value(e.kind)
@@ -752,14 +758,7 @@ fn rotate_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
         Some(_) => Some(secrets::password(password_stdin, false)?),
         None => None,
     };
-    let outcome = coffer.rotate_key(pw.as_ref().map(|p| p.as_slice())).map_err(|e| {
-        let stale = coffer_client::Config::load(&ctx.dir).map(|c| c.vault_stale).unwrap_or(false);
-        let mut f = Failure::from(e);
-        if stale {
-            f.hint = Some("the new key is in use on this device but the vault still holds the old one: run coffer change-password".into());
-        }
-        f
-    })?;
+    let outcome = coffer.rotate_key(pw.as_ref().map(|p| p.as_slice()))?;
     let rk = outcome.recovery_key.display_grouped('-');
     let mut j = json!({ "rotated": true, "vault_updated": outcome.vault_updated });
     store_json(&mut j, coffer.key_store());
@@ -790,7 +789,7 @@ fn disable(ctx: &Ctx, delete_backups: bool, yes: bool) -> Result<Output, Failure
         eprintln!("{what}");
         if !secrets::confirm("Continue?")? {
             return Err(Failure::other(
-                "aborted",
+                ErrorCode::Aborted,
                 1,
                 "not confirmed; nothing was changed",
                 None,
@@ -896,7 +895,7 @@ fn time(s: &SnapshotInfo) -> String {
 /// UTC "YYYY-MM-DD HH:MM:SS" of seconds since the epoch.
 fn utc(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = coffer_client::coffer_backup::civil_date(days);
+    let (y, m, d) = coffer_client::civil_date(days);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,

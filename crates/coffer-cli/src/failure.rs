@@ -1,13 +1,13 @@
 //! Failures of a command: stable code, message, hint, exit code, and the JSON shape.
 
-use coffer_client::Error;
+use coffer_client::{EngineError as Engine, Error, ErrorCode};
 use serde_json::{Value, json};
 
 /// A command failure as the user sees it.
 #[derive(Debug)]
 pub struct Failure {
-    /// Stable snake_case code (`--json`).
-    pub code: &'static str,
+    /// Stable code (`--json`): the SDK's, or the CLI's own (usage, aborted, ...).
+    pub code: ErrorCode,
     /// What went wrong.
     pub message: String,
     /// What to do about it.
@@ -22,7 +22,7 @@ impl Failure {
     /// A usage error (exit 2).
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Failure {
-            code: "usage",
+            code: ErrorCode::Usage,
             message: message.into(),
             hint: Some(hint.into()),
             exit: 2,
@@ -32,7 +32,7 @@ impl Failure {
 
     /// Some other failure.
     pub fn other(
-        code: &'static str,
+        code: ErrorCode,
         exit: u8,
         message: impl Into<String>,
         hint: Option<String>,
@@ -49,7 +49,7 @@ impl Failure {
     /// The `{"error": {...}}` object printed with `--json`.
     pub fn to_json(&self) -> Value {
         let mut e = serde_json::Map::new();
-        e.insert("code".into(), json!(self.code));
+        e.insert("code".into(), json!(self.code.as_str()));
         e.insert("message".into(), json!(self.message));
         if let Some(h) = &self.hint {
             e.insert("hint".into(), json!(h));
@@ -72,66 +72,28 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        use coffer_client::coffer_backup::Error as Engine;
-        let code = match &e {
-            Error::Backup(Engine::WouldOverwrite { .. }) => "would_overwrite",
-            Error::Backup(Engine::PathNotInSnapshot { .. }) => "path_not_found",
-            _ => e.code(),
-        };
+        let code = e.code();
         let message = e.to_string();
         let mut extra = Vec::new();
-        let (exit, hint): (u8, Option<String>) = match &e {
-            Error::WrongPassword { guesses_left } => {
-                extra.push(("guesses_left", json!(guesses_left)));
-                (3, Some(match guesses_left {
-                    0 => "the vault allows no more guesses; use your recovery key (coffer connect --recovery-key-stdin)".into(),
-                    1 => "only ONE guess is left: if you are not sure, use your recovery key instead (--recovery-key-stdin)".into(),
-                    n => format!("check the password and try again ({n} guesses left); or use your recovery key (--recovery-key-stdin)"),
-                }))
-            }
-            Error::KeyDestroyed => (4, Some("connect with your 64-digit recovery key instead: coffer connect --repo LOCATION --recovery-key-stdin".into())),
-            Error::WrongRecoveryKey => (3, Some("check for a mistyped group of 4 digits, and that --repo points to the right repository".into())),
-            Error::InvalidRecoveryKey(_) => (3, Some("the recovery key is 16 groups of 4 digits 0-9 and a-f; type it again".into())),
-            Error::VaultKeyMismatch => (3, Some("the vault holds the key of another repository (or an older key): check --repo, or connect with the recovery key".into())),
-            Error::LocalKeyMismatch => (7, Some("this device's key no longer opens the repository (rotated on another device?): connect again with the password or recovery key in a fresh --config-dir".into())),
-            Error::VaultUnreachable { .. } => (5, Some("check the --vault URL and your network, then try again".into())),
-            Error::Unauthorized { .. } => (5, Some("get a fresh access token (--token-file FILE or COFFER_VAULT_TOKEN) for this vault".into())),
-            Error::RateLimited { retry_after_secs } => {
-                extra.push(("retry_after_secs", json!(retry_after_secs)));
-                (5, Some("wait and try again later".into()))
-            }
-            Error::Vault { .. } => (1, Some("see the message; if it persists, check the vault's logs".into())),
-            Error::NotRecordOwner { .. } => (5, Some("the vault's record for this account was made with another backup key: connect with that key (its password or recovery key) in a fresh --config-dir first; if both are lost, your app's support can reset the account".into())),
-            Error::PreviousKeyInVault => (5, Some("run coffer change-password again and enter the current vault password when asked (with --password-stdin: the new password, then the current one)".into())),
-            Error::NoVault => (2, Some("this setup is recovery-key-only: there is no vault password to use or change".into())),
-            Error::TokenMissing => (5, Some("pass --token-file FILE or set COFFER_VAULT_TOKEN".into())),
-            Error::AccountMismatch { .. } => (2, Some("leave out --account (it is taken from the token), or use a token of that account".into())),
-            Error::TokenInvalid { .. } => (5, Some("use the token your app's auth server issued for this vault (--token-file FILE or COFFER_VAULT_TOKEN)".into())),
-            Error::PasswordTooShort { .. } => (2, Some("choose a longer password; a passphrase of a few words is easy to remember".into())),
-            Error::SourceNotFound { .. } => (1, Some("check the spelling of the path; no snapshot was made".into())),
-            Error::StorageFull { .. } => (1, Some("free space: coffer forget (--keep-last N, or IDs) then coffer prune, which deletes unused data before writing anything; or make room on the storage".into())),
-            Error::RolledBack { .. } => (6, Some("the storage lost or replaced recent snapshots: restore its newer copy if you can; to go on with what is there, run the command again with --allow-older (this device then accepts the older state)".into())),
-            Error::RepositoryNotFound { .. } => (7, Some("check --repo (a folder path or an OpenDAL URL); create one with coffer init".into())),
-            Error::RepositoryExists { .. } => (1, Some("use coffer connect to use the existing repository, or pick another --repo".into())),
-            Error::Integrity { object, .. } => (6, Some(match object.strip_prefix("snapshots/") {
-                Some(id) => format!("coffer forget {id} removes this damaged snapshot; coffer check --read-data shows any other damage"),
-                None => "run coffer check --read-data to see the extent of the damage".into(),
-            })),
-            Error::SnapshotNotFound { .. } => (7, Some("list the snapshots with coffer snapshots".into())),
-            Error::Backup(Engine::WouldOverwrite { paths }) => {
-                let names: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
-                extra.push(("paths", json!(names)));
-                (1, Some("nothing was written; restore into an empty folder, or pass --overwrite if-changed (replace what differs) or --overwrite always".into()))
-            }
-            Error::Backup(Engine::PathNotInSnapshot { snapshot, .. }) => (7, Some(format!("list what the snapshot holds with coffer ls {}", snapshot.get(..12).unwrap_or(snapshot)))),
-            Error::Cancelled => (130, Some("run the same backup again: it resumes, reusing what was uploaded".into())),
-            Error::ConfigMissing { .. } => (7, Some("run coffer init (first device) or coffer connect (new device), or pass --config-dir".into())),
-            Error::AlreadyConfigured { dir } => (1, Some(format!("this config folder is in use; pass another --config-dir, or run coffer disable first (removes {})", dir.display()))),
-            Error::ConfigInvalid { .. } => (1, Some("fix or remove the file named above".into())),
-            Error::Io { .. } => (1, Some("check the path and its permissions".into())),
-            Error::KeyringUnavailable { .. } => (1, Some("start or unlock your keyring (GNOME Keyring, KWallet, KeePassXC), or keep the key in a 0600 file instead: --key-store file (COFFER_KEY_STORE=file)".into())),
-            Error::Keyring { .. } => (1, Some("unlock the OS keyring, which holds this device's key, and try again; if its entry is gone, connect this device again in a fresh --config-dir".into())),
-            _ => (1, None),
+        if let Some(g) = e.guesses_left() {
+            extra.push(("guesses_left", json!(g)));
+        }
+        if code == ErrorCode::RateLimited {
+            extra.push(("retry_after_secs", json!(e.retry_after_secs())));
+        }
+        if let Error::Backup(Engine::WouldOverwrite { paths }) = &e {
+            let names: Vec<String> = paths
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect();
+            extra.push(("paths", json!(names)));
+        }
+        let exit = exit_code(code, &e);
+        let hint = if e.registration_pending() {
+            extra.push(("registration_pending", json!(true)));
+            Some("this device uses its key, but the vault does not hold it yet, so the password does not recover it: run coffer change-password".into())
+        } else {
+            hint(code, e.cause())
         };
         Failure {
             code,
@@ -141,6 +103,93 @@ impl From<Error> for Failure {
             extra,
         }
     }
+}
+
+/// The process exit code of an error, by its code (see `EXIT_CODES`).
+fn exit_code(code: ErrorCode, e: &Error) -> u8 {
+    use ErrorCode as C;
+    match code {
+        C::WrongPassword | C::WrongRecoveryKey | C::InvalidRecoveryKey | C::VaultKeyMismatch => 3,
+        C::KeyDestroyed | C::NoRecord => 4,
+        C::VaultUnreachable
+        | C::Unauthorized
+        | C::RateLimited
+        | C::OwnerProofInvalid
+        | C::OwnerProofRequired
+        | C::PreviousKeyInVault
+        | C::TokenMissing => 5,
+        C::IntegrityError | C::RolledBack => 6,
+        // A backup path that does not exist is a typo (1); a path not in a snapshot is a
+        // lookup that found nothing (7).
+        C::PathNotFound if matches!(e, Error::SourceNotFound { .. }) => 1,
+        C::LocalKeyMismatch
+        | C::RepositoryNotFound
+        | C::SnapshotNotFound
+        | C::PathNotFound
+        | C::ConfigMissing => 7,
+        C::RestoreIncomplete => 8,
+        C::NoVault | C::AccountMismatch | C::PasswordTooShort | C::Usage => 2,
+        C::Cancelled => 130,
+        _ => 1,
+    }
+}
+
+/// What to do about an error: the one place the CLI's hints are written.
+fn hint(code: ErrorCode, e: &Error) -> Option<String> {
+    use ErrorCode as C;
+    Some(match code {
+        C::WrongPassword => match e.guesses_left().unwrap_or(0) {
+            0 => "the vault allows no more guesses; use your recovery key (coffer connect --recovery-key-stdin)".into(),
+            1 => "only ONE guess is left: if you are not sure, use your recovery key instead (--recovery-key-stdin)".into(),
+            n => format!("check the password and try again ({n} guesses left); or use your recovery key (--recovery-key-stdin)"),
+        },
+        C::KeyDestroyed => "connect with your 64-digit recovery key instead: coffer connect --repo LOCATION --recovery-key-stdin".into(),
+        C::WrongRecoveryKey => "check for a mistyped group of 4 digits, and that --repo points to the right repository".into(),
+        C::InvalidRecoveryKey => "the recovery key is 16 groups of 4 digits 0-9 and a-f; type it again".into(),
+        C::VaultKeyMismatch => "the vault holds the key of another repository (or an older key): check --repo, or connect with the recovery key".into(),
+        C::LocalKeyMismatch => "this device's key no longer opens the repository (rotated on another device?): connect again with the password or recovery key in a fresh --config-dir".into(),
+        C::VaultUnreachable => "check the --vault URL and your network, then try again".into(),
+        C::Unauthorized if matches!(e, Error::TokenInvalid { .. }) => "use the token your app's auth server issued for this vault (--token-file FILE or COFFER_VAULT_TOKEN)".into(),
+        C::Unauthorized => "get a fresh access token (--token-file FILE or COFFER_VAULT_TOKEN) for this vault".into(),
+        C::RateLimited => "wait and try again later".into(),
+        C::VaultError => "see the message; if it persists, check the vault's logs".into(),
+        C::AccountInUse => "connect this device instead (coffer connect), or disable the old setup first".into(),
+        C::OwnerProofInvalid => "the vault's record for this account was made with another backup key: connect with that key (its password or recovery key) in a fresh --config-dir first; if both are lost, your app's support can reset the account".into(),
+        C::PreviousKeyInVault => "run coffer change-password again and enter the current vault password when asked (with --password-stdin: the new password, then the current one)".into(),
+        C::NoVault => "this setup is recovery-key-only: there is no vault password to use or change".into(),
+        C::TokenMissing => "pass --token-file FILE or set COFFER_VAULT_TOKEN".into(),
+        C::AccountMismatch => "leave out --account (it is taken from the token), or use a token of that account".into(),
+        C::PasswordTooShort => "choose a longer password; a passphrase of a few words is easy to remember".into(),
+        C::PathNotFound => match e {
+            Error::Backup(Engine::PathNotInSnapshot { snapshot, .. }) => format!("list what the snapshot holds with coffer ls {}", snapshot.get(..12).unwrap_or(snapshot)),
+            _ => "check the spelling of the path; no snapshot was made".into(),
+        },
+        C::StorageFull => "free space: coffer forget (--keep-last N, or IDs) then coffer prune, which deletes unused data before writing anything; or make room on the storage".into(),
+        C::RolledBack => "the storage lost or replaced recent snapshots: restore its newer copy if you can; to go on with what is there, run the command again with --allow-older (this device then accepts the older state)".into(),
+        C::RepositoryNotFound => "check --repo (a folder path or an OpenDAL URL); create one with coffer init".into(),
+        C::RepositoryExists => "use coffer connect to use the existing repository, or pick another --repo".into(),
+        C::IntegrityError => match e {
+            Error::Integrity { object, .. } => match object.strip_prefix("snapshots/") {
+                Some(id) => format!("coffer forget {id} removes this damaged snapshot; coffer check --read-data shows any other damage"),
+                None => "run coffer check --read-data to see the extent of the damage".into(),
+            },
+            _ => "run coffer check --read-data to see the extent of the damage".into(),
+        },
+        C::SnapshotNotFound => "list the snapshots with coffer snapshots".into(),
+        C::WouldOverwrite => "nothing was written; restore into an empty folder, or pass --overwrite if-changed (replace what differs) or --overwrite always".into(),
+        C::Cancelled => "run the same backup again: it resumes, reusing what was uploaded".into(),
+        C::ConfigMissing => "run coffer init (first device) or coffer connect (new device), or pass --config-dir".into(),
+        C::AlreadyConfigured => match e {
+            Error::AlreadyConfigured { dir } => format!("this config folder is in use; pass another --config-dir, or run coffer disable first (removes {})", dir.display()),
+            _ => return None,
+        },
+        C::ConfigInvalid => "fix or remove the file named above".into(),
+        C::Io => "check the path and its permissions".into(),
+        C::KeyringUnavailable => "start or unlock your keyring (GNOME Keyring, KWallet, KeePassXC), or keep the key in a 0600 file instead: --key-store file (COFFER_KEY_STORE=file)".into(),
+        C::KeyringError => "unlock the OS keyring, which holds this device's key, and try again; if its entry is gone, connect this device again in a fresh --config-dir".into(),
+        C::Unsupported => "run this on Linux, macOS, Android or iOS".into(),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -209,10 +258,51 @@ mod tests {
         ];
         for (e, code, exit) in cases {
             let f = Failure::from(e);
-            assert_eq!((f.code, f.exit), (code, exit));
+            assert_eq!((f.code.as_str(), f.exit), (code, exit));
             let v = f.to_json();
             assert_eq!(v["error"]["code"], code);
             assert!(v["error"]["hint"].is_string(), "{code} has a hint");
+        }
+    }
+
+    #[test]
+    fn a_pending_registration_keeps_its_code_and_says_to_change_the_password() {
+        let e = Error::WrongPassword { guesses_left: 2 };
+        // What init and rotate-key return when the vault refused the registration.
+        let pending = Error::RegistrationPending {
+            source: Box::new(e),
+        };
+        assert!(pending.registration_pending());
+        assert_eq!(pending.guesses_left(), Some(2));
+        let f = Failure::from(pending);
+        assert_eq!((f.code, f.exit), (ErrorCode::WrongPassword, 3));
+        let v = f.to_json();
+        assert_eq!(v["error"]["registration_pending"], true);
+        assert_eq!(v["error"]["guesses_left"], 2);
+        assert!(f.hint.unwrap().contains("coffer change-password"));
+        let f = Failure::from(Error::RegistrationPending {
+            source: Box::new(Error::VaultUnreachable {
+                url: "http://x".into(),
+                reason: "refused".into(),
+            }),
+        });
+        assert_eq!((f.code.as_str(), f.exit), ("vault_unreachable", 5));
+    }
+
+    #[test]
+    fn every_code_the_cli_prints_is_one_of_the_shared_enum() {
+        let f = Failure::from(Error::AccountInUse {
+            account: "alice".into(),
+        });
+        assert_eq!((f.code.as_str(), f.exit), ("account_in_use", 1));
+        for c in [
+            "usage",
+            "aborted",
+            "restore_incomplete",
+            "would_overwrite",
+            "path_not_found",
+        ] {
+            assert!(c.parse::<ErrorCode>().is_ok(), "{c}");
         }
     }
 

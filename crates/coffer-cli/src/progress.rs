@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use coffer_client::coffer_backup::{Progress, ProgressEvent};
+use coffer_client::{Progress, ProgressEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar fed by the backup engine's progress events.

@@ -271,3 +271,36 @@ fn sigterm_stops_a_backup_like_ctrl_c_releasing_the_lock_with_json_output() {
     );
     assert_eq!(snapshot_ids(&dev).len(), 0);
 }
+
+#[test]
+fn backup_dry_run_shows_what_would_upload_and_saves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dev, _) = device(tmp.path());
+    let data = sample_folder(tmp.path());
+    let est = |dev: &Device| {
+        dev.run(&["--json", "backup", "--dry-run", s(&data)], "")
+            .ok()
+            .json()
+    };
+    let first = est(&dev);
+    assert_eq!(first["files"], 4);
+    assert_eq!(first["bytes_to_upload"], first["bytes_total"]);
+    assert!(snapshot_ids(&dev).is_empty(), "a dry run saves no snapshot");
+    let human = dev.run(&["backup", "--dry-run", s(&data)], "").ok().stdout;
+    assert!(
+        human.contains("4 new or changed") && human.contains("at most"),
+        "{human}"
+    );
+
+    dev.run(&["backup", s(&data)], "").ok();
+    assert_eq!(est(&dev)["bytes_to_upload"], 0);
+    std::fs::write(data.join("notes.txt"), vec![b'x'; 1234]).unwrap();
+    let after = est(&dev);
+    assert_eq!(
+        (
+            after["files_changed"].as_u64(),
+            after["bytes_to_upload"].as_u64()
+        ),
+        (Some(1), Some(1234))
+    );
+}

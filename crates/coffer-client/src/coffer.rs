@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use coffer_backup::{
-    BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot, ForgetReport, Head,
-    KeepPolicy, Progress, PruneReport, Repository, RestoreOptions, RestoreSummary, SnapshotInfo,
-    UnlockReport,
+    BackupEstimate, BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot,
+    DiffEntry, ForgetReport, Head, KeepPolicy, LsEntry, Progress, PruneReport, Repository,
+    RestoreOptions, RestoreSummary, SnapshotInfo, UnlockReport,
 };
 use coffer_vault_client::{VaultClient, VaultError, VaultHead, VaultStatus};
 use coffer_vault_proto::KsfProfile;
@@ -140,11 +140,8 @@ impl Coffer {
             // Registering replaces a record: refuse to overwrite another device's key.
             let st = access.client()?.status()?;
             if st.exists {
-                return Err(Error::Vault {
-                    message: format!(
-                        "account {} already has a key in the vault; connect this device instead, or disable the old setup first",
-                        access.account
-                    ),
+                return Err(Error::AccountInUse {
+                    account: access.account.clone(),
                 });
             }
         }
@@ -168,8 +165,9 @@ impl Coffer {
         let token = match &opts.protection {
             Protection::Vault { access, password } => {
                 access
-                    .client()?
-                    .register(password, key.as_bytes(), opts.ksf_profile)?;
+                    .client()
+                    .and_then(|c| Ok(c.register(password, key.as_bytes(), opts.ksf_profile)?))
+                    .map_err(Error::pending)?;
                 config.vault_stale = false;
                 config.save(dir)?;
                 Some(access.token.clone())
@@ -354,8 +352,9 @@ impl Coffer {
 
     /// Opens the repository with the device's key, finishing an interrupted rotation. The
     /// handle refuses a head older than the one this device remembers (see
-    /// [`Coffer::known_head`]); call [`Coffer::remember_head`] after using it.
-    pub fn repository(&self) -> Result<Repository, Error> {
+    /// [`Coffer::known_head`]); call [`Coffer::remember_head`] after using it. Crate-only:
+    /// the engine's handle is not a second door (every operation is a method here).
+    pub(crate) fn repository(&self) -> Result<Repository, Error> {
         let repo = self.open_repository()?;
         let known = Heads::load(&self.dir)?.get(&repo.id()).cloned();
         repo.set_known_head(known, self.allow_older);
@@ -378,7 +377,7 @@ impl Coffer {
 
     /// Remembers, durably, the newest head `repo` has seen if it is newer than the one
     /// remembered (with [`Coffer::set_allow_older`], even if it is older).
-    pub fn remember_head(&self, repo: &Repository) -> Result<(), Error> {
+    pub(crate) fn remember_head(&self, repo: &Repository) -> Result<(), Error> {
         let Some(seen) = repo.seen_head() else {
             return Ok(());
         };
@@ -464,6 +463,17 @@ impl Coffer {
         Ok(self.with_repo(|r| r.snapshots())?.0)
     }
 
+    /// The entries of a snapshot (`"latest"` or an id prefix), with only `path` and what is
+    /// below it when given; returns the snapshot's full id too.
+    pub fn ls(&self, snapshot: &str, path: Option<&Path>) -> Result<(String, Vec<LsEntry>), Error> {
+        Ok(self.with_repo(|r| r.ls(snapshot, path))?.0)
+    }
+
+    /// What changed from snapshot `a` to snapshot `b` (each `"latest"` or an id prefix).
+    pub fn diff(&self, a: &str, b: &str) -> Result<Vec<DiffEntry>, Error> {
+        Ok(self.with_repo(|r| r.diff(a, b))?.0)
+    }
+
     /// Checks the repository, including its head against the one this device saw.
     pub fn check(
         &self,
@@ -532,6 +542,13 @@ impl Coffer {
     /// Backs up `paths` into a new snapshot.
     pub fn backup(&self, paths: &[PathBuf], opts: &BackupOptions) -> Result<BackupSummary, Error> {
         Ok(self.with_repo(|r| r.backup(paths, opts))?.0)
+    }
+
+    /// What a backup of `paths` would read and upload now (an upper bound, from the last
+    /// snapshot of the same paths), without reading file contents or writing anything: an
+    /// app can wait for Wi-Fi when [`BackupEstimate::bytes_to_upload`] is large.
+    pub fn estimate_backup(&self, paths: &[PathBuf]) -> Result<BackupEstimate, Error> {
+        Ok(self.with_repo(|r| r.estimate_backup(paths))?.0)
     }
 
     /// Restores a snapshot (`"latest"` or an id prefix) into `target`.
@@ -646,12 +663,16 @@ impl Coffer {
         self.key = BackupKey::from_bytes(*new_key.as_bytes());
         let mut vault_updated = false;
         if let (Some(pw), true) = (password, self.config.vault.is_some()) {
-            self.vault()?.register_replacing(
-                pw,
-                new_key.as_bytes(),
-                Some(previous.as_bytes()),
-                self.ksf_profile(),
-            )?;
+            self.vault()
+                .and_then(|c| {
+                    Ok(c.register_replacing(
+                        pw,
+                        new_key.as_bytes(),
+                        Some(previous.as_bytes()),
+                        self.ksf_profile(),
+                    )?)
+                })
+                .map_err(Error::pending)?;
             self.config.vault_stale = false;
             self.config.save(&self.dir)?;
             vault_updated = true;

@@ -95,14 +95,15 @@ impl Config {
     }
 }
 
-/// Creates the config directory readable only by its owner.
+/// Creates the config directory readable only by its owner: mode 0700 on Unix (Android
+/// and iOS, where it sits in the app's sandbox anyway, included). Windows has no modes: a
+/// folder under the user's profile inherits its ACL (the user and administrators).
 pub(crate) fn create_dir_private(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| Error::io(dir, e))
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| Error::io(dir, e))
 }
 
 #[cfg(test)]

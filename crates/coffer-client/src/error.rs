@@ -2,12 +2,16 @@
 
 use std::path::PathBuf;
 
+use coffer_vault_proto::ErrorCode;
+
 use crate::recovery_key::RecoveryKeyError;
 
 /// What went wrong in a [`crate::Coffer`] operation.
 ///
 /// Messages are terse and factual and never contain a password or key; the CLI adds the
-/// likely fix. [`Error::code`] is a stable string that apps and scripts may match on.
+/// likely fix. [`Error::code`] is the stable [`ErrorCode`] apps and scripts match on;
+/// [`Error::guesses_left`], [`Error::retry_after_secs`] and
+/// [`Error::registration_pending`] say what a caller needs to act.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -56,6 +60,19 @@ pub enum Error {
     Vault {
         /// What the vault or the protocol reported.
         message: String,
+    },
+    /// `init` found a key in the vault for this account already (another device's).
+    #[error("account {account} already has a key in the vault")]
+    AccountInUse {
+        /// The account.
+        account: String,
+    },
+    /// The device is set up, or its key rotated, but registering the password with the
+    /// vault failed with `source`: the vault does not hold this device's key yet.
+    #[error("{source} (the password is not registered with the vault yet)")]
+    RegistrationPending {
+        /// Why the registration failed.
+        source: Box<Error>,
     },
     /// The vault's live record for this account was made with another backup key: it is
     /// replaced or deleted only with proof of that key.
@@ -205,40 +222,87 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable snake_case code for scripts and apps (`--json` output).
-    pub fn code(&self) -> &'static str {
+    /// The error's stable code: the same vocabulary as the vault's API, the CLI's `--json`
+    /// and the bindings' exceptions (one enum, [`ErrorCode`]). Match on it, not on messages.
+    pub fn code(&self) -> ErrorCode {
+        use coffer_backup::Error as E;
         match self {
-            Error::WrongPassword { .. } => "wrong_password",
-            Error::KeyDestroyed => "key_destroyed",
-            Error::WrongRecoveryKey => "wrong_recovery_key",
-            Error::VaultKeyMismatch => "vault_key_mismatch",
-            Error::LocalKeyMismatch => "local_key_mismatch",
-            Error::VaultUnreachable { .. } => "vault_unreachable",
-            Error::Unauthorized { .. } | Error::TokenInvalid { .. } => "unauthorized",
-            Error::RateLimited { .. } => "rate_limited",
-            Error::Vault { .. } => "vault_error",
-            Error::NotRecordOwner { .. } => "owner_proof_invalid",
-            Error::PreviousKeyInVault => "previous_key_in_vault",
-            Error::NoVault => "no_vault",
-            Error::TokenMissing => "token_missing",
-            Error::AccountMismatch { .. } => "account_mismatch",
-            Error::PasswordTooShort { .. } => "password_too_short",
-            Error::SourceNotFound { .. } => "path_not_found",
-            Error::StorageFull { .. } => "storage_full",
-            Error::RolledBack { .. } => "rolled_back",
-            Error::RepositoryNotFound { .. } => "repository_not_found",
-            Error::RepositoryExists { .. } => "repository_exists",
-            Error::Integrity { .. } => "integrity_error",
-            Error::SnapshotNotFound { .. } => "snapshot_not_found",
-            Error::Cancelled => "cancelled",
-            Error::Backup(_) => "backup_error",
-            Error::ConfigMissing { .. } => "config_missing",
-            Error::AlreadyConfigured { .. } => "already_configured",
-            Error::ConfigInvalid { .. } => "config_invalid",
-            Error::InvalidRecoveryKey(_) => "invalid_recovery_key",
-            Error::KeyringUnavailable { .. } => "keyring_unavailable",
-            Error::Keyring { .. } => "keyring_error",
-            Error::Io { .. } => "io",
+            Error::WrongPassword { .. } => ErrorCode::WrongPassword,
+            Error::KeyDestroyed => ErrorCode::KeyDestroyed,
+            Error::WrongRecoveryKey => ErrorCode::WrongRecoveryKey,
+            Error::VaultKeyMismatch => ErrorCode::VaultKeyMismatch,
+            Error::LocalKeyMismatch => ErrorCode::LocalKeyMismatch,
+            Error::VaultUnreachable { .. } => ErrorCode::VaultUnreachable,
+            Error::Unauthorized { .. } | Error::TokenInvalid { .. } => ErrorCode::Unauthorized,
+            Error::RateLimited { .. } => ErrorCode::RateLimited,
+            Error::Vault { .. } => ErrorCode::VaultError,
+            Error::AccountInUse { .. } => ErrorCode::AccountInUse,
+            Error::NotRecordOwner { .. } => ErrorCode::OwnerProofInvalid,
+            Error::PreviousKeyInVault => ErrorCode::PreviousKeyInVault,
+            Error::NoVault => ErrorCode::NoVault,
+            Error::TokenMissing => ErrorCode::TokenMissing,
+            Error::AccountMismatch { .. } => ErrorCode::AccountMismatch,
+            Error::PasswordTooShort { .. } => ErrorCode::PasswordTooShort,
+            Error::SourceNotFound { .. } => ErrorCode::PathNotFound,
+            Error::StorageFull { .. } => ErrorCode::StorageFull,
+            Error::RolledBack { .. } => ErrorCode::RolledBack,
+            Error::RepositoryNotFound { .. } => ErrorCode::RepositoryNotFound,
+            Error::RepositoryExists { .. } => ErrorCode::RepositoryExists,
+            Error::Integrity { .. } => ErrorCode::IntegrityError,
+            Error::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
+            Error::Cancelled => ErrorCode::Cancelled,
+            Error::Backup(E::WouldOverwrite { .. }) => ErrorCode::WouldOverwrite,
+            Error::Backup(E::PathNotInSnapshot { .. }) => ErrorCode::PathNotFound,
+            Error::Backup(E::Unsupported { .. }) => ErrorCode::Unsupported,
+            Error::Backup(_) => ErrorCode::BackupError,
+            Error::ConfigMissing { .. } => ErrorCode::ConfigMissing,
+            Error::AlreadyConfigured { .. } => ErrorCode::AlreadyConfigured,
+            Error::ConfigInvalid { .. } => ErrorCode::ConfigInvalid,
+            Error::InvalidRecoveryKey(_) => ErrorCode::InvalidRecoveryKey,
+            Error::KeyringUnavailable { .. } => ErrorCode::KeyringUnavailable,
+            Error::Keyring { .. } => ErrorCode::KeyringError,
+            Error::Io { .. } => ErrorCode::Io,
+            Error::RegistrationPending { source } => source.code(),
+        }
+    }
+
+    /// For [`ErrorCode::WrongPassword`]: the wrong guesses the vault still allows (at 0
+    /// the next wrong one destroys the key; use the recovery key instead).
+    pub fn guesses_left(&self) -> Option<u32> {
+        match self.cause() {
+            Error::WrongPassword { guesses_left } => Some(*guesses_left),
+            _ => None,
+        }
+    }
+
+    /// For [`ErrorCode::RateLimited`]: seconds to wait, when the vault said.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self.cause() {
+            Error::RateLimited { retry_after_secs } => *retry_after_secs,
+            _ => None,
+        }
+    }
+
+    /// The device is set up (or its key rotated) but the vault does not hold its key yet:
+    /// the registration failed with this error. [`crate::Coffer::change_password`]
+    /// registers it; until then the password does not recover the key.
+    pub fn registration_pending(&self) -> bool {
+        matches!(self, Error::RegistrationPending { .. })
+    }
+
+    /// The error itself, or for [`Error::RegistrationPending`] the failure it wraps.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::RegistrationPending { source } => source.cause(),
+            other => other,
+        }
+    }
+
+    /// `self` as the failure of a password registration that left the device set up
+    /// without its key in the vault.
+    pub(crate) fn pending(self) -> Self {
+        Error::RegistrationPending {
+            source: Box::new(self),
         }
     }
 

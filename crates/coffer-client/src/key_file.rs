@@ -3,7 +3,6 @@
 //! Used where no OS keyring answers (headless Linux without a Secret Service daemon,
 //! servers, containers) or when the user forces it (`COFFER_KEY_STORE=file`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use coffer_backup::BackupKey;
@@ -79,19 +78,33 @@ fn write_key(path: &Path, key: &BackupKey) -> Result<(), Error> {
     write_atomic(path, text.as_bytes(), 0o600)
 }
 
+/// Refuses a key file other users can read (Unix, Android and iOS included: mode bits).
+/// Windows has no mode bits; the file's ACL comes from the user's profile folder, which
+/// admits only the user and administrators, so there is nothing to check here.
+fn refuse_shared(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(Error::ConfigInvalid {
+                path: path.to_path_buf(),
+                detail: "the key file is readable by other users; run chmod 600 on it".into(),
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 fn read_key(path: &Path) -> Result<Option<BackupKey>, Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => Zeroizing::new(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(Error::ConfigInvalid {
-            path: path.to_path_buf(),
-            detail: "the key file is readable by other users; run chmod 600 on it".into(),
-        });
-    }
+    refuse_shared(path)?;
     parse_hex_key(&text)
         .map(Some)
         .ok_or_else(|| Error::ConfigInvalid {
@@ -112,8 +125,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn saves_0600_and_loads_back() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let f = KeyFile::new(&d.path().join("c"));
         assert!(f.load().unwrap().is_none());

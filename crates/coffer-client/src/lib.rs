@@ -54,7 +54,17 @@ pub use recovery_key::{RECOVERY_KEY_DIGITS, RecoveryKey, RecoveryKeyError};
 pub use status::{StatusReport, VaultStatusReport};
 pub use vault::{VaultAccess, check_subject, read_token_file};
 
-pub use coffer_backup;
-pub use coffer_backup::{BackupKey, Head};
+// The engine's types an app passes in or reads back; the engine itself (its `Repository`)
+// stays behind `Coffer`, the one door.
+/// The engine's own error, carried by [`Error::Backup`] for failures without a code of
+/// their own.
+pub use coffer_backup::Error as EngineError;
+pub use coffer_backup::{
+    BackupEstimate, BackupKey, BackupOptions, BackupSummary, CheckReport, DamagedSnapshot,
+    DiffEntry, DiffKind, ForgetReport, GroupBy, Head, KeepPolicy, LsEntry, Overwrite, Progress,
+    ProgressEvent, PruneReport, RestoreOptions, RestoreSummary, SnapshotInfo, UnlockReport,
+    civil_date,
+};
 pub use coffer_vault_client::VaultStatus;
+pub use coffer_vault_proto::ErrorCode;
 pub use coffer_vault_proto::KsfProfile;

@@ -2,9 +2,11 @@
 //! was replaced must leave a device that still opens its repository (rotate_key's order).
 #![allow(clippy::unwrap_used)]
 
-use coffer_client::coffer_backup::{BackupOptions, Repository, RestoreOptions};
+// The test plays a crash with the engine directly; an app never needs to.
+use coffer_backup::Repository;
 use coffer_client::{
-    BackupKey, Coffer, InitOptions, KeyStorePreference, KsfProfile, PENDING_KEY_FILE, Protection,
+    BackupKey, BackupOptions, Coffer, InitOptions, KeyStorePreference, KsfProfile,
+    PENDING_KEY_FILE, Protection, RestoreOptions,
 };
 
 #[test]
@@ -62,8 +64,8 @@ fn crash_between_repository_rotation_and_key_file_swap_is_finished_on_next_open(
     assert!(coffer.recovery_key(None).unwrap().matches(&new_key));
     // A key that opens nothing is reported as such, not as damage.
     std::fs::write(dir.join("key"), hex_line(&BackupKey::generate())).unwrap();
-    let err = Coffer::load(&dir, None).unwrap().repository().unwrap_err();
-    assert_eq!(err.code(), "local_key_mismatch");
+    let err = Coffer::load(&dir, None).unwrap().snapshots().unwrap_err();
+    assert_eq!(err.code(), coffer_client::ErrorCode::LocalKeyMismatch);
 }
 
 fn hex_line(k: &BackupKey) -> String {

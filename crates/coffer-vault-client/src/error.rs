@@ -1,5 +1,6 @@
 //! [`VaultError`] and its mapping from the server's JSON error replies.
 
+use coffer_vault_proto::ErrorCode;
 use coffer_vault_proto::wire::ErrorReply;
 use thiserror::Error;
 
@@ -105,18 +106,27 @@ pub(crate) fn from_reply(status: u16, text: &str) -> VaultError {
         };
     };
     let e = r.error;
-    match (status, e.code.as_str()) {
-        (_, "wrong_password") => VaultError::WrongPassword {
+    // The one place a vault code string is read; a code this build does not know (a newer
+    // vault's) falls to the status.
+    let code = e.code.parse::<ErrorCode>().ok();
+    match (status, code) {
+        (_, Some(ErrorCode::WrongPassword)) => VaultError::WrongPassword {
             guesses_left: e.guesses_left.unwrap_or(0),
         },
-        (_, "key_destroyed") => VaultError::KeyDestroyed,
-        (_, "no_record") => VaultError::NoRecord,
-        (_, "storage_rolled_back") => VaultError::StorageRolledBack { message: e.message },
-        (_, "owner_proof_required") => VaultError::OwnerProofRequired { message: e.message },
-        (_, "owner_proof_invalid") => VaultError::OwnerProofInvalid { message: e.message },
-        (_, "owner_proof_stale") => VaultError::OwnerProofStale,
-        (_, "head_not_newer") => VaultError::HeadNotNewer { message: e.message },
-        (_, "rate_limited") => VaultError::RateLimited {
+        (_, Some(ErrorCode::KeyDestroyed)) => VaultError::KeyDestroyed,
+        (_, Some(ErrorCode::NoRecord)) => VaultError::NoRecord,
+        (_, Some(ErrorCode::StorageRolledBack)) => {
+            VaultError::StorageRolledBack { message: e.message }
+        }
+        (_, Some(ErrorCode::OwnerProofRequired)) => {
+            VaultError::OwnerProofRequired { message: e.message }
+        }
+        (_, Some(ErrorCode::OwnerProofInvalid)) => {
+            VaultError::OwnerProofInvalid { message: e.message }
+        }
+        (_, Some(ErrorCode::OwnerProofStale)) => VaultError::OwnerProofStale,
+        (_, Some(ErrorCode::HeadNotNewer)) => VaultError::HeadNotNewer { message: e.message },
+        (_, Some(ErrorCode::RateLimited)) => VaultError::RateLimited {
             retry_after_secs: e.retry_after_secs,
         },
         (401 | 403, _) => VaultError::Unauthorized { message: e.message },
@@ -125,5 +135,61 @@ pub(crate) fn from_reply(status: u16, text: &str) -> VaultError {
             message: e.message,
         },
         _ => VaultError::BadRequest { message: e.message },
+    }
+}
+
+impl VaultError {
+    /// The error's stable code: the vault's own where it sent one this client acts on.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            VaultError::WrongPassword { .. } => ErrorCode::WrongPassword,
+            VaultError::KeyDestroyed => ErrorCode::KeyDestroyed,
+            VaultError::NoRecord => ErrorCode::NoRecord,
+            VaultError::Unauthorized { .. } => ErrorCode::Unauthorized,
+            VaultError::OwnerProofRequired { .. } => ErrorCode::OwnerProofRequired,
+            VaultError::OwnerProofInvalid { .. } => ErrorCode::OwnerProofInvalid,
+            VaultError::OwnerProofStale => ErrorCode::OwnerProofStale,
+            VaultError::HeadNotNewer { .. } => ErrorCode::HeadNotNewer,
+            VaultError::RateLimited { .. } => ErrorCode::RateLimited,
+            VaultError::Unreachable { .. } => ErrorCode::VaultUnreachable,
+            VaultError::StorageRolledBack { .. } => ErrorCode::StorageRolledBack,
+            VaultError::BadRequest { .. }
+            | VaultError::Server { .. }
+            | VaultError::Protocol { .. } => ErrorCode::VaultError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: &str, extra: &str) -> String {
+        format!(r#"{{"v":1,"error":{{"code":"{code}","message":"m"{extra}}}}}"#)
+    }
+
+    #[test]
+    fn the_body_code_decides_and_an_unknown_code_falls_to_the_status() {
+        let e = from_reply(403, &reply("wrong_password", r#","guesses_left":4"#));
+        assert!(
+            matches!(e, VaultError::WrongPassword { guesses_left: 4 }),
+            "{e}"
+        );
+        assert_eq!(e.code(), ErrorCode::WrongPassword);
+        let e = from_reply(429, &reply("rate_limited", r#","retry_after_secs":9"#));
+        assert!(
+            matches!(
+                e,
+                VaultError::RateLimited {
+                    retry_after_secs: Some(9)
+                }
+            ),
+            "{e}"
+        );
+        let e = from_reply(401, &reply("token_expired", ""));
+        assert_eq!(e.code(), ErrorCode::Unauthorized);
+        let e = from_reply(503, &reply("some_future_code", ""));
+        assert!(matches!(e, VaultError::Server { status: 503, .. }), "{e}");
+        assert_eq!(from_reply(400, "not json").code(), ErrorCode::VaultError);
     }
 }

@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+pub use coffer_vault_proto::ErrorCode;
 pub use coffer_vault_proto::KsfProfile;
 pub use error::VaultError;
 

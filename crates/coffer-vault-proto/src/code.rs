@@ -113,6 +113,76 @@ codes! {
     RateLimited = "rate_limited",
     /// The vault failed internally.
     Internal = "internal",
+
+    // The device: made by the vault client, the SDK and the CLI, never sent by the vault.
+    // The SDK's `Error::code`, the CLI's `--json` and the bindings' exceptions carry them.
+    /// The vault could not be reached (network, DNS, TLS, a timeout).
+    VaultUnreachable = "vault_unreachable",
+    /// The vault refused the token (any of the token codes above, or no usable token).
+    Unauthorized = "unauthorized",
+    /// Any other vault failure: a bad request, a server error, a protocol violation.
+    VaultError = "vault_error",
+    /// The account already has a key in the vault: connect instead of setting up anew.
+    AccountInUse = "account_in_use",
+    /// After an interrupted key rotation the vault holds the previous key: changing the
+    /// password needs the current one.
+    PreviousKeyInVault = "previous_key_in_vault",
+    /// The setup is recovery-key-only: there is no vault to ask.
+    NoVault = "no_vault",
+    /// No access token was given and none is configured.
+    TokenMissing = "token_missing",
+    /// The account given is not the token's subject.
+    AccountMismatch = "account_mismatch",
+    /// A new password is too short.
+    PasswordTooShort = "password_too_short",
+    /// The recovery key does not open the repository.
+    WrongRecoveryKey = "wrong_recovery_key",
+    /// The recovery key text is malformed (not 64 hex digits).
+    InvalidRecoveryKey = "invalid_recovery_key",
+    /// The key the vault released does not open the repository.
+    VaultKeyMismatch = "vault_key_mismatch",
+    /// The key kept on this device does not open the repository.
+    LocalKeyMismatch = "local_key_mismatch",
+    /// No repository at the location.
+    RepositoryNotFound = "repository_not_found",
+    /// A repository already exists at the location.
+    RepositoryExists = "repository_exists",
+    /// A stored object is damaged or was tampered with.
+    IntegrityError = "integrity_error",
+    /// The repository's head is older than the one this device saw.
+    RolledBack = "rolled_back",
+    /// No snapshot matches the id or prefix.
+    SnapshotNotFound = "snapshot_not_found",
+    /// A path to back up does not exist, or a path to restore is not in the snapshot.
+    PathNotFound = "path_not_found",
+    /// Restore found differing files in the target; nothing was written.
+    WouldOverwrite = "would_overwrite",
+    /// Restore left out entries it names (they would write outside the target).
+    RestoreIncomplete = "restore_incomplete",
+    /// The storage is full.
+    StorageFull = "storage_full",
+    /// The operation was cancelled; the repository stays valid.
+    Cancelled = "cancelled",
+    /// Any other failure of the backup engine.
+    BackupError = "backup_error",
+    /// The operation is not supported on this platform.
+    Unsupported = "unsupported",
+    /// This device is not set up.
+    ConfigMissing = "config_missing",
+    /// This device is already set up.
+    AlreadyConfigured = "already_configured",
+    /// The configuration or key file cannot be understood.
+    ConfigInvalid = "config_invalid",
+    /// The OS keyring was required but does not answer.
+    KeyringUnavailable = "keyring_unavailable",
+    /// The OS keyring holding the key failed.
+    KeyringError = "keyring_error",
+    /// A local file could not be read or written.
+    Io = "io",
+    /// The command line is wrong (the CLI only).
+    Usage = "usage",
+    /// The user did not confirm (the CLI only).
+    Aborted = "aborted",
 }
 
 /// A code string this build does not know (a newer peer's); callers keep the string.

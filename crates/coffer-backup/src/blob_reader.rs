@@ -1,0 +1,230 @@
+//! Reading verified blobs out of packs, for restore, check and prune: only the byte
+//! ranges of the blobs wanted, neighbours coalesced (docs/FORMAT.md, "Restore").
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use crate::format;
+use crate::keys::{Keyring, read_u32};
+use crate::repo::{BlobLoc, Index};
+use crate::storage::Store;
+
+/// Bytes of pack ranges kept in memory while restoring.
+const RANGE_CACHE: usize = 32 << 20;
+/// Needed blobs closer than this are read in one request: a request costs more than
+/// reading a few KiB more (a round trip remotely, a syscall pair locally).
+const RANGE_GAP: u32 = 64 << 10;
+/// The most one request reads, unless a single blob is larger.
+const RANGE_MAX: u32 = 4 << 20;
+
+/// One range read from a pack.
+struct Range {
+    pack: u32,
+    start: u32,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// Reads and verifies blobs. Packs are read in ranges: a miss reads the blob and the
+/// needed blobs that follow it in the same pack (gaps under [`RANGE_GAP`], at most
+/// [`RANGE_MAX`]), so a restore reads only what it writes, in few requests.
+pub(crate) struct BlobReader<'a> {
+    store: &'a Store,
+    keyring: &'a Keyring,
+    index: &'a Index,
+    /// Per pack, the sorted (offset, end) of the blobs wanted; `None`: every blob.
+    wanted: Option<HashMap<u32, Vec<(u32, u32)>>>,
+    /// Each pack's key epoch, from its first 9 bytes.
+    epochs: Mutex<HashMap<u32, u32>>,
+    cache: Mutex<(VecDeque<Range>, usize)>,
+}
+
+impl<'a> BlobReader<'a> {
+    /// A reader that may be asked for any indexed blob.
+    pub(crate) fn new(store: &'a Store, keyring: &'a Keyring, index: &'a Index) -> Self {
+        BlobReader {
+            store,
+            keyring,
+            index,
+            wanted: None,
+            epochs: Mutex::new(HashMap::new()),
+            cache: Mutex::new((VecDeque::new(), 0)),
+        }
+    }
+
+    /// A reader whose ranges cover only the blobs in `wanted` (the rest of a pack is
+    /// never read).
+    pub(crate) fn wanting(
+        store: &'a Store,
+        keyring: &'a Keyring,
+        index: &'a Index,
+        wanted: impl IntoIterator<Item = [u8; 32]>,
+    ) -> Self {
+        let mut by_pack: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
+        for id in wanted {
+            if let Some(loc) = index.blobs.get(&id) {
+                let (o, l) = (loc.entry.offset, loc.entry.length);
+                by_pack
+                    .entry(loc.pack)
+                    .or_default()
+                    .push((o, o.saturating_add(l)));
+            }
+        }
+        for v in by_pack.values_mut() {
+            v.sort_unstable();
+            v.dedup();
+        }
+        BlobReader {
+            wanted: Some(by_pack),
+            ..Self::new(store, keyring, index)
+        }
+    }
+
+    /// The cached range holding `[o, e)` of pack `p`.
+    fn cached(&self, p: u32, o: u32, e: u32) -> Option<(Arc<Vec<u8>>, u32)> {
+        let c = self.cache.lock().ok()?;
+        c.0.iter()
+            .find(|r| r.pack == p && r.start <= o && e as usize <= r.start as usize + r.bytes.len())
+            .map(|r| (r.bytes.clone(), r.start))
+    }
+
+    fn keep(&self, r: Range) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.1 += r.bytes.len();
+            c.0.push_back(r);
+            while c.1 > RANGE_CACHE && c.0.len() > 1 {
+                if let Some(old) = c.0.pop_front() {
+                    c.1 -= old.bytes.len();
+                }
+            }
+        }
+    }
+
+    /// The range of pack `p` to read for the blob at `[o, e)`.
+    fn plan(&self, p: u32, o: u32, e: u32) -> (u32, u32) {
+        let all;
+        let spans: &[(u32, u32)] = match &self.wanted {
+            Some(w) => w.get(&p).map(Vec::as_slice).unwrap_or(&[]),
+            None => {
+                let mut v: Vec<(u32, u32)> = self.index.packs[p as usize]
+                    .entries
+                    .iter()
+                    .map(|x| (x.offset, x.offset.saturating_add(x.length)))
+                    .collect();
+                v.sort_unstable();
+                all = v;
+                &all
+            }
+        };
+        coalesce(spans, o, e)
+    }
+
+    /// Bytes `[start, end)` of pack `p`; records the pack's epoch in `epochs`.
+    fn read_range(&self, p: u32, start: u32, end: u32) -> Result<Vec<u8>, String> {
+        let name = &self.index.packs[p as usize].name;
+        let object = format!("data/{name}");
+        let short = || format!("pack {name} is shorter than its index says");
+        // The epoch sits in bytes 5..9; a range near the start reads it along.
+        let from = if start <= RANGE_GAP { 0 } else { start };
+        let bytes = self
+            .store
+            .read_range(&object, from as u64, end as u64)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() < (end - from) as usize {
+            return Err(short());
+        }
+        let epoch = if from == 0 {
+            read_u32(&bytes, 5)
+        } else if let Some(e) = self.epochs.lock().ok().and_then(|m| m.get(&p).copied()) {
+            e
+        } else {
+            let head = self
+                .store
+                .read_range(&object, 0, 9)
+                .map_err(|e| e.to_string())?;
+            if head.len() < 9 {
+                return Err(short());
+            }
+            read_u32(&head, 5)
+        };
+        if let Ok(mut m) = self.epochs.lock() {
+            m.insert(p, epoch);
+        }
+        Ok(if from == start {
+            bytes
+        } else {
+            bytes[(start - from) as usize..].to_vec()
+        })
+    }
+
+    /// The verified plaintext of a blob, or why it is unusable.
+    pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<format::Plain, String> {
+        let loc: BlobLoc = *self
+            .index
+            .blobs
+            .get(id)
+            .ok_or_else(|| format!("blob {} is not in the index", hex::encode(id)))?;
+        let p = loc.pack;
+        let pname = &self.index.packs[p as usize].name;
+        let o = loc.entry.offset;
+        let e = o
+            .checked_add(loc.entry.length)
+            .ok_or_else(|| format!("pack {pname} is shorter than its index says"))?;
+        let (bytes, start) = match self.cached(p, o, e) {
+            Some(hit) => hit,
+            None => {
+                let (start, end) = self.plan(p, o, e);
+                let bytes = self.read_range(p, start, end)?;
+                let bytes = Arc::new(bytes);
+                self.keep(Range {
+                    pack: p,
+                    start,
+                    bytes: bytes.clone(),
+                });
+                (bytes, start)
+            }
+        };
+        let epoch_no = self
+            .epochs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&p).copied())
+            .ok_or_else(|| format!("pack {pname}: epoch unknown"))?;
+        let epoch = self
+            .keyring
+            .epoch(epoch_no, pname)
+            .map_err(|e| e.to_string())?;
+        let sealed = &bytes[(o - start) as usize..(e - start) as usize];
+        let data =
+            format::open_blob(&epoch.data, id, loc.entry.raw_len, sealed).ok_or_else(|| {
+                format!(
+                    "blob {} in pack {pname} does not authenticate",
+                    hex::encode(id)
+                )
+            })?;
+        // F6: the id is recomputed from the plaintext, so a blob can not be swapped for
+        // another valid blob.
+        if data.len() != loc.entry.raw_len as usize || epoch.chunk_id(&data) != *id {
+            return Err(format!(
+                "blob {} in pack {pname} does not match its id",
+                hex::encode(id)
+            ));
+        }
+        Ok(data)
+    }
+}
+
+/// The range to read for the blob at `[o, e)`, given the sorted spans wanted from its
+/// pack: the blob, then each following wanted span that starts within [`RANGE_GAP`] of
+/// the range's end, while the range stays within [`RANGE_MAX`].
+fn coalesce(spans: &[(u32, u32)], o: u32, e: u32) -> (u32, u32) {
+    let mut end = e;
+    let from = spans.partition_point(|s| s.0 <= o);
+    for &(so, se) in &spans[from..] {
+        if so > end.saturating_add(RANGE_GAP) || se.saturating_sub(o) > RANGE_MAX {
+            break;
+        }
+        end = end.max(se);
+    }
+    (o, end)
+}
+
