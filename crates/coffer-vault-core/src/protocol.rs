@@ -334,7 +334,7 @@ impl<'a> R<'a> {
 impl Request {
     /// The request's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let w = match self {
+        match self {
             Request::Resolve { account } => W::new(OP_RESOLVE).bytes(account).0.clone(),
             Request::RegisterStart { cred, request } => W::new(OP_REGISTER_START)
                 .cred(cred)
@@ -388,8 +388,7 @@ impl Request {
                 .bytes(blob)
                 .0
                 .clone(),
-        };
-        w
+        }
     }
 
     /// Parses a request; refuses anything [`Request::encode`] would not produce.

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -122,11 +122,12 @@ fn drive(
     threads: usize,
     secs: u64,
     rate: Option<f64>,
-    pid: u32,
+    pids: &[u32],
 ) -> Run {
+    let cpu = || pids.iter().map(|p| cpu_secs(*p)).sum::<f64>();
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_secs(pid);
+    let cpu0 = cpu();
     let t0 = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|i| {
@@ -172,7 +173,7 @@ fn drive(
     Run {
         done: done.load(Ordering::Relaxed),
         wall: t0.elapsed().as_secs_f64(),
-        server_cpu: cpu_secs(pid) - cpu0,
+        server_cpu: cpu() - cpu0,
         lat,
     }
 }
@@ -220,6 +221,8 @@ fn commit_counters(metrics_url: Option<&str>) -> (u64, u64) {
 /// A running vault with registered accounts.
 struct Served {
     child: std::process::Child,
+    /// The core process of a split deployment.
+    core: Option<Child>,
     _tmp: tempfile::TempDir,
     url: String,
     /// The metrics listener's URL, if this binary has one.
@@ -231,10 +234,37 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(core) = &mut self.core {
+            let _ = core.kill();
+            let _ = core.wait();
+        }
     }
 }
 
-fn serve(bin: &str, accounts: usize) -> Served {
+impl Served {
+    /// The processes whose CPU time is the vault's: the host, and the core if separate.
+    fn pids(&self) -> Vec<u32> {
+        let mut p = vec![self.child.id()];
+        p.extend(self.core.as_ref().map(Child::id));
+        p
+    }
+}
+
+/// A command for `bin`, pinned to `BENCH_SERVER_CPU` when that is set.
+fn pinned(bin: &str) -> Command {
+    match std::env::var("BENCH_SERVER_CPU") {
+        Ok(cpu) if !cpu.is_empty() => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpu]).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    }
+}
+
+/// Starts `bin`'s vault; with `split`, its core as a process of its own (`coffer-vault
+/// core`, pinned to the same core as the host) and the host in front of it.
+fn serve(bin: &str, accounts: usize, split: bool) -> Served {
     let tmp = tempfile::tempdir().unwrap();
     assert!(
         Command::new(bin)
@@ -248,14 +278,6 @@ fn serve(bin: &str, accounts: usize) -> Served {
     // With BENCH_SERVER_CPU set (bench/vault-load sets it on machines with 2+ cores), the
     // server runs alone on that core and the load generator on the others, so the server's
     // cost per recovery is not inflated by 16 client threads sharing its core's caches.
-    let mut cmd = match std::env::var("BENCH_SERVER_CPU") {
-        Ok(cpu) if !cpu.is_empty() => {
-            let mut c = Command::new("taskset");
-            c.args(["-c", &cpu]).arg(bin);
-            c
-        }
-        _ => Command::new(bin),
-    };
     // Vaults since issue 9 serve metrics on their own listener, and export the group-commit
     // counters only when asked (they tell real accounts from unknown ones); older
     // baselines serve /metrics on the API port and know neither flag.
@@ -264,17 +286,43 @@ fn serve(bin: &str, accounts: usize) -> Served {
         .output()
         .unwrap();
     let own_listener = String::from_utf8_lossy(&help.stdout).contains("--metrics-listen");
+    let mut cmd = pinned(bin);
     cmd.args([
         "serve",
         "--listen",
         "127.0.0.1:0",
         "--rate-limit",
         "0",
-        "--dummy-profile",
-        "argon2id-test",
         "--data",
     ])
     .arg(tmp.path());
+    let core = split.then(|| {
+        let sock = tmp.path().join("core.sock");
+        let mut core = pinned(bin)
+            .args(["core", "--dummy-profile", "argon2id-test", "--data"])
+            .arg(tmp.path().join("core"))
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(core.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("core listening on"), "{line}");
+        core
+    });
+    match &core {
+        Some(_) => {
+            let sock = tmp.path().join("core.sock");
+            cmd.args(["--core", &format!("unix:{}", sock.display())]);
+        }
+        None => {
+            cmd.args(["--dummy-profile", "argon2id-test"]);
+        }
+    }
     if own_listener {
         cmd.args([
             "--metrics-listen",
@@ -328,6 +376,7 @@ fn serve(bin: &str, accounts: usize) -> Served {
         .collect();
     Served {
         child,
+        core,
         _tmp: tmp,
         url,
         metrics,
@@ -368,7 +417,7 @@ fn register_legacy(url: &str, token: &str) {
 }
 
 fn measure(label: &str, s: &Served, threads: usize, secs: u64) -> Figures {
-    let pid = s.child.id();
+    let pid = &s.pids();
     let _warm = drive(&s.url, &s.tokens, threads, 1, None, pid);
     let c0 = commit_counters(s.metrics.as_deref());
     let peak = drive(&s.url, &s.tokens, threads, secs, None, pid);
@@ -428,8 +477,9 @@ fn main() {
     let accounts = env_or("BENCH_ACCOUNTS", 64) as usize;
     let baseline = std::env::var("BENCH_BASELINE_BIN").ok();
 
-    let current = serve(BIN, accounts);
-    let base = baseline.as_deref().map(|b| serve(b, accounts));
+    let current = serve(BIN, accounts, false);
+    let split = serve(BIN, accounts, true);
+    let base = baseline.as_deref().map(|b| serve(b, accounts, false));
     // Alternate: baseline, current, raw, current, baseline, so drift in the machine's
     // load hits both binaries alike.
     let mut figs = Vec::new();
@@ -441,7 +491,18 @@ fn main() {
             secs,
         ));
     }
-    figs.push(measure("this build, round 1", &current, threads, secs));
+    figs.push(measure(
+        "this build, embedded core, round 1",
+        &current,
+        threads,
+        secs,
+    ));
+    figs.push(measure(
+        "this build, core process + host, round 1",
+        &split,
+        threads,
+        secs,
+    ));
     let raw = raw_server_rate(3.0);
     // The same raw measurement while the load generator drives the vault at peak.
     let raw_loaded = {
@@ -468,13 +529,22 @@ fn main() {
             threads,
             secs,
             None,
-            current.child.id(),
+            &current.pids(),
         );
         h.join().unwrap()
     };
-    if base.is_some() {
-        figs.push(measure("this build, round 2", &current, threads, secs));
-    }
+    figs.push(measure(
+        "this build, core process + host, round 2",
+        &split,
+        threads,
+        secs,
+    ));
+    figs.push(measure(
+        "this build, embedded core, round 2",
+        &current,
+        threads,
+        secs,
+    ));
     if let Some(b) = &base {
         figs.push(measure(
             "baseline (BENCH_BASELINE_BIN), round 2",
@@ -484,10 +554,11 @@ fn main() {
         ));
     }
     drop(base);
+    drop(split);
     drop(current);
 
     println!(
-        "recover_load: {accounts} accounts, {threads} client threads, {secs} s per phase, cheap KSF, redb fsync per group commit (records, then rollback floors)"
+        "recover_load: {accounts} accounts, {threads} client threads, {secs} s per phase, cheap KSF; this build counts each guess with one fsync in the core's store (group-committed), the baseline with its own commit order; server CPU = host + core processes"
     );
     println!("raw opaque-ke ServerLogin start+finish, 1 core, idle machine: {raw:.0} /s");
     println!(

@@ -31,16 +31,33 @@ const MODULES: [&str; 2] = [
 ];
 const LABEL: &str = "coffer-vault-master";
 
+fn installed() -> Option<PathBuf> {
+    let m = MODULES.iter().map(Path::new).find(|p| p.exists())?;
+    let out = Command::new("softhsm2-util")
+        .arg("--version")
+        .output()
+        .ok()?;
+    out.status.success().then(|| m.to_path_buf())
+}
+
 fn module() -> PathBuf {
-    let installed = MODULES.iter().map(Path::new).find(|p| p.exists());
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    match (installed, util) {
-        (Some(m), Ok(out)) if out.status.success() => m.to_path_buf(),
-        _ => panic!(
+    installed().unwrap_or_else(|| {
+        panic!(
             "SoftHSM2 is not installed: run `apt-get install -y softhsm2` (Debian); the PKCS#11 master key tests need its module ({}) and softhsm2-util",
             MODULES[0]
-        ),
+        )
+    })
+}
+
+/// Whether the PKCS#11 tests can run here. Without SoftHSM2 they print SKIP, unless
+/// `COFFER_REQUIRE_PKCS11_TESTS=1` (set by .ci/run) makes that a failure.
+fn available() -> bool {
+    if installed().is_some() || std::env::var("COFFER_REQUIRE_PKCS11_TESTS").is_ok_and(|v| v == "1")
+    {
+        return true;
     }
+    eprintln!("SKIP: SoftHSM2 is not installed (apt-get install -y softhsm2)");
+    false
 }
 
 /// A fresh SoftHSM2 token in its own directory.
@@ -127,6 +144,9 @@ impl Token {
 
 #[test]
 fn pkcs11_seal_survives_a_restart() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("create_and_seal");
     t.step("reopen_and_open");
@@ -134,6 +154,9 @@ fn pkcs11_seal_survives_a_restart() {
 
 #[test]
 fn pkcs11_key_is_sensitive_and_never_extractable() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("create_and_seal");
     t.step("inspect_key_object");
@@ -141,6 +164,9 @@ fn pkcs11_key_is_sensitive_and_never_extractable() {
 
 #[test]
 fn pkcs11_wrong_pin_is_refused_clearly() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("create_and_seal");
     t.pin_file("wrong-pin", "9999\n");
@@ -151,6 +177,9 @@ fn pkcs11_wrong_pin_is_refused_clearly() {
 
 #[test]
 fn pkcs11_tampered_blob_or_wrong_aad_is_refused() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("create_and_seal");
     t.step("tampered");
@@ -158,6 +187,9 @@ fn pkcs11_tampered_blob_or_wrong_aad_is_refused() {
 
 #[test]
 fn pkcs11_second_create_refuses_and_keeps_the_key() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("create_and_seal");
     t.step("create_again");
@@ -166,18 +198,27 @@ fn pkcs11_second_create_refuses_and_keeps_the_key() {
 
 #[test]
 fn pkcs11_missing_key_or_slot_says_what_to_do() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("missing_key_and_slot");
 }
 
 #[test]
 fn pkcs11_imported_key_is_refused() {
+    if !available() {
+        return;
+    }
     let t = Token::new();
     t.step("import_known_key");
 }
 
 #[test]
 fn pkcs11_module_that_does_not_load_is_named() {
+    if !available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let pin = dir.path().join("pin");
     std::fs::write(&pin, "1234").unwrap();

@@ -43,7 +43,21 @@ type Job = (CredentialId, Vec<u8>, Sender<Result<(), StoreError>>);
 /// The redb store with its group-commit thread.
 pub struct RedbEntryStore {
     db: Arc<Database>,
-    tx: Mutex<Sender<Job>>,
+    tx: Mutex<Option<Sender<Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RedbEntryStore {
+    /// Stops the commit thread and waits for it, so the database file is closed (and its
+    /// lock released) when the store is gone.
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -63,13 +77,14 @@ impl RedbEntryStore {
         w.commit().map_err(err)?;
         let (tx, rx) = channel::<Job>();
         let thread_db = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("core-commit".into())
             .spawn(move || run(&thread_db, &rx))
             .map_err(err)?;
         Ok(Self {
             db,
-            tx: Mutex::new(tx),
+            tx: Mutex::new(Some(tx)),
+            thread: Some(thread),
         })
     }
 }
@@ -119,6 +134,8 @@ impl EntryStore for RedbEntryStore {
         self.tx
             .lock()
             .map_err(|_| StoreError("commit queue poisoned".into()))?
+            .as_ref()
+            .ok_or_else(|| StoreError("commit thread stopped".into()))?
             .send((*cred, sealed, done))
             .map_err(|_| StoreError("commit thread stopped".into()))?;
         wait.recv()
