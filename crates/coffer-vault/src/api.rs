@@ -3,6 +3,7 @@
 //! then reply. The host holds no core key and no login state: everything secret crosses
 //! the core link as sealed bytes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -46,7 +47,13 @@ pub struct AppState {
     /// Test-only failpoint name (`COFFER_VAULT_FAILPOINT`).
     pub failpoint: Option<String>,
     locks: Vec<Mutex<()>>,
+    /// Credential ids the core named, by account name: each costs the core an HMAC and a
+    /// round trip, and an account asks several times per login.
+    creds: std::sync::Mutex<HashMap<Vec<u8>, CredentialId>>,
 }
+
+/// Entries of the credential-id cache before it starts over.
+const CRED_CACHE: usize = 1 << 16;
 
 /// A request's account once the core named its credential.
 struct Caller {
@@ -73,6 +80,7 @@ impl AppState {
             metrics,
             failpoint,
             locks,
+            creds: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -103,15 +111,29 @@ impl AppState {
     /// Authenticates the request and asks the core for its credential id.
     async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let acct = self.auth.authenticate(headers)?;
-        match self
+        let cached = self
+            .creds
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&acct.name).copied());
+        if let Some(id) = cached {
+            return Ok(Caller { acct, id });
+        }
+        let Reply::Resolved { cred } = self
             .ask(Request::Resolve {
                 account: acct.name.clone(),
             })
             .await?
-        {
-            Reply::Resolved { cred } => Ok(Caller { acct, id: cred }),
-            _ => Err(unexpected()),
+        else {
+            return Err(unexpected());
+        };
+        if let Ok(mut c) = self.creds.lock() {
+            if c.len() >= CRED_CACHE {
+                c.clear();
+            }
+            c.insert(acct.name.clone(), cred);
         }
+        Ok(Caller { acct, id: cred })
     }
 
     fn read(&self, id: &CredentialId) -> Result<Option<SealedRecord>, ApiError> {

@@ -434,3 +434,121 @@ fn inspect_key_object(slot: u64) {
     let changed = session.update_attributes(key, &[Attribute::Extractable(true)]);
     assert!(changed.is_err(), "CKA_EXTRACTABLE set back to true");
 }
+
+/// The whole path, for real: `init` seals the core's keys under a master key made inside
+/// the token, `coffer-vault core` opens them through the token at start, and a recovery
+/// goes through a host in front of it. No master key file exists anywhere.
+#[test]
+fn pkcs11_vault_core_runs_with_its_master_key_in_the_token() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if !available() {
+        return;
+    }
+    let t = Token::new();
+    let bin = env!("CARGO_BIN_EXE_coffer-vault");
+    let data = t.dir.path().join("vault");
+    let slot = t.slot.to_string();
+    let pin = t.dir.path().join("pin");
+    let module = module();
+    let hsm: Vec<&std::ffi::OsStr> = vec![
+        "--pkcs11-module".as_ref(),
+        module.as_os_str(),
+        "--pkcs11-slot".as_ref(),
+        slot.as_ref(),
+        "--pkcs11-pin-file".as_ref(),
+        pin.as_os_str(),
+    ];
+    let init = Command::new(bin)
+        .args(["init", "--data"])
+        .arg(&data)
+        .args(&hsm)
+        .env("SOFTHSM2_CONF", &t.conf)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(data.join("core/core.key").exists());
+    assert!(
+        !data.join("core/master.key").exists(),
+        "the master key stays in the token"
+    );
+
+    // Without the token's flags the core cannot open its keys, and says which file.
+    let sock = t.dir.path().join("core.sock");
+    let listen = format!("unix:{}", sock.display());
+    let no_token = Command::new(bin)
+        .args(["core", "--listen", &listen, "--data"])
+        .arg(data.join("core"))
+        .output()
+        .unwrap();
+    assert!(!no_token.status.success());
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("master.key"));
+
+    let mut core = Command::new(bin)
+        .args([
+            "core",
+            "--listen",
+            &listen,
+            "--dummy-profile",
+            "argon2id-test",
+            "--data",
+        ])
+        .arg(data.join("core"))
+        .args(&hsm)
+        .env("SOFTHSM2_CONF", &t.conf)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(core.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("core listening on"), "{line}");
+    let mut host = Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-limit",
+            "0",
+            "--core",
+            &listen,
+        ])
+        .arg("--data")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    line.clear();
+    BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let tok = Command::new(bin)
+        .args(["token", "--account", "hsm-user", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let tok = String::from_utf8(tok.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let c = coffer_vault_client::VaultClient::new(&url, &tok).unwrap();
+    let p = coffer_vault_client::KsfProfile::TestCheap;
+    c.register(b"through the token", &[0x5a; 32], p).unwrap();
+    assert_eq!(*c.recover(b"through the token").unwrap(), [0x5a; 32]);
+    for child in [&mut host, &mut core] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

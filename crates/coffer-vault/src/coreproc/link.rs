@@ -2,14 +2,14 @@
 //! reply, to a core process over its Unix socket or to a core embedded in this process.
 //! Either way the request crosses as bytes, so the host holds no core state or key.
 
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use coffer_vault_core::protocol::{Reply, Request};
+use coffer_vault_core::protocol::{MAX_MESSAGE, Reply, Request};
 use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
-use super::server::{read_frame, write_frame};
 use super::service::CoreService;
 
 /// The core could not be asked.
@@ -62,19 +62,31 @@ impl UnixLink {
         }
     }
 
-    /// One request, one reply, blocking. A connection that fails is dropped, never
-    /// reused; the request is not retried (a lost `recover/start` reply counted a
-    /// guess all the same, and the client starts again).
-    fn call(&self, msg: &[u8]) -> Result<Vec<u8>, LinkError> {
+    /// One request, one reply, on the runtime's own I/O (no thread hand-off). A
+    /// connection that fails is dropped, never reused; the request is not retried (a lost
+    /// `recover/start` reply counted a guess all the same, and the client starts again).
+    async fn call(&self, msg: &[u8]) -> Result<Vec<u8>, LinkError> {
         let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
         let mut conn = match pooled {
             Some(c) => c,
-            None => UnixStream::connect(&self.path).map_err(|e| self.io(e))?,
+            None => UnixStream::connect(&self.path)
+                .await
+                .map_err(|e| self.io(e))?,
         };
-        write_frame(&mut conn, msg).map_err(|e| self.io(e))?;
-        let reply = read_frame(&mut conn)
-            .map_err(|e| self.io(e))?
-            .ok_or_else(|| self.io(std::io::ErrorKind::UnexpectedEof.into()))?;
+        let len = u32::try_from(msg.len())
+            .map_err(|_| self.io(std::io::ErrorKind::InvalidInput.into()))?;
+        let mut frame = Vec::with_capacity(4 + msg.len());
+        frame.extend_from_slice(&len.to_le_bytes());
+        frame.extend_from_slice(msg);
+        conn.write_all(&frame).await.map_err(|e| self.io(e))?;
+        let mut len = [0u8; 4];
+        conn.read_exact(&mut len).await.map_err(|e| self.io(e))?;
+        let n = u32::from_le_bytes(len) as usize;
+        if n > MAX_MESSAGE {
+            return Err(LinkError::BadReply);
+        }
+        let mut reply = vec![0u8; n];
+        conn.read_exact(&mut reply).await.map_err(|e| self.io(e))?;
         if let Ok(mut v) = self.idle.lock() {
             v.push(conn);
         }
@@ -93,12 +105,7 @@ impl CoreLink {
                     .await
                     .map_err(|e| LinkError::Embedded(e.to_string()))?
             }
-            CoreLink::Unix(u) => {
-                let u = u.clone();
-                tokio::task::spawn_blocking(move || u.call(&msg))
-                    .await
-                    .map_err(|e| LinkError::Embedded(e.to_string()))??
-            }
+            CoreLink::Unix(u) => u.call(&msg).await?,
         };
         Reply::decode(&bytes).map_err(|_| LinkError::BadReply)
     }
