@@ -332,7 +332,7 @@ impl<'a> R<'a> {
 impl Request {
     /// The request's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let w = match self {
+        match self {
             Request::Resolve { account } => W::new(OP_RESOLVE).bytes(account).0.clone(),
             Request::RegisterStart { cred, request } => W::new(OP_REGISTER_START)
                 .cred(cred)
@@ -386,8 +386,7 @@ impl Request {
                 .bytes(blob)
                 .0
                 .clone(),
-        };
-        w
+        }
     }
 
     /// Parses a request; refuses anything [`Request::encode`] would not produce.
@@ -597,7 +596,14 @@ impl Reply {
                     .ok()
                     .and_then(|s| s.parse::<ErrorCode>().ok())
                     .ok_or(DecodeError::Malformed)?;
-                Reply::Error(error_from_wire(code, r.u64()?)?)
+                let detail = r.u64()?;
+                let e = error_from_wire(code, detail)?;
+                // A detail the code does not carry would re-encode differently: refused,
+                // so every reply has exactly one encoding.
+                if error_detail(&e) != detail {
+                    return Err(DecodeError::Malformed);
+                }
+                Reply::Error(e)
             }
             _ => return Err(DecodeError::Malformed),
         };
