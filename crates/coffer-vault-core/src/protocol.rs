@@ -144,6 +144,8 @@ pub enum Reply {
         body: Vec<u8>,
         /// The registration's generation.
         generation: u64,
+        /// The vault's guess limit.
+        max_guesses: u32,
     },
     /// To `RecoverStart`: the guess is durably counted.
     Challenge {
@@ -500,9 +502,14 @@ impl Reply {
                 .bytes(ticket)
                 .0
                 .clone(),
-            Reply::Registered { body, generation } => W::new(OP_REGISTER_FINISH)
+            Reply::Registered {
+                body,
+                generation,
+                max_guesses,
+            } => W::new(OP_REGISTER_FINISH)
                 .bytes(body)
                 .u64(*generation)
+                .u32(*max_guesses)
                 .0
                 .clone(),
             Reply::Challenge {
@@ -560,6 +567,7 @@ impl Reply {
             OP_REGISTER_FINISH => Reply::Registered {
                 body: r.bytes()?,
                 generation: r.u64()?,
+                max_guesses: r.u32()?,
             },
             OP_RECOVER_START => Reply::Challenge {
                 ke2: r.bytes()?,

@@ -1,5 +1,7 @@
-//! The `/v1/` HTTP API (docs/VAULT-API.md): parse, authenticate, run the core under the
-//! account's lock, commit durably (record, then rollback floor), confirm, then reply.
+//! The `/v1/` HTTP API (docs/VAULT-API.md): parse, authenticate, ask the core (which
+//! commits its own state before it answers), keep the record body the core hands back,
+//! then reply. The host holds no core key and no login state: everything secret crosses
+//! the core link as sealed bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -12,24 +14,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use coffer_vault_core::{
-    Authority, CredentialId, DeleteError, HeadError, OwnerProofError, RecoverFinishError,
-    RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError,
-    RegistrationUploadRequest, SealedRecord, Stale, StateChange, StatusError, TicketError,
-    VaultCore,
-};
+use coffer_vault_core::protocol::{Reply, Request, WireAuthority};
+use coffer_vault_core::{CoreError, CredentialId, OwnerProofError, SealedRecord};
 use coffer_vault_proto::wire::{self, WIRE_VERSION, b64, unb64};
-use rand_core::OsRng;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::auth::{Account, Auth};
-use crate::committer::Committer;
+use crate::coreproc::link::CoreLink;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Route};
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
-use crate::unix_now;
 
 /// Largest request body accepted (every valid message is far smaller).
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -37,16 +33,12 @@ const LOCK_SHARDS: usize = 1024;
 
 /// Everything a handler needs.
 pub struct AppState {
-    /// The trusted core.
-    pub core: VaultCore,
+    /// The trusted core (a process, or embedded).
+    pub core: CoreLink,
     /// Token verification.
     pub auth: Auth,
-    /// Record storage (reads).
+    /// Record bodies and repository heads.
     pub storage: Arc<dyn Storage>,
-    /// Group committer (writes).
-    pub committer: Committer,
-    /// Lifetime of a login or registration ticket (`--login-ttl`).
-    pub login_ttl: Duration,
     /// Per-account limits.
     pub limiter: RateLimiter,
     /// Counters.
@@ -56,15 +48,18 @@ pub struct AppState {
     locks: Vec<Mutex<()>>,
 }
 
+/// A request's account once the core named its credential.
+struct Caller {
+    acct: Account,
+    id: CredentialId,
+}
+
 impl AppState {
     /// Assembles the state.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        core: VaultCore,
+        core: CoreLink,
         auth: Auth,
         storage: Arc<dyn Storage>,
-        committer: Committer,
-        login_ttl: Duration,
         limiter: RateLimiter,
         metrics: Arc<Metrics>,
         failpoint: Option<String>,
@@ -74,8 +69,6 @@ impl AppState {
             core,
             auth,
             storage,
-            committer,
-            login_ttl,
             limiter,
             metrics,
             failpoint,
@@ -83,11 +76,42 @@ impl AppState {
         }
     }
 
-    /// The lock serialising read-modify-commit of one account's record: without it two
-    /// concurrent recover/starts could both read count n and both release a KE2.
+    /// The lock serialising one account's core call with the body write that follows
+    /// it: two registrations racing could otherwise leave the older body stored beside
+    /// the newer entry.
     fn lock_for(&self, id: &CredentialId) -> &Mutex<()> {
         let b = id.as_bytes();
         &self.locks[(usize::from(b[0]) << 8 | usize::from(b[1])) % LOCK_SHARDS]
+    }
+
+    /// Sends `req` to the core; a refusal becomes the API's error reply.
+    async fn ask(&self, req: Request) -> Result<Reply, ApiError> {
+        match self.core.call(&req).await {
+            Ok(Reply::Error(e)) => Err(self.core_error(e)),
+            Ok(r) => Ok(r),
+            Err(e) => {
+                tracing::error!(error = %e, "vault core unreachable");
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the vault core is unavailable; retry later",
+                ))
+            }
+        }
+    }
+
+    /// Authenticates the request and asks the core for its credential id.
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let acct = self.auth.authenticate(headers)?;
+        match self
+            .ask(Request::Resolve {
+                account: acct.name.clone(),
+            })
+            .await?
+        {
+            Reply::Resolved { cred } => Ok(Caller { acct, id: cred }),
+            _ => Err(unexpected()),
+        }
     }
 
     fn read(&self, id: &CredentialId) -> Result<Option<SealedRecord>, ApiError> {
@@ -105,50 +129,95 @@ impl AppState {
         })
     }
 
-    /// Makes `change` durable (record, then floor: committer.rs), then confirms its floor
-    /// to the core. Called with the credential's lock held, so no other request of the
-    /// credential runs between the commit and the confirm.
-    async fn commit(&self, change: StateChange) -> Result<(), ApiError> {
-        let floor = change.floor;
-        self.committer.commit(change).await.map_err(|e| {
-            tracing::error!(error = %e, "durable commit failed");
+    /// Stores (`Some`) or removes (`None`) `id`'s body, durably.
+    fn write(&self, id: &CredentialId, body: Option<SealedRecord>) -> Result<(), ApiError> {
+        self.storage.commit(&[(*id, body)]).map_err(|e| {
+            tracing::error!(error = %e, "durable record write failed");
             unavailable()
-        })?;
-        if let Some(floor) = floor {
-            self.core.confirm(&floor);
-        }
-        Ok(())
+        })
     }
 
-    /// The reply to a record below its rollback floor. The caller holds a token for this
-    /// very account, whose `status` says whether a record exists anyway, so naming the
-    /// condition tells it nothing a dummy KE2 would hide; the operator gets the detail.
-    fn rolled_back(&self, id: &CredentialId, stale: &Stale) -> ApiError {
-        self.metrics.storage_rolled_back.fetch_add(1, Relaxed);
-        tracing::error!(
-            credential = %hex::encode(&id.as_bytes()[..8]),
-            detail = %stale,
-            "refused a stale record: the record database was restored from an older copy; restore the latest vault.redb (the trusted store trusted.redb is newer)"
-        );
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_rolled_back",
-            "the vault's record storage is older than its trusted state (restored from an old copy); nothing was released or counted; the vault operator must restore the latest database, retry later",
-        )
-    }
-
-    fn rate_limit(&self, acct: &Account) -> Result<(), ApiError> {
-        self.limiter
-            .check(&acct.credential_id, Instant::now())
-            .map_err(|secs| {
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "too many requests for this account; wait and retry",
+    fn core_error(&self, e: CoreError) -> ApiError {
+        let code = e.code().as_str();
+        let (status, message): (StatusCode, String) = match &e {
+            CoreError::Malformed { what } => (
+                StatusCode::BAD_REQUEST,
+                format!("{what} is truncated, oversized or invalid"),
+            ),
+            CoreError::UnknownProfile => (
+                StatusCode::BAD_REQUEST,
+                "unknown KSF profile".into(),
+            ),
+            CoreError::BadRegistrationTicket => (
+                StatusCode::CONFLICT,
+                "the ticket is not a registration ticket of this vault for this account, or it expired (register/finish came later than --login-ttl after register/start); start again".into(),
+            ),
+            CoreError::NoLogin => (
+                StatusCode::CONFLICT,
+                "no such login: the session is not a login ticket of this vault for this account, it expired (--login-ttl), or the record changed since recover/start; start again".into(),
+            ),
+            CoreError::WrongPassword { guesses_left } => {
+                self.metrics.ke3_failed.fetch_add(1, Relaxed);
+                let mut err = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong_password",
+                    format!("wrong password; {guesses_left} guesses left"),
                 );
-                e.retry_after_secs = Some(secs);
-                e
-            })
+                err.guesses_left = Some(*guesses_left);
+                return err;
+            }
+            CoreError::KeyDestroyed { .. } => (
+                StatusCode::GONE,
+                "the backup key was destroyed after too many wrong password guesses; recover with the recovery key".into(),
+            ),
+            CoreError::NoRecord => (
+                StatusCode::NOT_FOUND,
+                "this account has no vault record".into(),
+            ),
+            CoreError::Owner(OwnerProofError::Required) => (
+                StatusCode::FORBIDDEN,
+                "this account has a live vault record: replacing or deleting it needs an owner proof made with the backup key (change the password from a device that holds the key, or connect with the recovery key first)".into(),
+            ),
+            CoreError::Owner(OwnerProofError::Stale { .. }) => (
+                StatusCode::CONFLICT,
+                "the record changed since the owner proof was made; read /v1/status again and sign its generation".into(),
+            ),
+            CoreError::Owner(_) => (
+                StatusCode::FORBIDDEN,
+                "the owner proof does not verify: it was not made with this record's backup key".into(),
+            ),
+            CoreError::StorageRolledBack => {
+                self.metrics.storage_rolled_back.fetch_add(1, Relaxed);
+                tracing::error!(
+                    "the record database served a body that is not the core's current registration (restored from an old copy, or lost a write); restore the latest vault.redb"
+                );
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the vault's record storage does not hold this account's current record (restored from an old copy); nothing was released or counted; the vault operator must restore the latest database, retry later".into(),
+                )
+            }
+            CoreError::StoreUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "vault storage is unavailable; retry later".into(),
+            ),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the vault core failed; the operator must look at its log".into(),
+            ),
+        };
+        ApiError::new(status, code, message)
+    }
+
+    fn rate_limit(&self, id: &CredentialId) -> Result<(), ApiError> {
+        self.limiter.check(id, Instant::now()).map_err(|secs| {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests for this account; wait and retry",
+            );
+            e.retry_after_secs = Some(secs);
+            e
+        })
     }
 }
 
@@ -238,63 +307,23 @@ has_version!(
 
 /// Which authority a replace or delete request carries: its owner proof if it has one,
 /// else the token's reset scope, else the token alone (enough only where no live record
-/// exists; the core decides).
-fn authority<'a>(
-    proof: Option<&wire::OwnerProof>,
-    signature: &'a [u8],
-    acct: &Account,
-) -> Authority<'a> {
-    match proof {
-        Some(p) => Authority::OwnerProof {
+/// exists; the core decides from its own entry).
+fn authority(proof: Option<&wire::OwnerProof>, acct: &Account) -> Result<WireAuthority, ApiError> {
+    Ok(match proof {
+        Some(p) => WireAuthority::OwnerProof {
             generation: p.generation,
-            signature,
+            signature: field(&p.signature, "owner_proof.signature")?,
         },
-        None if acct.reset_scope => Authority::ResetScope,
-        None => Authority::Token,
-    }
-}
-
-fn proof_signature(proof: Option<&wire::OwnerProof>) -> Result<Vec<u8>, ApiError> {
-    proof.map_or(Ok(Vec::new()), |p| {
-        field(&p.signature, "owner_proof.signature")
+        None if acct.reset_scope => WireAuthority::ResetScope,
+        None => WireAuthority::Token,
     })
-}
-
-/// The reply to a replace or delete of a live record without a valid owner proof.
-fn owner_refused(e: OwnerProofError) -> ApiError {
-    match e {
-        OwnerProofError::Required => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "owner_proof_required",
-            "this account has a live vault record: replacing or deleting it needs an owner proof made with the backup key (change the password from a device that holds the key, or connect with the recovery key first)",
-        ),
-        OwnerProofError::Stale { .. } => ApiError::new(
-            StatusCode::CONFLICT,
-            "owner_proof_stale",
-            "the record changed since the owner proof was made (a guess or another change); read /v1/status again and sign its generation",
-        ),
-        _ => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "owner_proof_invalid",
-            "the owner proof does not verify: it was not made with this record's backup key",
-        ),
-    }
-}
-
-fn registration_ticket_refused(expired: bool) -> ApiError {
-    let message = if expired {
-        "the registration expired (register/finish came later than --login-ttl after register/start); start again"
-    } else {
-        "the ticket is not a registration ticket of this vault for this account; start again"
-    };
-    ApiError::new(StatusCode::CONFLICT, "no_registration", message)
 }
 
 /// Logs a change made under the reset scope: the one way to wipe a live record without
 /// the backup key, so the operator must be able to see every use.
-fn log_reset_scope(acct: &Account, authority: &Authority<'_>, what: &str) {
-    if matches!(authority, Authority::ResetScope) {
-        tracing::warn!(tenant = %acct.tenant, credential = %hex::encode(&acct.credential_id.as_bytes()[..8]), "{what} under the token's reset scope (no owner proof)");
+fn log_reset_scope(c: &Caller, authority: &WireAuthority, what: &str) {
+    if matches!(authority, WireAuthority::ResetScope) {
+        tracing::warn!(tenant = %c.acct.tenant, credential = %hex::encode(&c.id.as_bytes()[..8]), "{what} under the token's reset scope (no owner proof)");
     }
 }
 
@@ -322,10 +351,10 @@ fn malformed(what: &str) -> ApiError {
     )
 }
 
-fn corrupt() -> ApiError {
-    ApiError::internal(
-        "the stored record fails authentication; the operator must investigate storage",
-    )
+/// The core answered with a reply of another request's kind.
+fn unexpected() -> ApiError {
+    tracing::error!("the vault core answered with a reply of the wrong kind");
+    ApiError::internal("the vault core answered out of protocol")
 }
 
 fn finish<T: serde::Serialize>(
@@ -355,22 +384,23 @@ async fn register_start(
 ) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
+        let c = st.caller(&headers).await?;
         let req: wire::RegisterStartRequest = parse(&headers, body)?;
-        st.rate_limit(&acct)?;
-        let msg = field(&req.request, "request")?;
-        let expires = unix_now().saturating_add(st.login_ttl.as_secs());
-        let started = st
-            .core
-            .register_start(&acct.credential_id, &msg, expires, &mut OsRng)
-            .map_err(|e| match e {
-                RegisterError::Malformed { .. } => malformed("registration request"),
-                _ => ApiError::internal("register/start failed inside the vault core"),
-            })?;
+        st.rate_limit(&c.id)?;
+        let request = field(&req.request, "request")?;
+        let Reply::RegisterStarted { response, ticket } = st
+            .ask(Request::RegisterStart {
+                cred: c.id,
+                request,
+            })
+            .await?
+        else {
+            return Err(unexpected());
+        };
         Ok(wire::RegisterStartReply {
             v: WIRE_VERSION,
-            response: b64(&started.response),
-            ticket: b64(&started.ticket),
+            response: b64(&response),
+            ticket: b64(&ticket),
         })
     }
     .await;
@@ -384,54 +414,33 @@ async fn register_finish(
 ) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
+        let c = st.caller(&headers).await?;
         let req: wire::RegisterFinishRequest = parse(&headers, body)?;
-        let upload = field(&req.upload, "upload")?;
-        let wrapped = field(&req.wrapped_key, "wrapped_key")?;
-        let ticket = field(&req.ticket, "ticket")?;
-        let owner_key = field(&req.owner_key, "owner_key")?;
-        let signature = proof_signature(req.owner_proof.as_ref())?;
-        let authority = authority(req.owner_proof.as_ref(), &signature, &acct);
-        let id = acct.credential_id;
-        let _g = st.lock_for(&id).lock().await;
-        let current = st.read(&id)?;
-        let request = RegistrationUploadRequest {
-            ticket: &ticket,
-            upload: &upload,
-            wrapped_key: &wrapped,
-            owner_key: &owner_key,
-            profile: &req.profile,
+        let authority = authority(req.owner_proof.as_ref(), &c.acct)?;
+        let request = Request::RegisterFinish {
+            cred: c.id,
+            ticket: field(&req.ticket, "ticket")?,
+            upload: field(&req.upload, "upload")?,
+            wrapped_key: field(&req.wrapped_key, "wrapped_key")?,
+            owner_key: field(&req.owner_key, "owner_key")?,
+            profile: req.profile.clone(),
+            authority: authority.clone(),
         };
-        let rec = st
-            .core
-            .register_finish(
-                &id,
-                current.as_ref(),
-                &request,
-                authority,
-                unix_now(),
-                &mut OsRng,
-            )
-            .map_err(|e| match e {
-                RegisterError::Malformed { what } => malformed(what),
-                RegisterError::UnknownProfile => ApiError::bad_request(
-                    "unknown_profile",
-                    format!("unknown KSF profile {:?}", req.profile),
-                ),
-                RegisterError::BadTicket => registration_ticket_refused(false),
-                RegisterError::TicketExpired => registration_ticket_refused(true),
-                RegisterError::Owner(e) => owner_refused(e),
-                RegisterError::CorruptRecord => corrupt(),
-                _ => ApiError::internal("registration failed inside the vault core"),
-            })?;
-        log_reset_scope(&acct, &authority, "record replaced");
-        // Acknowledging before this commit could let a client believe a password is set
-        // that a crash then forgets.
-        st.commit(rec).await?;
-        tracing::info!(tenant = %acct.tenant, "record registered");
+        let _g = st.lock_for(&c.id).lock().await;
+        let Reply::Registered {
+            body, max_guesses, ..
+        } = st.ask(request).await?
+        else {
+            return Err(unexpected());
+        };
+        log_reset_scope(&c, &authority, "record replaced");
+        // The core's entry is durable; acknowledging before the body is too could let a
+        // client believe a password is set that a crash then forgets.
+        st.write(&c.id, Some(SealedRecord::from_bytes(body)))?;
+        tracing::info!(tenant = %c.acct.tenant, "record registered");
         Ok(wire::RegisterFinishReply {
             v: WIRE_VERSION,
-            max_guesses: st.core.max_guesses(),
+            max_guesses,
         })
     }
     .await;
@@ -445,61 +454,61 @@ async fn recover_start(
 ) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
+        let c = st.caller(&headers).await?;
         let req: wire::RecoverStartRequest = parse(&headers, body)?;
-        st.rate_limit(&acct)?;
+        st.rate_limit(&c.id)?;
         let ke1 = field(&req.ke1, "ke1")?;
-        let id = acct.credential_id;
-        let _g = st.lock_for(&id).lock().await;
-        let current = st.read(&id)?;
-        let outcome = st.core.recover_start(&id, current.as_ref(), &ke1, &mut OsRng).map_err(|e| match e {
-            RecoverStartError::Malformed => malformed("KE1"),
-            RecoverStartError::CorruptRecord => corrupt(),
-            RecoverStartError::StorageRolledBack(s) => st.rolled_back(&id, &s),
-            _ => ApiError::internal("recover/start failed inside the vault core"),
-        })?;
-        match outcome {
-            RecoverStartOutcome::Destroyed { commit } => {
-                if let Some(tomb) = commit {
-                    // The tombstone must be durable before we say the key is gone.
-                    st.commit(tomb).await?;
-                    tracing::info!(tenant = %acct.tenant, "record destroyed after the last wrong guess");
+        let _g = st.lock_for(&c.id).lock().await;
+        let current = st.read(&c.id)?;
+        let reply = st
+            .core
+            .call(&Request::RecoverStart {
+                cred: c.id,
+                body: current.map(|b| b.as_bytes().to_vec()),
+                ke1,
+            })
+            .await;
+        let (ke2, profile, guesses_left, ticket, drop_body) = match reply {
+            Ok(Reply::Challenge {
+                ke2,
+                profile,
+                guesses_left,
+                ticket,
+                drop_body,
+            }) => (ke2, profile, guesses_left, ticket, drop_body),
+            Ok(Reply::Error(CoreError::KeyDestroyed { drop_body })) => {
+                if drop_body {
+                    st.write(&c.id, None)?;
                 }
-                Err(ApiError::new(
-                    StatusCode::GONE,
-                    "key_destroyed",
-                    "the backup key was destroyed after too many wrong password guesses; recover with the recovery key",
-                ))
+                return Err(st.core_error(CoreError::KeyDestroyed { drop_body }));
             }
-            RecoverStartOutcome::Challenge { ke2, profile, guesses_left, state, commit } => {
-                if let Some(rec) = commit {
-                    // Invariant V2: KE2 lets the client test the password offline, so the
-                    // counted guess must be durable before KE2 leaves; a crash after this
-                    // line keeps the count. V7: its floor is durable too, so an old copy
-                    // of the database restored later cannot hand the guess back.
-                    st.commit(rec).await?;
-                    if st.failpoint.as_deref() == Some("hang-after-guess-commit") {
-                        eprintln!("FAILPOINT hang-after-guess-commit reached");
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                    }
-                }
-                // The login state leaves sealed (login.rs): the client carries it to
-                // recover/finish, so any replica, or this one after a restart, can finish.
-                let expires = unix_now().saturating_add(st.login_ttl.as_secs());
-                let session = state
-                    .seal(&st.core, expires, &mut OsRng)
-                    .ok_or_else(|| ApiError::internal("sealing the login ticket failed"))?;
-                // One counter for real and dummy KE2s alike (metrics.rs).
-                st.metrics.ke2_sent.fetch_add(1, Relaxed);
-                Ok(wire::RecoverStartReply {
-                    v: WIRE_VERSION,
-                    session: b64(&session),
-                    ke2: b64(&ke2),
-                    profile: profile.name().to_string(),
-                    guesses_left,
-                })
+            Ok(Reply::Error(e)) => return Err(st.core_error(e)),
+            Ok(_) => return Err(unexpected()),
+            Err(e) => {
+                tracing::error!(error = %e, "vault core unreachable");
+                return Err(unavailable());
             }
+        };
+        if drop_body {
+            // The last guess destroyed the entry and its record key: the body opens to
+            // nothing now. Removing it is tidiness, not safety, so a failure here does
+            // not hold back the KE2 the core already counted.
+            let _ = st.write(&c.id, None);
+            tracing::info!(tenant = %c.acct.tenant, "record destroyed by the last allowed guess");
         }
+        if st.failpoint.as_deref() == Some("hang-after-guess-commit") {
+            eprintln!("FAILPOINT hang-after-guess-commit reached");
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        // One counter for real and dummy KE2s alike (metrics.rs).
+        st.metrics.ke2_sent.fetch_add(1, Relaxed);
+        Ok(wire::RecoverStartReply {
+            v: WIRE_VERSION,
+            session: b64(&ticket),
+            ke2: b64(&ke2),
+            profile: profile.name().to_string(),
+            guesses_left,
+        })
     }
     .await;
     finish(&st, Route::RecoverStart, t, r)
@@ -512,48 +521,21 @@ async fn recover_finish(
 ) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
+        let c = st.caller(&headers).await?;
         let req: wire::RecoverFinishRequest = parse(&headers, body)?;
-        let session = field(&req.session, "session")?;
-        let ke3 = field(&req.ke3, "ke3")?;
-        let id = acct.credential_id;
-        let state = RecoverStarted::open(&st.core, &id, &session, unix_now()).map_err(|e| match e {
-            TicketError::Expired => ApiError::new(StatusCode::CONFLICT, "no_login", "the login expired (recover/finish came later than --login-ttl after recover/start); start again"),
-            _ => ApiError::new(StatusCode::CONFLICT, "no_login", "the session is not a login ticket of this vault for this account; start again"),
-        })?;
-        let _g = st.lock_for(&id).lock().await;
-        let current = st.read(&id)?;
-        match state.finish(&st.core, current.as_ref(), &ke3, &mut OsRng) {
-            Ok(done) => {
-                // Every reply follows its state change (invariant V2); here a crash
-                // before the commit only leaves the count unreset, never K released
-                // by a login the vault then forgets. The last guess's login has no
-                // change to make: its record is already the tombstone.
-                if let Some(change) = done.commit {
-                    st.commit(change).await?;
-                }
-                st.metrics.recoveries.fetch_add(1, Relaxed);
-                Ok(wire::RecoverFinishReply { v: WIRE_VERSION, release: b64(&done.release_blob) })
-            }
-            Err(e) => Err(match e {
-                RecoverFinishError::Malformed => malformed("KE3"),
-                RecoverFinishError::WrongPassword { guesses_left } => {
-                    st.metrics.ke3_failed.fetch_add(1, Relaxed);
-                    let mut e = ApiError::unauthorized("wrong_password", format!("wrong password; {guesses_left} guesses left"));
-                    e.status = StatusCode::FORBIDDEN;
-                    e.guesses_left = Some(guesses_left);
-                    e
-                }
-                RecoverFinishError::Superseded => ApiError::new(
-                    StatusCode::CONFLICT,
-                    "superseded",
-                    "the record changed since recover/start (another guess, registration or delete); start again",
-                ),
-                RecoverFinishError::CorruptRecord => corrupt(),
-                RecoverFinishError::StorageRolledBack(s) => st.rolled_back(&id, &s),
-                _ => ApiError::internal("recover/finish failed inside the vault core"),
-            }),
-        }
+        let request = Request::RecoverFinish {
+            cred: c.id,
+            ticket: field(&req.session, "session")?,
+            ke3: field(&req.ke3, "ke3")?,
+        };
+        let Reply::Recovered { release_blob, .. } = st.ask(request).await? else {
+            return Err(unexpected());
+        };
+        st.metrics.recoveries.fetch_add(1, Relaxed);
+        Ok(wire::RecoverFinishReply {
+            v: WIRE_VERSION,
+            release: b64(&release_blob),
+        })
     }
     .await;
     finish(&st, Route::RecoverFinish, t, r)
@@ -566,31 +548,24 @@ async fn delete(
 ) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
+        let c = st.caller(&headers).await?;
         let req: wire::DeleteRequest = parse(&headers, body)?;
-        let signature = proof_signature(req.owner_proof.as_ref())?;
-        let authority = authority(req.owner_proof.as_ref(), &signature, &acct);
-        let id = acct.credential_id;
-        let _g = st.lock_for(&id).lock().await;
-        let current = st.read(&id)?;
-        let change = st
-            .core
-            .delete(&id, current.as_ref(), authority)
-            .map_err(|e| match e {
-                DeleteError::NoRecord => ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "no_record",
-                    "this account has no vault record",
-                ),
-                DeleteError::Owner(e) => owner_refused(e),
-                DeleteError::CorruptRecord => corrupt(),
-                _ => ApiError::internal("delete failed inside the vault core"),
-            })?;
-        log_reset_scope(&acct, &authority, "record deleted");
-        // "Backups off" must survive a crash once acknowledged; the Deleted floor keeps an
-        // old copy of the record, restored later, from coming back.
-        st.commit(change).await?;
-        tracing::info!(tenant = %acct.tenant, "record deleted");
+        let authority = authority(req.owner_proof.as_ref(), &c.acct)?;
+        let _g = st.lock_for(&c.id).lock().await;
+        let Reply::Deleted = st
+            .ask(Request::Delete {
+                cred: c.id,
+                authority: authority.clone(),
+            })
+            .await?
+        else {
+            return Err(unexpected());
+        };
+        log_reset_scope(&c, &authority, "record deleted");
+        // The core erased the record key durably: "backups off" holds from here even if
+        // this removal of the now useless body is lost.
+        st.write(&c.id, None)?;
+        tracing::info!(tenant = %c.acct.tenant, "record deleted");
         Ok(wire::DeleteReply { v: WIRE_VERSION })
     }
     .await;
@@ -600,23 +575,17 @@ async fn delete(
 async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
-        let id = acct.credential_id;
-        // The lock keeps a concurrent change from committing and raising the floor
-        // between this read and the core's check, which would look like a rollback.
-        let _g = st.lock_for(&id).lock().await;
-        let current = st.read(&id)?;
-        let s = st.core.status(&id, current.as_ref()).map_err(|e| match e {
-            StatusError::StorageRolledBack(s) => st.rolled_back(&id, &s),
-            _ => corrupt(),
-        })?;
+        let c = st.caller(&headers).await?;
+        let Reply::Status(s) = st.ask(Request::Status { cred: c.id }).await? else {
+            return Err(unexpected());
+        };
         Ok(wire::StatusReply {
             v: WIRE_VERSION,
             exists: s.exists,
             destroyed: s.destroyed,
             guesses_left: s.guesses_left,
             max_guesses: s.max_guesses,
-            credential_id: b64(id.as_bytes()),
+            credential_id: b64(c.id.as_bytes()),
             generation: s.generation,
         })
     }
@@ -627,8 +596,8 @@ async fn status(State(st): State<Shared>, headers: HeaderMap) -> Response {
 async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
-        let head = st.read_head(&acct.credential_id)?;
+        let c = st.caller(&headers).await?;
+        let head = st.read_head(&c.id)?;
         Ok(wire::HeadReply {
             v: WIRE_VERSION,
             head: head.map(|h| b64(&h)),
@@ -639,8 +608,8 @@ async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// `POST /v1/head`: keeps the client's repository head beside its live record, if the
-/// owner proves the record's key and the head's sequence number rises (head.rs says why
-/// the vault checks no more).
+/// owner proves the record's key and the head's sequence number rises (proto's head.rs
+/// says why the vault checks no more).
 async fn put_head(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -648,30 +617,24 @@ async fn put_head(
 ) -> Response {
     let t = Instant::now();
     let r = async {
-        let acct = st.auth.authenticate(&headers)?;
+        let c = st.caller(&headers).await?;
         let req: wire::PutHeadRequest = parse(&headers, body)?;
         let blob = field(&req.head, "head")?;
         let seq = coffer_vault_proto::head::head_seq(&blob).ok_or_else(|| malformed("head"))?;
-        let signature = proof_signature(Some(&req.owner_proof))?;
-        let authority = authority(Some(&req.owner_proof), &signature, &acct);
-        let id = acct.credential_id;
-        // Under the credential's lock: the proof is checked against the record the
-        // head is stored beside, and two writers cannot both pass the sequence check.
-        let _g = st.lock_for(&id).lock().await;
-        let current = st.read(&id)?;
-        st.core
-            .authorize_head(&id, current.as_ref(), authority, &blob)
-            .map_err(|e| match e {
-                HeadError::NoRecord => ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "no_record",
-                    "this account has no live vault record to keep a repository head beside",
-                ),
-                HeadError::Owner(e) => owner_refused(e),
-                HeadError::StorageRolledBack(s) => st.rolled_back(&id, &s),
-                _ => corrupt(),
-            })?;
-        if let Some(old) = st.read_head(&id)?.as_deref().and_then(coffer_vault_proto::head::head_seq)
+        let authority = authority(Some(&req.owner_proof), &c.acct)?;
+        // Under the credential's lock: two writers cannot both pass the sequence check.
+        let _g = st.lock_for(&c.id).lock().await;
+        let Reply::HeadAuthorized = st
+            .ask(Request::AuthorizeHead {
+                cred: c.id,
+                authority,
+                blob: blob.clone(),
+            })
+            .await?
+        else {
+            return Err(unexpected());
+        };
+        if let Some(old) = st.read_head(&c.id)?.as_deref().and_then(coffer_vault_proto::head::head_seq)
             && seq <= old
         {
             return Err(ApiError::new(
@@ -680,7 +643,7 @@ async fn put_head(
                 format!("the vault already keeps head {old}; a head is only replaced by a newer one (sequence {seq} is not)"),
             ));
         }
-        st.storage.put_head(&id, &blob).map_err(|e| {
+        st.storage.put_head(&c.id, &blob).map_err(|e| {
             tracing::error!(error = %e, "durable head write failed");
             unavailable()
         })?;

@@ -8,11 +8,9 @@
 use std::collections::HashMap;
 
 use axum::http::{HeaderMap, header};
-use coffer_vault_core::CredentialId;
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
-use ring::hmac;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -54,37 +52,31 @@ pub fn has_reset_scope(scope: Option<&str>) -> bool {
 pub struct Account {
     /// Tenant name (`dev` for HS256 tokens).
     pub tenant: String,
-    /// Where the caller's record lives.
-    pub credential_id: CredentialId,
+    /// `tenant || 0x00 || account`: what the core turns into the credential id (the
+    /// host holds no credential-id key).
+    pub name: Vec<u8>,
     /// The token carries [`RESET_SCOPE`]: its auth server allows replacing or deleting a
     /// live record without the owner's proof.
     pub reset_scope: bool,
 }
 
-/// Token verification keys and the credential-id key.
+/// Token verification keys.
 pub struct Auth {
     audience: String,
     dev_key: DecodingKey,
     dev_tokens: bool,
     tenants: HashMap<String, DecodingKey>,
-    credential_key: hmac::Key,
 }
 
 impl Auth {
     /// `tenants`: name -> Ed25519 public key. Development HS256 tokens are accepted only
     /// if `tenants` is empty, unless [`Auth::allow_dev_tokens`] says otherwise.
-    pub fn new(
-        audience: String,
-        dev_secret: &[u8],
-        tenants: HashMap<String, DecodingKey>,
-        credential_id_key: &[u8],
-    ) -> Self {
+    pub fn new(audience: String, dev_secret: &[u8], tenants: HashMap<String, DecodingKey>) -> Self {
         Self {
             audience,
             dev_key: DecodingKey::from_secret(dev_secret),
             dev_tokens: tenants.is_empty(),
             tenants,
-            credential_key: hmac::Key::new(hmac::HMAC_SHA256, credential_id_key),
         }
     }
 
@@ -94,16 +86,13 @@ impl Auth {
         self
     }
 
-    /// `HMAC-SHA256(credential-id key, tenant || 0x00 || account)`.
-    pub fn credential_id(&self, tenant: &str, account: &str) -> CredentialId {
-        let mut ctx = hmac::Context::with_key(&self.credential_key);
-        ctx.update(tenant.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(account.as_bytes());
-        let tag = ctx.sign();
-        let mut id = [0u8; 32];
-        id.copy_from_slice(tag.as_ref());
-        CredentialId::from_bytes(id)
+    /// `tenant || 0x00 || account`, the name the core derives the credential id from.
+    pub fn account_name(tenant: &str, account: &str) -> Vec<u8> {
+        let mut n = Vec::with_capacity(tenant.len() + 1 + account.len());
+        n.extend_from_slice(tenant.as_bytes());
+        n.push(0);
+        n.extend_from_slice(account.as_bytes());
+        n
     }
 
     /// Verifies the request's bearer token.
@@ -199,7 +188,7 @@ impl Auth {
             ));
         }
         Ok(Account {
-            credential_id: self.credential_id(&tenant, &claims.sub),
+            name: Self::account_name(&tenant, &claims.sub),
             reset_scope: has_reset_scope(claims.scope.as_deref()),
             tenant,
         })

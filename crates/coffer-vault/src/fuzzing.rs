@@ -100,7 +100,7 @@ pub fn fuzz_auth() -> Auth {
         .map(|k| k.public_key().as_ref().to_vec())
         .unwrap_or_default();
     let tenants = HashMap::from([("acme".to_string(), DecodingKey::from_ed_der(&public))]);
-    Auth::new(FUZZ_AUDIENCE.into(), &FUZZ_DEV_KEY, tenants, &[0x33; 32]).allow_dev_tokens()
+    Auth::new(FUZZ_AUDIENCE.into(), &FUZZ_DEV_KEY, tenants).allow_dev_tokens()
 }
 
 /// `Auth::authenticate` on arbitrary `Authorization` header bytes; whether it accepted.

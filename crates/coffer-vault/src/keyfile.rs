@@ -1,21 +1,23 @@
-//! The vault key file (`DIR/vault.key`, mode 0600): the stand-in for the HSM's key store.
-//! Layout (docs/VAULT-API.md, "Key file"): `"COFFERVK" || 0x01 || credential_id_key(32) ||
-//! token_key(32) || core_len(u32 LE) || core_keys`.
+//! The host's key file (`DIR/host.key`, mode 0600). The host holds none of the core's
+//! keys: only the vault's public id (the tokens' audience) and the development token key.
+//! Layout (docs/VAULT-CORE.md, "Host key file"): `"COFFERHK" || 0x01 || vault_id(16) ||
+//! token_key(32)`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use coffer_vault_core::CoreKeys;
 use rand_core::{OsRng, RngCore};
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8; 8] = b"COFFERVK";
+const MAGIC: &[u8; 8] = b"COFFERHK";
 const VERSION: u8 = 1;
 /// File name of the key file inside the data directory.
-pub const KEY_FILE: &str = "vault.key";
+pub const KEY_FILE: &str = "host.key";
+/// The single-process key file of vaults before the core had its own process.
+pub const LEGACY_KEY_FILE: &str = "vault.key";
 /// File name of the redb database inside the data directory.
 pub const DB_FILE: &str = "vault.redb";
 
@@ -35,6 +37,14 @@ pub enum KeyFileError {
     #[error("{path} already exists; refusing to make new keys over an existing vault")]
     Exists {
         /// The existing file.
+        path: PathBuf,
+    },
+    /// A vault made before the core had its own process.
+    #[error(
+        "{path} is the key file of an older coffer-vault (one process, guess counts in vault.redb), which this version cannot serve; make a new vault with `coffer-vault init --data NEW_DIR` and register again"
+    )]
+    Legacy {
+        /// The old key file.
         path: PathBuf,
     },
     /// Others can read the key file.
@@ -63,12 +73,10 @@ pub enum KeyFileError {
     },
 }
 
-/// The keys of one vault.
+/// The host's keys.
 pub struct KeyFile {
-    /// The core's keys (OPAQUE setup, sealing key, vault id).
-    pub core: CoreKeys,
-    /// HMAC key for credential ids.
-    pub credential_id_key: Zeroizing<[u8; 32]>,
+    /// The vault's public id (the JWT audience; the core holds the same).
+    pub vault_id: [u8; 16],
     /// HS256 key for development tokens.
     pub token_key: Zeroizing<[u8; 32]>,
 }
@@ -76,11 +84,11 @@ pub struct KeyFile {
 impl KeyFile {
     /// The vault id as lowercase hex (the JWT audience).
     pub fn vault_id_hex(&self) -> String {
-        hex::encode(self.core.vault_id())
+        hex::encode(self.vault_id)
     }
 
     /// Makes a new vault's keys in `dir`. Refuses if a key file or database exists.
-    pub fn init(dir: &Path) -> Result<Self, KeyFileError> {
+    pub fn init(dir: &Path, vault_id: [u8; 16]) -> Result<Self, KeyFileError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| KeyFileError::Io { path, source }
@@ -92,13 +100,10 @@ impl KeyFile {
                 return Err(KeyFileError::Exists { path: p });
             }
         }
-        let mut credential_id_key = Zeroizing::new([0u8; 32]);
         let mut token_key = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(credential_id_key.as_mut());
         OsRng.fill_bytes(token_key.as_mut());
         let kf = KeyFile {
-            core: CoreKeys::generate(&mut OsRng),
-            credential_id_key,
+            vault_id,
             token_key,
         };
         let buf = kf.to_bytes();
@@ -126,6 +131,11 @@ impl KeyFile {
         let mut f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if dir.join(LEGACY_KEY_FILE).exists() {
+                    return Err(KeyFileError::Legacy {
+                        path: dir.join(LEGACY_KEY_FILE),
+                    });
+                }
                 return Err(KeyFileError::Missing { path });
             }
             Err(source) => return Err(KeyFileError::Io { path, source }),
@@ -153,35 +163,24 @@ impl KeyFile {
 
     /// The key file's bytes (layout in the module comment).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let core = self.core.to_bytes();
-        let mut buf = Zeroizing::new(Vec::with_capacity(77 + core.len()));
+        let mut buf = Zeroizing::new(Vec::with_capacity(57));
         buf.extend_from_slice(MAGIC);
         buf.push(VERSION);
-        buf.extend_from_slice(self.credential_id_key.as_ref());
+        buf.extend_from_slice(&self.vault_id);
         buf.extend_from_slice(self.token_key.as_ref());
-        buf.extend_from_slice(&(core.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&core);
         buf
     }
 
     /// Parses [`KeyFile::to_bytes`] output; `None` for anything else (the caller names the
     /// file in its error).
     pub fn from_bytes(buf: &[u8]) -> Option<Self> {
-        if buf.len() < 77 || &buf[..8] != MAGIC || buf[8] != VERSION {
+        if buf.len() != 57 || &buf[..8] != MAGIC || buf[8] != VERSION {
             return None;
         }
-        let mut credential_id_key = Zeroizing::new([0u8; 32]);
-        credential_id_key.copy_from_slice(&buf[9..41]);
         let mut token_key = Zeroizing::new([0u8; 32]);
-        token_key.copy_from_slice(&buf[41..73]);
-        let len = u32::from_le_bytes(buf[73..77].try_into().ok()?);
-        if usize::try_from(len).ok()? != buf.len() - 77 {
-            return None;
-        }
-        let core = CoreKeys::from_bytes(&buf[77..]).ok()?;
+        token_key.copy_from_slice(&buf[25..57]);
         Some(KeyFile {
-            core,
-            credential_id_key,
+            vault_id: buf[9..25].try_into().ok()?,
             token_key,
         })
     }

@@ -6,15 +6,15 @@
 
 pub mod api;
 pub mod auth;
-pub mod committer;
+pub mod coreproc;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keyfile;
+pub mod master;
 pub mod metrics;
 pub mod ratelimit;
 pub mod storage;
-pub mod trusted;
 
 /// Seconds since the Unix epoch, the host's wall clock for token `iat`/`exp` and login
 /// ticket expiry. A clock before 1970 reads as 0, which only makes both expire early.

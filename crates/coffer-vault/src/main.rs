@@ -1,8 +1,8 @@
-//! `coffer-vault`: the Backup Key Vault server. Subcommands `init`, `serve`, `token`.
+//! `coffer-vault`: the Backup Key Vault server. Subcommands `init`, `core`, `serve`, `token`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +10,19 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use coffer_vault::api::{AppState, router};
 use coffer_vault::auth::{Auth, RESET_SCOPE, mint_dev_token};
-use coffer_vault::committer::Committer;
+use coffer_vault::coreproc::link::{CoreLink, UnixLink};
+use coffer_vault::coreproc::service::CoreService;
+use coffer_vault::coreproc::store::{RedbEntryStore, STORE_FILE};
+use coffer_vault::coreproc::{keys, server};
 use coffer_vault::keyfile::{DB_FILE, KEY_FILE, KeyFile};
+use coffer_vault::master::MasterKeyArgs;
 use coffer_vault::metrics::{Metrics, router as metrics_router};
 use coffer_vault::ratelimit::RateLimiter;
 use coffer_vault::storage::{RedbStorage, Storage};
-use coffer_vault::trusted::{TRUSTED_FILE, TrustedStore};
 use coffer_vault_core::{DEFAULT_MAX_GUESSES, KsfProfile, VaultCore};
+
+/// The core's directory inside a vault's data directory.
+const CORE_DIR: &str = "core";
 
 #[derive(Parser)]
 #[command(
@@ -31,12 +37,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Make a new vault's key file (DIR/vault.key, mode 0600) and trusted store
-    /// (DIR/trusted.redb). Refuses over an existing vault.
+    /// Make a new vault: the core's keys and store in DIR/core/ (core.key sealed by the
+    /// master key DIR/core/master.key, core.redb), the host's files in DIR (host.key with
+    /// the development token key, vault.redb). Refuses over an existing vault. Move
+    /// DIR/core wherever the core runs (`coffer-vault core`).
     Init {
         /// Data directory.
         #[arg(long)]
         data: PathBuf,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+    },
+    /// Run the vault's trusted core alone, serving the core protocol on a Unix socket
+    /// (docs/VAULT-CORE.md). It holds every key and guess count; hosts (`serve --core`)
+    /// hold neither.
+    Core {
+        /// The core's directory (DIR/core of `init`, moved wherever the core runs).
+        #[arg(long)]
+        data: PathBuf,
+        /// Where to listen: unix:PATH.
+        #[arg(long)]
+        listen: String,
+        #[command(flatten)]
+        settings: CoreSettings,
     },
     /// Serve the HTTP API.
     Serve {
@@ -46,9 +69,12 @@ enum Cmd {
         /// Data directory made by `init`.
         #[arg(long)]
         data: PathBuf,
-        /// Wrong guesses allowed before a record is destroyed.
-        #[arg(long, default_value_t = DEFAULT_MAX_GUESSES)]
-        max_guesses: u32,
+        /// The core process to use (unix:PATH of `coffer-vault core --listen`). Without
+        /// it the host runs the core from DIR/core in this process.
+        #[arg(long, value_name = "unix:PATH")]
+        core: Option<String>,
+        #[command(flatten)]
+        settings: CoreSettings,
         /// Per-account limit on recover/start and register/start calls per minute; 0 = off.
         #[arg(long, default_value_t = 30)]
         rate_limit: u32,
@@ -77,14 +103,6 @@ enum Cmd {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
-        /// KSF profile announced in dummy KE2s for unknown accounts (use your clients' profile).
-        #[arg(long, default_value = "argon2id-rfc9106-2")]
-        dummy_profile: String,
-        /// Seconds a login may take between recover/start and recover/finish (the login
-        /// ticket's lifetime; the client carries the ticket, so any replica with the same
-        /// keys, or this one after a restart, can finish the login).
-        #[arg(long, default_value_t = 120)]
-        login_ttl: u64,
     },
     /// Mint a development (HS256) token; prints it alone on the last line.
     Token {
@@ -105,6 +123,60 @@ enum Cmd {
         #[arg(long)]
         reset_scope: bool,
     },
+}
+
+/// The core's own settings: given to `core`, or to `serve` when it embeds the core.
+#[derive(clap::Args)]
+struct CoreSettings {
+    /// Wrong guesses allowed before a record is destroyed (a core setting: with
+    /// `serve --core` give it to `coffer-vault core`).
+    #[arg(long)]
+    max_guesses: Option<u32>,
+    /// KSF profile announced in dummy KE2s for unknown accounts (use your clients' profile).
+    #[arg(long)]
+    dummy_profile: Option<String>,
+    #[command(flatten)]
+    master: MasterKeyArgs,
+    /// Seconds a login may take between recover/start and recover/finish (the login
+    /// ticket's lifetime; the client carries the ticket, so any host, or this one after a
+    /// restart, can finish the login).
+    #[arg(long)]
+    login_ttl: Option<u64>,
+}
+
+impl CoreSettings {
+    fn given(&self) -> bool {
+        self.max_guesses.is_some()
+            || self.dummy_profile.is_some()
+            || self.login_ttl.is_some()
+            || self.master.given()
+    }
+
+    /// Starts the core of `dir`: its keys, its store, its driver.
+    fn start(&self, dir: &Path) -> Result<Arc<CoreService>> {
+        let dummy_name = self
+            .dummy_profile
+            .as_deref()
+            .unwrap_or("argon2id-rfc9106-2");
+        let dummy = KsfProfile::from_name(dummy_name)
+            .with_context(|| format!("unknown --dummy-profile {dummy_name:?}"))?;
+        let keys = keys::load(dir, &self.master.source(&dir.join(keys::MASTER_KEY_FILE)))?;
+        let core = VaultCore::new(&keys, self.max_guesses.unwrap_or(DEFAULT_MAX_GUESSES))?
+            .with_dummy_profile(dummy);
+        let store = Arc::new(RedbEntryStore::open(&dir.join(STORE_FILE))?);
+        Ok(Arc::new(CoreService::new(
+            core,
+            store,
+            Duration::from_secs(self.login_ttl.unwrap_or(120)),
+        )))
+    }
+}
+
+fn unix_path(addr: &str, flag: &str) -> Result<PathBuf> {
+    addr.strip_prefix("unix:")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .with_context(|| format!("{flag} {addr:?}: expected unix:PATH"))
 }
 
 fn parse_ttl(s: &str) -> Result<i64> {
@@ -131,11 +203,9 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Init { data } => {
-            // Nothing is created over any part of an existing vault (a fresh, empty
-            // trusted store beside old records would accept any rolled-back record).
-            for name in [KEY_FILE, DB_FILE, TRUSTED_FILE] {
-                let p = data.join(name);
+        Cmd::Init { data, master } => {
+            // Nothing is created over any part of an existing vault.
+            for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
                 if p.exists() {
                     bail!(
                         "{} already exists; refusing to make a new vault over an existing one",
@@ -145,17 +215,32 @@ fn main() -> Result<()> {
             }
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("creating {}", data.display()))?;
-            // The trusted store before the key file: a crash between leaves no usable vault
-            // (serve wants the key file), never a key file without its trusted store. The
-            // key file's directory fsync in `KeyFile::init` also makes this file's entry
-            // durable.
-            TrustedStore::create(&data.join(TRUSTED_FILE))?;
-            let kf = KeyFile::init(&data)?;
+            // The core before the host's key file: a crash between leaves no servable
+            // vault (serve wants host.key), never a host without its core.
+            let core_dir = data.join(CORE_DIR);
+            let core_keys = keys::init(
+                &core_dir,
+                &master.source(&core_dir.join(keys::MASTER_KEY_FILE)),
+            )?;
+            RedbEntryStore::open(&core_dir.join(STORE_FILE))?;
+            let kf = KeyFile::init(&data, *core_keys.vault_id())?;
             println!(
-                "initialised vault {} in {}",
+                "initialised vault {} in {} (core in {})",
                 kf.vault_id_hex(),
-                data.display()
+                data.display(),
+                core_dir.display()
             );
+            Ok(())
+        }
+        Cmd::Core {
+            data,
+            listen,
+            settings,
+        } => {
+            let path = unix_path(&listen, "--listen")?;
+            let service = settings.start(&data)?;
+            server::serve_unix(&path, service)
+                .with_context(|| format!("serving the core on {}", path.display()))?;
             Ok(())
         }
         Cmd::Token {
@@ -180,7 +265,8 @@ fn main() -> Result<()> {
         Cmd::Serve {
             listen,
             data,
-            max_guesses,
+            core,
+            settings,
             rate_limit,
             tenant_keys,
             dev_tokens,
@@ -188,12 +274,8 @@ fn main() -> Result<()> {
             metrics_commit_counters,
             tls_cert,
             tls_key,
-            dummy_profile,
-            login_ttl,
         } => {
             let kf = KeyFile::load(&data)?;
-            let dummy = KsfProfile::from_name(&dummy_profile)
-                .with_context(|| format!("unknown --dummy-profile {dummy_profile:?}"))?;
             let mut tenants = HashMap::new();
             for t in &tenant_keys {
                 let (name, path) = t
@@ -210,31 +292,29 @@ fn main() -> Result<()> {
                     .with_context(|| format!("{path} is not an Ed25519 public key PEM"))?;
                 tenants.insert(name.to_string(), key);
             }
-            let trusted = Arc::new(TrustedStore::open(&data.join(TRUSTED_FILE))?);
-            let floors = trusted.load()?;
-            tracing::info!(floors = floors.len(), "loaded rollback floors");
-            let core = VaultCore::new(&kf.core, max_guesses, floors)?.with_dummy_profile(dummy);
-            let mut auth = Auth::new(
-                kf.vault_id_hex(),
-                kf.token_key.as_ref(),
-                tenants,
-                kf.credential_id_key.as_ref(),
-            );
+            let link = match core {
+                Some(addr) => {
+                    if settings.given() {
+                        bail!(
+                            "--max-guesses, --dummy-profile, --login-ttl and the master key flags are the core's settings: give them to `coffer-vault core`, not to a host with --core"
+                        );
+                    }
+                    CoreLink::Unix(Arc::new(UnixLink::new(unix_path(&addr, "--core")?)))
+                }
+                None => CoreLink::Embedded(settings.start(&data.join(CORE_DIR))?),
+            };
+            let mut auth = Auth::new(kf.vault_id_hex(), kf.token_key.as_ref(), tenants);
             if dev_tokens {
                 auth = auth.allow_dev_tokens();
             }
             let storage: Arc<dyn Storage> = Arc::new(RedbStorage::open(&data.join(DB_FILE))?);
             let metrics = Arc::new(Metrics::new(metrics_commit_counters));
             let failpoint = std::env::var("COFFER_VAULT_FAILPOINT").ok();
-            let committer =
-                Committer::start(storage.clone(), trusted, metrics.clone(), failpoint.clone());
             let metrics_for_listener = metrics.clone();
             let state = AppState::new(
-                core,
+                link,
                 auth,
                 storage,
-                committer,
-                Duration::from_secs(login_ttl),
                 RateLimiter::new(rate_limit),
                 metrics,
                 failpoint,
