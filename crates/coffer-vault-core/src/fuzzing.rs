@@ -23,6 +23,14 @@ use coffer_vault_proto::{OwnerOp, client};
 
 /// `CoreKeys::to_bytes` of the fuzzing vault (format version 2; generated once; not secret).
 pub const FUZZ_CORE_KEYS: &str = "0286a01da6ea880c376be1898ae5b3f0982cb43fa2a56b73ce7060ae3be8844c68dbbfb1a0bd6d3687ef4eb549e5c22fba2bd2f3fa7d64b9dbbaf3809a0833174caa47724cdc5f8371d2a6500c410e67657eb2845402bd4e22cb722c0a5df6f1d4e4566923f2b03d321644ed3df2722ea6e2f68caaf45896caa05f4b39193a2e9ec698886534f74d68cb57f2e8d8ac5cd0f5ff24e9047147f46380a8b745f1532e9ec16a15a2b4fd17b21578d12ab8f606de81f401990d9fbbc2a99b434b53d571705c20b7221f7fb0005eadad863b094a";
+/// The fixture credential's sealed entry in the core's store (live, generation 1, owner
+/// key of [`FUZZ_K`]) and the body the host keeps for it: constant, like the keys, because
+/// each registration draws its own record key, and a body or entry in the corpora must
+/// keep opening in every later process. Made by [`fresh_registration`] (run again only
+/// when the entry or body format changes).
+pub const FUZZ_ENTRY: &str = "0174b5a97eafa0b9c9327a352ecf5256cd3c1116a8f0a95f4941a287617af56af462e97c213db24febdae342d83466dae0c5af0f1f68cc7a26acdd5bc2a9bddd675e354d533242bdf7d239782b7d093a4fe0c21b1c2796fff70c3119405df23a0628bad38383d84ef0d0ebcae946356673d6339e807b964f380d";
+/// See [`FUZZ_ENTRY`].
+pub const FUZZ_BODY: &str = "035e429f507ee92fc88992453202781ed285618ae862bae6502b5321fad485649a429b7d11e909b919b9db2b352989a34fb6b027ef6ac60050e07848aa359c8f3d9eb79280886f6416f3d3c0d8b7a11d7dde820db49ea5d359fa577bb093de218cafa0b7956fa0f7066750dd0ceb776890c0e798efbf4b8d0b7fb43927a1da73622b533be65c93881dc1ed6a48c4c8623ffe0fca27f4e93521d0060ab48f3708592da8fbe1c5faaab7b5253c261d66c15814d914667918035b1d16afb8b912f272feeff84e2b49395105d201a8ae605dd029912ffc8e486039924ea8586fde1ea549e3a2137314a30a38147ee38d6e57d97f3920389f7323d8f620245e6394f7b07d290047fb6dcd23ef0b8527e30f55c9cb1b81cb2e64ae9a55449e94451ebe82a895fcdbd5f76c2d297c3345d704426a338524d9acee93b121c8905e";
 /// The fixture's credential.
 pub const FUZZ_CREDENTIAL: [u8; 32] = [0xc7; 32];
 /// The fixture's password and backup key K (its owner key signs the owner proofs).
@@ -126,18 +134,8 @@ impl Fixture {
             .with_dummy_profile(PROFILE);
         let cred = CredentialId::from_bytes(FUZZ_CREDENTIAL);
         let upload = Upload::make(&core, &cred, FUZZ_PASSWORD, &FUZZ_K, &mut OsRng)?;
-        let registered = core
-            .register_finish(
-                &cred,
-                None,
-                &upload.request(),
-                Authority::Token,
-                FUZZ_NOW,
-                &mut OsRng,
-            )
-            .ok()?;
-        let entry = registered.entry?;
-        let body = registered.reply.body;
+        let entry = core.open_entry(&cred, &unhex(FUZZ_ENTRY)?)?;
+        let body = SealedRecord::from_bytes(unhex(FUZZ_BODY)?);
         let (ke1, _) = client::recover_start(FUZZ_PASSWORD, &mut OsRng).ok()?;
         let (ticket, counted, _) = login(&core, &cred, &entry, &body, FUZZ_PASSWORD)?;
         Some(Self {
@@ -150,6 +148,28 @@ impl Fixture {
             login: (ticket, counted),
         })
     }
+}
+
+/// A new registration of [`FUZZ_PASSWORD`] and [`FUZZ_K`] on the fixture's core: its
+/// sealed entry and body in hex, what [`FUZZ_ENTRY`] and [`FUZZ_BODY`] hold.
+pub fn fresh_registration() -> Option<(String, String)> {
+    let keys = CoreKeys::from_bytes(&unhex(FUZZ_CORE_KEYS)?).ok()?;
+    let core = VaultCore::new(&keys, MAX_GUESSES).ok()?;
+    let cred = CredentialId::from_bytes(FUZZ_CREDENTIAL);
+    let upload = Upload::make(&core, &cred, FUZZ_PASSWORD, &FUZZ_K, &mut OsRng)?;
+    let g = core
+        .register_finish(
+            &cred,
+            None,
+            &upload.request(),
+            Authority::Token,
+            FUZZ_NOW,
+            &mut OsRng,
+        )
+        .ok()?;
+    let entry = core.seal_entry(&cred, &g.entry?, &mut OsRng)?;
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    Some((hex(&entry), hex(g.reply.body.as_bytes())))
 }
 
 /// One `recover/start` against `entry` and `body` with `password`: the sealed ticket, the
@@ -473,6 +493,7 @@ pub fn every_reply(fx: &Fixture) -> Vec<Reply> {
     v.push(Reply::Registered {
         body: fx.body.as_bytes().to_vec(),
         generation: 1,
+        max_guesses: MAX_GUESSES,
     });
     if let Ok(g) = fx.core.recover_start(
         &fx.cred,
