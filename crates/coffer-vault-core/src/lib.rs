@@ -15,6 +15,8 @@ mod authority;
 mod core;
 mod entry;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod login;
 pub mod protocol;
 mod record;

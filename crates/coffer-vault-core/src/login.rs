@@ -253,10 +253,19 @@ impl RecoverStarted {
                 (wrapped_key, reset)
             }
             // The last guess destroyed the entry; its ticket alone releases, until it
-            // expires, and only to a verified KE3.
-            (LoginKind::Last { wrapped_key, .. }, _) => (wrapped_key, None),
+            // expires, and only to a verified KE3, while that destruction is the entry:
+            // not over a registration or deletion since.
+            (
+                LoginKind::Last {
+                    generation,
+                    wrapped_key,
+                },
+                Some(Entry::Destroyed { generation: g }),
+            ) if g == generation => (wrapped_key, None),
             // Re-registered, deleted or destroyed since this login started.
-            (LoginKind::Counted { .. }, _) => return Err(CoreError::NoLogin),
+            (LoginKind::Counted { .. } | LoginKind::Last { .. }, _) => {
+                return Err(CoreError::NoLogin);
+            }
         };
         let ctx = core.context();
         let params = ServerLoginParameters {

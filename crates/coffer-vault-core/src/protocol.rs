@@ -604,7 +604,14 @@ impl Reply {
                     .ok()
                     .and_then(|s| s.parse::<ErrorCode>().ok())
                     .ok_or(DecodeError::Malformed)?;
-                Reply::Error(error_from_wire(code, r.u64()?)?)
+                let detail = r.u64()?;
+                let e = error_from_wire(code, detail)?;
+                // A detail the code does not carry would re-encode differently: refused,
+                // so every reply has exactly one encoding.
+                if error_detail(&e) != detail {
+                    return Err(DecodeError::Malformed);
+                }
+                Reply::Error(e)
             }
             _ => return Err(DecodeError::Malformed),
         };

@@ -1,17 +1,21 @@
 //! The vault's one promise, as a property: over random interleavings of registrations,
-//! recoveries (right and wrong passwords, retries, replayed and stale login tickets, the
-//! last guess), deletes, restarts and a host that offers old or foreign records,
+//! recoveries (right and wrong passwords, retries, replayed and stale login tickets, KE3s
+//! fed to the wrong ticket, the last guess), deletes, crashes around the entry's commit,
+//! restarts, and a host that serves old, foreign or no bodies,
 //!
-//! - (a) no credential gets more released KE2s than `max_guesses` since its last verified
-//!   KE3 or registration (every KE2 lets its client test one password offline);
-//! - (b) K is released only after a verified KE3 of the right password;
-//! - (c) the KE2 of the last allowed guess comes with a commit that is already a tombstone;
-//! - (d) a record older than the trusted floor (or another credential's) never yields a KE2.
+//! - (a) no credential gets more released KE2s than `max_guesses` since its last count
+//!   reset or registration (every KE2 lets its client test one password offline);
+//! - (b) K is released only after a verified KE3 of the right password, and it is the
+//!   registration's K;
+//! - (c) the KE2 of the last allowed guess comes with an entry that is already destroyed;
+//! - (d) a body of another registration (replaced, deleted, destroyed) or of another
+//!   credential never yields a counted KE2, and changes no entry;
+//! - (e) a verified (ticket, KE3), replayed any number of times, resets the count at most
+//!   once, and only if no reset happened since its guess was counted.
 //!
-//! The host is modelled: honest storage (the latest committed record of each credential,
-//! every record ever committed, the trusted store of floors) plus hostile choices of what
-//! to hand the core. The expected verdicts come from that model and the rules of
-//! docs/VAULT-API.md (invariants V2, V7), not from the core's code.
+//! The state is the core's own store (sealed entries, kept across restarts exactly as a
+//! driver keeps them) and the host's bodies; the expected verdicts come from a model of
+//! docs/VAULT-CORE.md's rules, not from the core's code.
 //!
 //! `PROPTEST_CASES` overrides the number of cases (default [`DEFAULT_CASES`]);
 //! `PROPTEST_RNG_SEED` replays a run.
@@ -22,9 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coffer_vault_core::fuzzing::Upload;
 use coffer_vault_core::{
-    Authority, CoreKeys, CredentialId, DeleteError, FloorUpdate, KsfProfile, OwnerProofError,
-    RecoverStartError, RecoverStartOutcome, RecoverStarted, RegisterError, SealedRecord,
-    StateChange, StatusError, TicketError, VaultCore,
+    Authority, CoreError, CoreKeys, CredentialId, Entry, KsfProfile, OwnerProofError, SealedRecord,
+    VaultCore,
 };
 use coffer_vault_proto::OwnerOp;
 use coffer_vault_proto::client::{self, AwaitingKey};
@@ -37,7 +40,8 @@ use rand::rngs::StdRng;
 use rand_core::RngCore;
 
 const P: KsfProfile = KsfProfile::TestCheap;
-const NOW: u64 = 1_000;
+/// The fuzz hooks' `Upload::make` seals registration tickets until `FUZZ_NOW + 3600`.
+const NOW: u64 = coffer_vault_core::fuzzing::FUZZ_NOW;
 const TTL: u64 = 60;
 /// Enough for the coverage assertions below to hold, and < 60 s in a debug build.
 const DEFAULT_CASES: u32 = 256;
@@ -48,7 +52,7 @@ const WRONG: &[u8] = b"never-registered";
 #[derive(Clone, Copy, Debug)]
 enum Auth {
     Token,
-    /// Signed with the current record's K at its current generation.
+    /// Signed with the live registration's K at its generation.
     Right,
     /// Signed with another key.
     Wrong,
@@ -57,14 +61,14 @@ enum Auth {
     Reset,
 }
 
-/// Which record the host hands the core.
+/// Which body the host hands the core.
 #[derive(Clone, Copy, Debug)]
 enum Offer {
-    /// The latest committed one (honest).
+    /// The one it stores (honest).
     Latest,
-    /// Any record this credential ever had (a rollback if it is not the latest).
+    /// Any body this credential ever had (an old copy of the database).
     Older(Index),
-    /// A record of another credential.
+    /// A body of another credential.
     Foreign(Index),
     /// None, whatever storage holds.
     Hidden,
@@ -88,6 +92,15 @@ enum TicketUse {
     OtherCredential,
 }
 
+/// Where a crash hits `recover/start`.
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    /// Before the entry was durable: nothing happened.
+    BeforeCommit,
+    /// After the entry was durable, before the reply left: a spent guess, no KE2.
+    AfterCommit,
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Register {
@@ -101,16 +114,14 @@ enum Op {
         alt: usize,
         offer: Offer,
     },
-    /// recover/start whose record commits but whose floor write and reply are lost in a
-    /// crash; the host restarts.
     CrashedStart {
         cred: usize,
         right: bool,
+        crash: Crash,
     },
     Finish {
         login: Index,
         ke3: Ke3,
-        offer: Offer,
         ticket: TicketUse,
     },
     Delete {
@@ -120,7 +131,6 @@ enum Op {
     Restart,
     Status {
         cred: usize,
-        offer: Offer,
     },
 }
 
@@ -138,7 +148,7 @@ fn offer() -> impl Strategy<Value = Offer> {
     prop_oneof![
         6 => Just(Offer::Latest),
         3 => any::<Index>().prop_map(Offer::Older),
-        1 => any::<Index>().prop_map(Offer::Foreign),
+        2 => any::<Index>().prop_map(Offer::Foreign),
         1 => Just(Offer::Hidden),
     ]
 }
@@ -150,26 +160,29 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(cred, pw, auth)| Op::Register { cred, pw, auth }),
         8 => (cred.clone(), any::<bool>(), 0..4usize, offer())
             .prop_map(|(cred, right, alt, offer)| Op::Start { cred, right, alt, offer }),
-        1 => (cred.clone(), any::<bool>())
-            .prop_map(|(cred, right)| Op::CrashedStart { cred, right }),
-        6 => (
+        1 => (
+            cred.clone(),
+            any::<bool>(),
+            prop_oneof![Just(Crash::BeforeCommit), Just(Crash::AfterCommit)],
+        )
+            .prop_map(|(cred, right, crash)| Op::CrashedStart { cred, right, crash }),
+        7 => (
             any::<Index>(),
             prop_oneof![
-                3 => Just(Ke3::Genuine),
+                4 => Just(Ke3::Genuine),
                 1 => Just(Ke3::Tampered),
                 1 => any::<Index>().prop_map(Ke3::Other),
             ],
-            offer(),
             prop_oneof![
                 8 => Just(TicketUse::InTime),
                 1 => Just(TicketUse::Expired),
                 1 => Just(TicketUse::OtherCredential),
             ],
         )
-            .prop_map(|(login, ke3, offer, ticket)| Op::Finish { login, ke3, offer, ticket }),
+            .prop_map(|(login, ke3, ticket)| Op::Finish { login, ke3, ticket }),
         1 => (cred.clone(), auth()).prop_map(|(cred, auth)| Op::Delete { cred, auth }),
         1 => Just(Op::Restart),
-        1 => (cred, offer()).prop_map(|(cred, offer)| Op::Status { cred, offer }),
+        1 => cred.prop_map(|cred| Op::Status { cred }),
     ]
 }
 
@@ -184,17 +197,20 @@ fn case() -> impl Strategy<Value = (u64, u32, usize, Vec<Op>)> {
 }
 
 /// What the test saw across all cases, so it can check it exercised every path.
-static SEEN: [AtomicUsize; 8] = [const { AtomicUsize::new(0) }; 8];
-const SEEN_NAMES: [&str; 8] = [
-    "verified recovery",
-    "last guess destroyed the record",
+const SEEN_NAMES: [&str; 11] = [
+    "verified recovery that reset the count",
+    "last guess destroyed the entry",
     "K released from a last-guess ticket",
-    "stale record refused",
+    "old or foreign body refused",
     "owner proof refused",
     "owner proof accepted",
     "superseded or wrong KE3 refused",
     "restart",
+    "replayed or pre-reset verified finish released without a reset",
+    "crash after the entry's commit",
+    "old body after delete got a dummy",
 ];
+static SEEN: [AtomicUsize; SEEN_NAMES.len()] = [const { AtomicUsize::new(0) }; SEEN_NAMES.len()];
 fn saw(what: usize) {
     SEEN[what].fetch_add(1, Ordering::Relaxed);
 }
@@ -220,21 +236,37 @@ impl Proof {
 }
 
 struct Registration {
+    cred: usize,
     pw: &'static [u8],
     k: [u8; 32],
+    body: SealedRecord,
 }
 
 struct Cred {
     id: CredentialId,
-    /// What honest storage holds.
-    latest: Option<SealedRecord>,
-    /// Every record ever committed, for the hostile host.
-    history: Vec<SealedRecord>,
-    /// The last change whose floor reached the trusted store: (generation, the record, or
-    /// `None` for a delete).
-    floored: Option<(u64, Option<SealedRecord>)>,
-    /// Real KE2s released since the last verified KE3 or registration.
+    /// The live registration (the model's view), if any.
+    live: Option<usize>,
+    /// The body the host stores.
+    stored: Option<SealedRecord>,
+    /// Every registration this credential ever had.
+    history: Vec<usize>,
+    /// Counted logins of the live registration (the model's own count, crashes included).
+    attempts: u64,
+    /// The attempt number at the last reset: logins at or below it reset nothing more.
+    reset_at: u64,
+    /// Guesses counted since the last reset or registration (crashed ones included).
+    used: u32,
+    /// Real KE2s released since the last reset or registration.
     released: u32,
+    /// The generation of the last destroying guess, while the entry stays destroyed.
+    destroyed: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Dummy,
+    Counted { attempt: u64 },
+    Last,
 }
 
 struct Login {
@@ -243,10 +275,10 @@ struct Login {
     /// The client's KE3: only if the password opened the KE2.
     ke3: Option<Vec<u8>>,
     waiting: Option<AwaitingKey>,
-    /// The record this login's guess committed (`None` for a dummy).
-    committed: Option<SealedRecord>,
-    /// The registration the KE2 came from.
     registration: Option<usize>,
+    kind: Kind,
+    /// For a last guess: the generation of the destruction it committed.
+    destroyed_at: Option<u64>,
 }
 
 struct World {
@@ -255,32 +287,32 @@ struct World {
     max: u32,
     creds: Vec<Cred>,
     registrations: Vec<Registration>,
-    /// Which registration each committed record (by its bytes) belongs to.
-    registration_of: HashMap<Vec<u8>, usize>,
-    /// The host's trusted store: the latest floor of each credential.
-    trusted: HashMap<CredentialId, FloorUpdate>,
+    /// The core's own store: each credential's sealed entry, as the driver keeps it.
+    store: HashMap<CredentialId, Vec<u8>>,
     logins: Vec<Login>,
     rng: StdRng,
 }
 
-fn generation(r: &SealedRecord) -> u64 {
-    r.generation().unwrap()
+fn fail(msg: String) -> TestCaseError {
+    TestCaseError::fail(msg)
 }
 
 impl World {
     fn new(seed: u64, max: u32, creds: usize) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let keys = CoreKeys::generate(&mut rng);
-        let core = VaultCore::new(&keys, max, [])
-            .unwrap()
-            .with_dummy_profile(P);
+        let core = VaultCore::new(&keys, max).unwrap().with_dummy_profile(P);
         let creds = (0..creds)
             .map(|i| Cred {
                 id: CredentialId::from_bytes([i as u8 + 1; 32]),
-                latest: None,
+                live: None,
+                stored: None,
                 history: Vec::new(),
-                floored: None,
+                attempts: 0,
+                reset_at: 0,
+                used: 0,
                 released: 0,
+                destroyed: None,
             })
             .collect();
         Self {
@@ -289,82 +321,64 @@ impl World {
             max,
             creds,
             registrations: Vec::new(),
-            registration_of: HashMap::new(),
-            trusted: HashMap::new(),
+            store: HashMap::new(),
             logins: Vec::new(),
             rng,
         }
     }
 
+    /// A new core from the same keys; the store is what survives.
     fn restart(&mut self) {
-        self.core = VaultCore::new(&self.keys, self.max, self.trusted.values().copied())
+        self.core = VaultCore::new(&self.keys, self.max)
             .unwrap()
             .with_dummy_profile(P);
         saw(7);
     }
 
-    /// The model's verdict on a record of `c`'s own: older than the trusted floor.
-    fn stale(&self, c: usize, offered: Option<&SealedRecord>) -> bool {
-        match (&self.creds[c].floored, offered) {
-            (None, _) | (Some((_, None)), None) => false,
-            (Some((_, Some(_))), None) => true,
-            (Some((g, Some(r))), Some(o)) => generation(o) < *g || (generation(o) == *g && o != r),
-            (Some((g, None)), Some(o)) => generation(o) <= *g,
+    /// `c`'s entry, read from the core's store as the driver reads it.
+    fn entry(&self, c: usize) -> Result<Option<Entry>, TestCaseError> {
+        let id = &self.creds[c].id;
+        match self.store.get(id) {
+            None => Ok(None),
+            Some(sealed) => self
+                .core
+                .open_entry(id, sealed)
+                .map(Some)
+                .ok_or_else(|| fail(format!("credential {c}'s stored entry does not open"))),
         }
     }
 
-    /// The record the host hands the core for `c`, and whether it is another credential's.
-    fn offer(&self, c: usize, offer: Offer) -> (Option<SealedRecord>, bool) {
+    /// The driver's commit: the entry is sealed into the store before any reply leaves.
+    fn commit(&mut self, c: usize, entry: &Entry) {
+        let id = self.creds[c].id;
+        let sealed = self.core.seal_entry(&id, entry, &mut self.rng).unwrap();
+        self.store.insert(id, sealed);
+    }
+
+    /// The body the host hands the core for `c`, and whether it is another credential's.
+    fn offer(&self, c: usize, offer: Offer) -> (Option<SealedRecord>, Option<usize>) {
         let cred = &self.creds[c];
+        let body = |r: usize| (Some(self.registrations[r].body.clone()), Some(r));
         match offer {
-            Offer::Latest => (cred.latest.clone(), false),
-            Offer::Hidden => (None, false),
-            Offer::Older(i) if !cred.history.is_empty() => {
-                (Some(i.get(&cred.history).clone()), false)
-            }
+            Offer::Latest => (cred.stored.clone(), cred.live),
+            Offer::Hidden => (None, None),
+            Offer::Older(i) if !cred.history.is_empty() => body(*i.get(&cred.history)),
             Offer::Foreign(i) => {
-                let foreign: Vec<&SealedRecord> = self
-                    .creds
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != c)
-                    .flat_map(|(_, o)| &o.history)
+                let foreign: Vec<usize> = (0..self.registrations.len())
+                    .filter(|r| self.registrations[*r].cred != c)
                     .collect();
                 if foreign.is_empty() {
-                    (cred.latest.clone(), false)
+                    (cred.stored.clone(), cred.live)
                 } else {
-                    (Some((*i.get(&foreign)).clone()), true)
+                    body(*i.get(&foreign))
                 }
             }
-            Offer::Older(_) => (cred.latest.clone(), false),
+            Offer::Older(_) => (cred.stored.clone(), cred.live),
         }
     }
 
-    /// What an honest host does with a change: the record, then the floor in the trusted
-    /// store, then confirm.
-    fn commit(&mut self, c: usize, change: StateChange, registration: Option<usize>) {
-        let cred = &mut self.creds[c];
-        assert_eq!(change.credential_id, cred.id);
-        if let Some(r) = &change.record {
-            cred.history.push(r.clone());
-            if let Some(reg) = registration {
-                self.registration_of.insert(r.as_bytes().to_vec(), reg);
-            }
-        }
-        cred.latest = change.record.clone();
-        if let Some(f) = change.floor {
-            cred.floored = Some((f.floor.generation(), change.record));
-            self.trusted.insert(cred.id, f);
-            self.core.confirm(&f);
-        }
-    }
-
-    fn registration_of(&self, r: Option<&SealedRecord>) -> Option<usize> {
-        self.registration_of.get(r?.as_bytes()).copied()
-    }
-
-    /// What a caller presents for `op` on `c`'s latest record, whose status gave
-    /// `generation`; `content` is what a proof binds.
+    /// What a caller presents for `op` on `c`, whose status gave `generation`; `content`
+    /// is what a proof binds.
     fn proof(
         &mut self,
         c: usize,
@@ -373,9 +387,7 @@ impl World {
         generation: Option<u64>,
         content: &[u8; 32],
     ) -> Proof {
-        let owner = self
-            .registration_of(self.creds[c].latest.as_ref())
-            .map(|r| self.registrations[r].k);
+        let owner = self.creds[c].live.map(|r| self.registrations[r].k);
         let mut other = [0u8; 32];
         self.rng.fill_bytes(&mut other);
         let (key, g) = match auth {
@@ -398,7 +410,7 @@ impl World {
         Proof::Signed(g, sig)
     }
 
-    /// Checks an owner-proof verdict on a record whose liveness the honest host knows.
+    /// Checks an owner-proof verdict on a record whose liveness the model knows.
     fn check_owner(
         live: bool,
         auth: Auth,
@@ -419,7 +431,7 @@ impl World {
             (Some(OwnerProofError::Stale { .. }), Some(OwnerProofError::Stale { .. })) => saw(4),
             (Some(e), Some(got)) if e == *got => saw(4),
             (e, got) => {
-                return Err(TestCaseError::fail(format!(
+                return Err(fail(format!(
                     "owner proof {auth:?} on a {} record: expected {e:?}, got {got:?}",
                     if live { "live" } else { "non-live" }
                 )));
@@ -430,12 +442,12 @@ impl World {
 
     fn register(&mut self, c: usize, pw: usize, auth: Auth) -> Result<(), TestCaseError> {
         let id = self.creds[c].id;
-        let latest = self.creds[c].latest.clone();
-        let status = self.core.status(&id, latest.as_ref()).unwrap();
+        let entry = self.entry(c)?;
+        let status = self.core.status(entry.as_ref());
+        prop_assert_eq!(status.exists, self.creds[c].live.is_some());
         let pw = PASSWORDS[pw];
         let mut k = [0u8; 32];
         self.rng.fill_bytes(&mut k);
-        // The registration as the client makes it (the fuzz targets' helper).
         let upload = Upload::make(&self.core, &id, pw, &k, &mut self.rng).unwrap();
         let proof = self.proof(
             c,
@@ -446,7 +458,7 @@ impl World {
         );
         let res = self.core.register_finish(
             &id,
-            latest.as_ref(),
+            entry.as_ref(),
             &upload.request(),
             proof.authority(),
             NOW,
@@ -454,63 +466,85 @@ impl World {
         );
         let refused = match &res {
             Ok(_) => None,
-            Err(RegisterError::Owner(e)) => Some(e),
-            Err(e) => return Err(TestCaseError::fail(format!("honest registration: {e}"))),
+            Err(CoreError::Owner(e)) => Some(e),
+            Err(e) => return Err(fail(format!("honest registration: {e}"))),
         };
         Self::check_owner(status.exists, auth, refused)?;
-        if let Ok(change) = res {
-            prop_assert!(change.floor.is_some(), "a registration carries its floor");
-            self.registrations.push(Registration { pw, k });
+        if let Ok(gated) = res {
+            let new = gated
+                .entry
+                .ok_or_else(|| fail("a registration without its entry".into()))?;
+            let was = entry.as_ref().map_or(0, Entry::generation);
+            prop_assert!(
+                matches!(&new, Entry::Live(l) if l.generation == was + 1 && l.guesses_used == 0),
+                "registration over generation {was} left {new:?}"
+            );
+            self.commit(c, &new);
+            self.registrations.push(Registration {
+                cred: c,
+                pw,
+                k,
+                body: gated.reply.body.clone(),
+            });
             let reg = self.registrations.len() - 1;
-            self.commit(c, change, Some(reg));
-            self.creds[c].released = 0;
+            let cred = &mut self.creds[c];
+            cred.live = Some(reg);
+            cred.stored = Some(gated.reply.body);
+            cred.history.push(reg);
+            cred.attempts = 0;
+            cred.reset_at = 0;
+            cred.used = 0;
+            cred.released = 0;
+            cred.destroyed = None;
         }
         Ok(())
     }
 
     fn delete(&mut self, c: usize, auth: Auth) -> Result<(), TestCaseError> {
         let id = self.creds[c].id;
-        let latest = self.creds[c].latest.clone();
-        let status = self.core.status(&id, latest.as_ref()).unwrap();
+        let entry = self.entry(c)?;
+        let status = self.core.status(entry.as_ref());
         let proof = self.proof(c, auth, OwnerOp::Delete, status.generation, &[0; 32]);
-        let res = self.core.delete(&id, latest.as_ref(), proof.authority());
-        if latest.is_none() {
-            prop_assert!(matches!(res, Err(DeleteError::NoRecord)), "{res:?}");
+        let res = self.core.delete(&id, entry.as_ref(), proof.authority());
+        if matches!(entry, None | Some(Entry::Deleted { .. })) {
+            prop_assert_eq!(res, Err(CoreError::NoRecord));
             return Ok(());
         }
         let refused = match &res {
             Ok(_) => None,
-            Err(DeleteError::Owner(e)) => Some(e),
-            Err(e) => return Err(TestCaseError::fail(format!("honest delete: {e}"))),
+            Err(CoreError::Owner(e)) => Some(e),
+            Err(e) => return Err(fail(format!("honest delete: {e}"))),
         };
         Self::check_owner(status.exists, auth, refused)?;
-        if let Ok(change) = res {
-            prop_assert!(change.record.is_none() && change.floor.is_some());
-            self.commit(c, change, None);
+        if let Ok(new) = res {
+            prop_assert!(
+                matches!(new, Entry::Deleted { .. }),
+                "delete left {:?}",
+                new
+            );
+            self.commit(c, &new);
+            let cred = &mut self.creds[c];
+            cred.live = None;
+            cred.stored = None;
+            cred.destroyed = None;
         }
         Ok(())
     }
 
-    /// recover/start with the host's `offer`; `crash` loses the floor write and the reply.
+    /// recover/start with the host's `offer`; `crash` loses the reply (and, before the
+    /// commit, the entry).
     fn start(
         &mut self,
         c: usize,
         right: bool,
         alt: usize,
         offer: Offer,
-        crash: bool,
+        crash: Option<Crash>,
     ) -> Result<(), TestCaseError> {
         let id = self.creds[c].id;
-        let (offered, foreign) = self.offer(c, offer);
-        let stale = !foreign && self.stale(c, offered.as_ref());
-        let registration = if foreign {
-            None
-        } else {
-            self.registration_of(offered.as_ref())
-        };
-        let right_pw = self
-            .registration_of(self.creds[c].latest.as_ref())
-            .map(|r| self.registrations[r].pw);
+        let (offered, offered_reg) = self.offer(c, offer);
+        let live = self.creds[c].live;
+        let right_pw = live.map(|r| self.registrations[r].pw);
         let pw = match right_pw {
             Some(p) if right => p,
             Some(p) => [PASSWORDS[0], PASSWORDS[1], PASSWORDS[2], WRONG]
@@ -520,144 +554,148 @@ impl World {
                 .unwrap_or(WRONG),
             None => [PASSWORDS[0], PASSWORDS[1], PASSWORDS[2], WRONG][alt % 4],
         };
-        let offered_status = match (&offered, foreign || stale) {
-            (Some(r), false) => Some(self.core.status(&id, Some(r)).unwrap()),
-            _ => None,
-        };
+        let entry = self.entry(c)?;
         let (ke1, client_state) = client::recover_start(pw, &mut self.rng).unwrap();
-        let out = self
-            .core
-            .recover_start(&id, offered.as_ref(), &ke1, &mut self.rng);
-
-        // (d): another credential's record, or one below the floor, yields nothing.
-        if foreign {
-            prop_assert!(
-                matches!(out, Err(RecoverStartError::CorruptRecord)),
-                "a foreign record was accepted: {out:?}"
-            );
-            return Ok(());
-        }
-        if stale {
-            prop_assert!(
-                matches!(out, Err(RecoverStartError::StorageRolledBack(_))),
-                "a rolled-back record ({offered:?}, floor {:?}) was accepted: {out:?}",
-                self.creds[c].floored.as_ref().map(|f| f.0)
-            );
-            saw(3);
-            return Ok(());
-        }
-        let out = out.map_err(|e| TestCaseError::fail(format!("fresh record refused: {e}")))?;
-        let (ke2, profile, guesses_left, state, change) = match out {
-            RecoverStartOutcome::Destroyed { commit } => {
-                prop_assert!(commit.is_none(), "a tombstone is destroyed again");
-                prop_assert!(
-                    offered_status.is_some_and(|s| s.destroyed),
-                    "{offered:?} refused as destroyed"
+        let out = self.core.recover_start(
+            &id,
+            entry.as_ref(),
+            offered.as_ref(),
+            &ke1,
+            NOW + TTL,
+            &mut self.rng,
+        );
+        // What the rules say, from the model alone.
+        let own_body = offered.is_some() && offered_reg.is_some() && offered_reg == live;
+        match (&entry, live) {
+            (Some(Entry::Destroyed { .. }), _) => {
+                prop_assert_eq!(
+                    out.err(),
+                    Some(CoreError::KeyDestroyed {
+                        drop_body: offered.is_some()
+                    })
                 );
                 return Ok(());
             }
-            RecoverStartOutcome::Challenge {
-                ke2,
-                profile,
-                guesses_left,
-                state,
-                commit,
-            } => (ke2, profile, guesses_left, state, commit),
-        };
-        let Some(change) = change else {
-            // A dummy: only for no record at all, and it can never verify.
-            prop_assert!(offered.is_none(), "a dummy KE2 for {offered:?}");
-            prop_assert!(
-                client_state
-                    .finish(self.core.vault_id(), &ke2, profile, &mut self.rng)
-                    .is_err()
-            );
-            let ticket = state.seal(&self.core, NOW + TTL, &mut self.rng).unwrap();
-            self.logins.push(Login {
-                cred: c,
-                ticket,
-                ke3: None,
-                waiting: None,
-                committed: None,
-                registration: None,
-            });
-            return Ok(());
-        };
-        prop_assert!(
-            offered_status.is_some_and(|s| s.exists),
-            "a real KE2 from {offered:?}"
-        );
-        let new = change.record.clone();
-        if crash {
-            // The record reached storage; the floor write, the confirm and the reply did
-            // not. Nothing was released.
-            let cred = &mut self.creds[c];
-            if let Some(r) = &new {
-                cred.history.push(r.clone());
-                if let Some(reg) = registration {
-                    self.registration_of.insert(r.as_bytes().to_vec(), reg);
-                }
+            (Some(Entry::Live(_)), Some(_)) if !own_body => {
+                // (d): another registration's or credential's body, or none.
+                prop_assert_eq!(out.err(), Some(CoreError::StorageRolledBack));
+                saw(3);
+                return Ok(());
             }
-            cred.latest = new;
+            (None | Some(Entry::Deleted { .. }), _) => {
+                // Unknown account: a dummy, counting nothing, whatever body came along.
+                let g = out.map_err(|e| fail(format!("dummy refused: {e}")))?;
+                prop_assert!(g.entry.is_none(), "a dummy changed the entry");
+                prop_assert!(
+                    client_state
+                        .finish(
+                            self.core.vault_id(),
+                            &g.reply.ke2,
+                            g.reply.profile,
+                            &mut self.rng
+                        )
+                        .is_err(),
+                    "a dummy KE2 opened"
+                );
+                if offered.is_some() {
+                    saw(10);
+                }
+                self.logins.push(Login {
+                    cred: c,
+                    ticket: g.reply.ticket,
+                    ke3: None,
+                    waiting: None,
+                    registration: None,
+                    kind: Kind::Dummy,
+                    destroyed_at: None,
+                });
+                return Ok(());
+            }
+            (Some(Entry::Live(_)), None) => {
+                return Err(fail(format!("credential {c}: a live entry the model lost")));
+            }
+            (Some(Entry::Live(_)), Some(_)) => {}
+        }
+        let gated = out.map_err(|e| fail(format!("own body refused: {e}")))?;
+        let new = gated
+            .entry
+            .ok_or_else(|| fail("a counted KE2 without its entry".into()))?;
+        let reg = live.unwrap_or_default();
+        if matches!(crash, Some(Crash::BeforeCommit)) {
+            // The entry never reached the store; the reply died with the process.
             self.restart();
             return Ok(());
         }
-        prop_assert!(change.floor.is_some(), "a counted guess carries its floor");
-        self.commit(c, change, registration);
-        let new = new.ok_or_else(|| TestCaseError::fail("a counted guess removed the record"))?;
-
-        // (a): the KE2 is released now.
+        self.commit(c, &new);
         let cred = &mut self.creds[c];
+        cred.attempts += 1;
+        cred.used += 1;
+        let attempt = cred.attempts;
+        let last = matches!(new, Entry::Destroyed { .. });
+        if last {
+            cred.destroyed = Some(new.generation());
+            cred.live = None;
+        }
+        if gated.reply.drop_body {
+            cred.stored = None;
+        }
+        if crash.is_some() {
+            saw(9);
+            self.restart();
+            return Ok(());
+        }
+        // (a): the KE2 is released now.
         cred.released += 1;
         prop_assert!(
             cred.released <= self.max,
-            "credential {c} got {} KE2s since its last verified KE3 or registration, limit {}",
+            "credential {c} got {} KE2s since its last reset or registration, limit {}",
             cred.released,
             self.max
         );
-        // (c): the last guess's own commit is the tombstone.
-        let status = self.core.status(&id, Some(&new)).unwrap();
-        if guesses_left == 0 || cred.released == self.max {
+        // (c): the last guess's own commit destroys the entry (and its record key).
+        let ch = gated.reply;
+        if cred.used == self.max || ch.guesses_left == 0 {
             prop_assert!(
-                status.destroyed && !status.exists && guesses_left == 0,
-                "the last guess's commit is not a tombstone: {status:?}, {guesses_left} left, {} released",
-                cred.released
+                last && ch.guesses_left == 0 && ch.drop_body,
+                "the last guess left {new:?}, {} left, {} counted",
+                ch.guesses_left,
+                cred.used
             );
             saw(1);
         } else {
-            prop_assert_eq!(status.guesses_left, Some(guesses_left));
+            prop_assert!(!last && !ch.drop_body, "{new:?} before the last guess");
+            prop_assert_eq!(
+                self.core.status(Some(&new)).guesses_left,
+                Some(ch.guesses_left)
+            );
         }
-
-        let client = client_state.finish(self.core.vault_id(), &ke2, profile, &mut self.rng);
-        let reg_pw = registration.map(|r| self.registrations[r].pw);
+        let client = client_state.finish(self.core.vault_id(), &ch.ke2, ch.profile, &mut self.rng);
         prop_assert_eq!(
             client.is_ok(),
-            reg_pw == Some(pw),
-            "the client opened KE2 for the wrong password"
+            self.registrations[reg].pw == pw,
+            "the client's KE2 verdict disagrees with the password"
         );
         let (ke3, waiting) = match client {
             Ok((ke3, w)) => (Some(ke3), Some(w)),
             Err(_) => (None, None),
         };
-        let ticket = state.seal(&self.core, NOW + TTL, &mut self.rng).unwrap();
         self.logins.push(Login {
             cred: c,
-            ticket,
+            ticket: ch.ticket,
             ke3,
             waiting,
-            committed: Some(new),
-            registration,
+            registration: Some(reg),
+            kind: if last {
+                Kind::Last
+            } else {
+                Kind::Counted { attempt }
+            },
+            destroyed_at: last.then(|| new.generation()),
         });
         Ok(())
     }
 
-    fn finish(
-        &mut self,
-        login: Index,
-        ke3: Ke3,
-        offer: Offer,
-        use_: TicketUse,
-    ) -> Result<(), TestCaseError> {
+    fn finish(&mut self, login: Index, ke3: Ke3, use_: TicketUse) -> Result<(), TestCaseError> {
         if self.logins.is_empty() {
             return Ok(());
         }
@@ -665,22 +703,6 @@ impl World {
         let c = self.logins[li].cred;
         let id = self.creds[c].id;
         let ticket = self.logins[li].ticket.clone();
-        match use_ {
-            TicketUse::Expired => {
-                let r = RecoverStarted::open(&self.core, &id, &ticket, NOW + TTL);
-                prop_assert!(matches!(r, Err(TicketError::Expired)), "{r:?}");
-                return Ok(());
-            }
-            TicketUse::OtherCredential => {
-                let other = CredentialId::from_bytes([0xee; 32]);
-                let r = RecoverStarted::open(&self.core, &other, &ticket, NOW);
-                prop_assert!(matches!(r, Err(TicketError::Invalid)), "{r:?}");
-                return Ok(());
-            }
-            TicketUse::InTime => {}
-        }
-        let state = RecoverStarted::open(&self.core, &id, &ticket, NOW)
-            .map_err(|e| TestCaseError::fail(format!("own ticket refused: {e:?}")))?;
         let own = self.logins[li].ke3.clone();
         let mut random = vec![0u8; 64];
         self.rng.fill_bytes(&mut random);
@@ -709,39 +731,56 @@ impl World {
             _ => random,
         };
         let genuine = own.as_ref() == Some(&ke3);
-        let (offered, foreign) = self.offer(c, offer);
-        let stale = !foreign && self.stale(c, offered.as_ref());
-        let res = state.finish(&self.core, offered.as_ref(), &ke3, &mut self.rng);
-        let committed = self.logins[li].committed.clone();
-        let registration = self.logins[li].registration;
-        let honest = genuine && !foreign && !stale && offered.is_some() && offered == committed;
+        let (as_cred, now) = match use_ {
+            TicketUse::InTime => (id, NOW),
+            TicketUse::Expired => (id, NOW + TTL),
+            TicketUse::OtherCredential => (CredentialId::from_bytes([0xee; 32]), NOW),
+        };
+        let entry = self.entry(c)?;
+        let res =
+            self.core
+                .recover_finish(&as_cred, entry.as_ref(), &ticket, &ke3, now, &mut self.rng);
+        let l = &self.logins[li];
+        let cred = &self.creds[c];
+        // Whether the login's registration is still the one it counted against.
+        let current = match l.kind {
+            Kind::Dummy => false,
+            Kind::Counted { .. } => l.registration.is_some() && l.registration == cred.live,
+            Kind::Last => l.destroyed_at.is_some() && l.destroyed_at == cred.destroyed,
+        };
+        let honest = genuine && current && matches!(use_, TicketUse::InTime);
         let done = match res {
             Ok(done) => done,
             Err(e) => {
                 prop_assert!(
                     !honest,
-                    "a verified KE3 against its own record was refused: {e}"
+                    "a verified KE3 of a current login was refused: {e}"
                 );
+                if !matches!(use_, TicketUse::InTime) {
+                    prop_assert_eq!(e, CoreError::NoLogin);
+                }
                 saw(6);
                 return Ok(());
             }
         };
         // (b): only the client that opened KE2, i.e. knew the password, gets K.
         prop_assert!(genuine, "K released for a KE3 that is not the client's");
-        prop_assert!(
-            own.is_some(),
-            "K released to a login whose password was wrong"
+        prop_assert!(honest, "K released to a superseded, expired or moved login");
+        let reg = l
+            .registration
+            .ok_or_else(|| fail("K released to a login without registration".into()))?;
+        // (e): a reset only for a counted login newer than the last reset.
+        let expect_reset = match l.kind {
+            Kind::Counted { attempt } => attempt > cred.reset_at,
+            _ => false,
+        };
+        prop_assert_eq!(
+            done.entry.is_some(),
+            expect_reset,
+            "reset verdict for {:?} (last reset at attempt {})",
+            l.kind,
+            cred.reset_at
         );
-        prop_assert!(
-            !foreign && !stale,
-            "K released against a foreign or stale record"
-        );
-        prop_assert!(
-            offered == committed,
-            "K released against a record its guess did not commit"
-        );
-        let reg = registration
-            .ok_or_else(|| TestCaseError::fail("K released to a login without registration"))?;
         if let Some(w) = self.logins[li].waiting.take() {
             let k = w.open(&done.release_blob).unwrap();
             prop_assert_eq!(
@@ -750,32 +789,33 @@ impl World {
                 "the released K is not the registration's"
             );
         }
-        match done.commit {
-            Some(change) => {
-                prop_assert!(change.floor.is_none(), "a count reset carries no floor");
-                self.commit(c, change, Some(reg));
-            }
-            None => {
-                let s = self.core.status(&id, offered.as_ref()).unwrap();
-                prop_assert!(s.destroyed, "no reset commit for a live record");
-                saw(2);
-            }
+        if let Some(e) = done.entry {
+            prop_assert!(
+                matches!(&e, Entry::Live(l) if l.guesses_used == 0),
+                "a reset left {e:?}"
+            );
+            self.commit(c, &e);
+            let cred = &mut self.creds[c];
+            cred.reset_at = cred.attempts;
+            cred.used = 0;
+            cred.released = 0;
+            saw(0);
+        } else if self.logins[li].kind == Kind::Last {
+            saw(2);
+        } else {
+            saw(8);
         }
-        self.creds[c].released = 0;
-        saw(0);
         Ok(())
     }
 
-    fn status(&mut self, c: usize, offer: Offer) -> Result<(), TestCaseError> {
-        let id = self.creds[c].id;
-        let (offered, foreign) = self.offer(c, offer);
-        let r = self.core.status(&id, offered.as_ref());
-        if foreign {
-            prop_assert!(matches!(r, Err(StatusError::CorruptRecord)), "{r:?}");
-        } else if self.stale(c, offered.as_ref()) {
-            prop_assert!(matches!(r, Err(StatusError::StorageRolledBack(_))), "{r:?}");
-        } else {
-            prop_assert!(r.is_ok(), "{r:?}");
+    fn status(&mut self, c: usize) -> Result<(), TestCaseError> {
+        let entry = self.entry(c)?;
+        let s = self.core.status(entry.as_ref());
+        let cred = &self.creds[c];
+        prop_assert_eq!(s.exists, cred.live.is_some());
+        prop_assert_eq!(s.destroyed, cred.destroyed.is_some());
+        if cred.live.is_some() {
+            prop_assert_eq!(s.guesses_left, Some(self.max - cred.used.min(self.max)));
         }
         Ok(())
     }
@@ -789,20 +829,17 @@ impl World {
                 right,
                 alt,
                 offer,
-            } => self.start(cred % n, right, alt, offer, false),
-            Op::CrashedStart { cred, right } => self.start(cred % n, right, 0, Offer::Latest, true),
-            Op::Finish {
-                login,
-                ke3,
-                offer,
-                ticket,
-            } => self.finish(login, ke3, offer, ticket),
+            } => self.start(cred % n, right, alt, offer, None),
+            Op::CrashedStart { cred, right, crash } => {
+                self.start(cred % n, right, 0, Offer::Latest, Some(crash))
+            }
+            Op::Finish { login, ke3, ticket } => self.finish(login, ke3, ticket),
             Op::Delete { cred, auth } => self.delete(cred % n, auth),
             Op::Restart => {
                 self.restart();
                 Ok(())
             }
-            Op::Status { cred, offer } => self.status(cred % n, offer),
+            Op::Status { cred } => self.status(cred % n),
         }
     }
 }

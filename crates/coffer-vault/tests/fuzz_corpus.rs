@@ -216,22 +216,21 @@ fn write_seed_corpora() {
     write_seeds("authorization", &seeds);
 
     let tmp = tempfile::tempdir().unwrap();
-    KeyFile::init(tmp.path()).unwrap();
+    KeyFile::init(tmp.path(), [0x5a; 16]).unwrap();
     let good = std::fs::read(tmp.path().join(KEY_FILE)).unwrap();
+    // host.key: "COFFERHK" || version(1) || vault_id(16) || token_key(32).
     let mut seeds = vec![
         good.clone(),
-        good[..76].to_vec(),
+        good[..25].to_vec(),
         good[..good.len() - 1].to_vec(),
+        [good.as_slice(), &[0]].concat(),
     ];
     let mut v2 = good.clone();
     v2[8] = 2;
     seeds.push(v2);
-    let mut long_len = good.clone();
-    long_len[73..77].copy_from_slice(&u32::MAX.to_le_bytes());
-    seeds.push(long_len);
-    let mut core_v = good.clone();
-    core_v[77] = 9;
-    seeds.push(core_v);
-    seeds.push(b"COFFERVK".to_vec());
+    let mut legacy = good.clone();
+    legacy[..8].copy_from_slice(b"COFFERVK");
+    seeds.push(legacy);
+    seeds.push(b"COFFERHK".to_vec());
     write_seeds("key_file", &seeds);
 }

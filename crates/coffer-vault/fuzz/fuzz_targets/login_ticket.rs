@@ -1,5 +1,6 @@
 //! `RecoverStarted::open` of an arbitrary login ticket, then `finish` with an arbitrary KE3
-//! against an arbitrary sealed record (length-prefixed fields, `fuzzing::fields`).
+//! against an arbitrary sealed entry of the core's store (length-prefixed fields,
+//! `fuzzing::fields`).
 //! The vault core's entry point in `coffer_vault_core::fuzzing`, against its fixed fixture.
 #![no_main]
 

@@ -1,4 +1,4 @@
-//! `VaultCore::status` and `recover_start` on an arbitrary stored `SealedRecord`.
+//! `VaultCore::recover_start` of the live entry on an arbitrary body (what the host serves).
 //! The vault core's entry point in `coffer_vault_core::fuzzing`, against its fixed fixture.
 #![no_main]
 

@@ -1,0 +1,14 @@
+//! `VaultCore::open_entry` of an arbitrary sealed entry of the core's store, with its round trip.
+//! The vault core's entry point in `coffer_vault_core::fuzzing`, against its fixed fixture.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use coffer_vault_core::fuzzing::{self, Fixture};
+
+static FIXTURE: LazyLock<Fixture> =
+    LazyLock::new(|| Fixture::new().expect("the fuzzing fixture builds from constant keys"));
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzzing::core_entry(&FIXTURE, data);
+});
