@@ -25,6 +25,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coffer_vault::keyfile::KeyFile;
@@ -38,6 +39,8 @@ use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 
 /// Wall-clock budget of a default run.
 const DEFAULT_SECONDS: u64 = 40;
+/// Hostile hosts running at once.
+const HOSTS: u64 = 4;
 /// Runs a default run does even past its budget (enough to reach every path checked below).
 const MIN_TRIALS: u64 = 200;
 const MAX_GUESSES: u32 = 3;
@@ -80,6 +83,19 @@ fn read_frame(s: &mut UnixStream) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
     s.read_exact(&mut buf).ok()?;
     Some(buf)
+}
+
+/// A connection to the core at `sock`, waiting out a restart another host caused.
+fn connect(sock: &Path) -> UnixStream {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = UnixStream::connect(sock) {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the core is gone");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 struct CoreProcess {
@@ -132,12 +148,6 @@ impl CoreProcess {
             assert!(Instant::now() < deadline, "the core did not come up");
             std::thread::sleep(Duration::from_millis(2));
         }
-    }
-
-    fn connect(&self) -> UnixStream {
-        let s = UnixStream::connect(&self.sock).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        s
     }
 
     /// SIGKILL (no chance to flush anything), then the same CORE_DIR again.
@@ -221,7 +231,7 @@ enum Sent {
     Status,
 }
 
-#[derive(Default, Debug)]
+#[derive(Default, Debug, Clone, Copy)]
 struct Seen {
     counted_ke2: u64,
     dummy_ke2: u64,
@@ -237,8 +247,41 @@ struct Seen {
     replays: u64,
 }
 
+impl Seen {
+    fn add(&mut self, o: &Seen) {
+        let Seen {
+            counted_ke2,
+            dummy_ke2,
+            refused_bodies,
+            recovered,
+            replayed_recovered,
+            wrong_ke3_refused,
+            races,
+            batches,
+            dropped_replies,
+            kills,
+            destroyed,
+            replays,
+        } = *o;
+        self.counted_ke2 += counted_ke2;
+        self.dummy_ke2 += dummy_ke2;
+        self.refused_bodies += refused_bodies;
+        self.recovered += recovered;
+        self.replayed_recovered += replayed_recovered;
+        self.wrong_ke3_refused += wrong_ke3_refused;
+        self.races += races;
+        self.batches += batches;
+        self.dropped_replies += dropped_replies;
+        self.kills += kills;
+        self.destroyed += destroyed;
+        self.replays += replays;
+    }
+}
+
 struct Host {
-    core: CoreProcess,
+    /// The one core every host thread speaks to (and kills).
+    core: Arc<Mutex<CoreProcess>>,
+    sock: PathBuf,
     vault_id: [u8; 16],
     dice: Dice,
     accounts: Vec<Account>,
@@ -303,7 +346,7 @@ impl Host {
     /// One request, its reply inspected; `None` if the core hung up.
     fn call(&mut self, req: &Request) -> Result<Option<Reply>, String> {
         let bytes = req.encode();
-        let mut s = self.core.connect();
+        let mut s = connect(&self.sock);
         if write_frame(&mut s, &bytes).is_err() {
             return Ok(None);
         }
@@ -346,19 +389,28 @@ impl Host {
         Ok(())
     }
 
+    /// `call` again until the core answers (another host may be restarting it).
+    fn ask(&mut self, req: &Request) -> Result<Reply, String> {
+        loop {
+            if let Some(r) = self.call(req)? {
+                return Ok(r);
+            }
+        }
+    }
+
     fn resolve(&mut self, name: String) -> Result<CredentialId, String> {
-        match self.call(&Request::Resolve {
+        match self.ask(&Request::Resolve {
             account: name.into_bytes(),
         })? {
-            Some(Reply::Resolved { cred }) => Ok(cred),
+            Reply::Resolved { cred } => Ok(cred),
             other => Err(format!("resolve answered {other:?}")),
         }
     }
 
     fn status(&mut self, account: usize) -> Result<coffer_vault_core::Status, String> {
         let cred = self.accounts[account].cred;
-        match self.call(&Request::Status { cred })? {
-            Some(Reply::Status(s)) => Ok(s),
+        match self.ask(&Request::Status { cred })? {
+            Reply::Status(s) => Ok(s),
             other => Err(format!("status answered {other:?}")),
         }
     }
@@ -742,26 +794,27 @@ impl Host {
         let mut inflight = Vec::new();
         for (req, sent) in items {
             let bytes = req.encode();
-            let mut s = self.core.connect();
-            write_frame(&mut s, &bytes).map_err(|e| e.to_string())?;
+            let mut s = connect(&self.sock);
+            // A core another host just killed: the request is lost like its reply.
+            let s = write_frame(&mut s, &bytes).is_ok().then_some(s);
             self.sent_bytes.push(bytes);
             inflight.push((s, sent));
         }
         if self.dice.chance(kill_one_in) {
             std::thread::sleep(Duration::from_micros(self.dice.below(4000) as u64));
-            self.core.kill_and_restart();
+            self.core
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .kill_and_restart();
             self.seen.kills += 1;
             self.trace.push("kill".into());
         }
         while !inflight.is_empty() {
-            let (mut s, sent) = inflight.swap_remove(self.dice.below(inflight.len()));
-            let reply = if drop_one_in.is_some_and(|n| self.dice.chance(n)) {
-                self.seen.dropped_replies += 1;
-                self.trace.push("(reply dropped:)".into());
-                drop(s);
-                None
-            } else {
-                read_frame(&mut s)
+            let (s, sent) = inflight.swap_remove(self.dice.below(inflight.len()));
+            let dropped = drop_one_in.is_some_and(|n| self.dice.chance(n));
+            let reply = match s {
+                Some(mut s) => read_frame(&mut s),
+                None => None,
             };
             let reply = match reply {
                 Some(raw) => {
@@ -769,6 +822,18 @@ impl Host {
                     Some(Reply::decode(&raw).map_err(|e| format!("reply: {e}"))?)
                 }
                 None => None,
+            };
+            // A dropped reply never reaches the client: the host judges it as lost. It
+            // still reads it first (the host holds it; and a request the core is still
+            // running would change the record under the host's next step). A KE2 it
+            // holds is counted all the same.
+            let reply = match reply {
+                Some(r) if dropped && !matches!(r, Reply::Challenge { .. }) => {
+                    self.seen.dropped_replies += 1;
+                    self.trace.push("(reply dropped:)".into());
+                    None
+                }
+                r => r,
             };
             self.settle(sent, reply)?;
         }
@@ -826,13 +891,14 @@ impl Host {
                 }
                 Ok(())
             }
-            // A replayed delete (its owner proof still current) deletes.
+            // A replayed delete (its owner proof still current) deletes; judged like a
+            // delete of the host's own, a lost reply resolved by asking again.
             (Request::Delete { .. }, _) => {
                 let reply = self.call(&req)?;
-                if let Some(Reply::Deleted) = reply {
-                    self.forget_bodies(&req);
+                match self.judge_account(&req) {
+                    Some(account) => self.settle(Sent::Delete { account }, reply),
+                    None => Ok(()),
                 }
-                Ok(())
             }
             (_, sent) => self.single(req, sent),
         }
@@ -956,42 +1022,59 @@ fn a_hostile_host_gets_no_extra_guess_and_no_key() {
         .unwrap();
     assert!(init.status.success(), "{init:?}");
     let vault_id = KeyFile::load(&data).unwrap().vault_id;
-    let core = CoreProcess::start(&data.join("core"), &dir.path().join("core.sock"));
-    let mut host = Host {
-        core,
-        vault_id,
-        dice: Dice(seed),
-        accounts: Vec::new(),
-        regs: Vec::new(),
-        logins: Vec::new(),
-        sent_bytes: Vec::new(),
-        seen: Seen::default(),
-        replies: 0,
-        trace: Vec::new(),
-    };
+    let sock = dir.path().join("core.sock");
+    let core = Arc::new(Mutex::new(CoreProcess::start(&data.join("core"), &sock)));
     let started = Instant::now();
     let budget = Duration::from_secs(DEFAULT_SECONDS);
+    // Several hosts at once, each with its own accounts: their requests interleave in the
+    // core, and each one's SIGKILL hits the others' requests in flight.
+    let hosts: Vec<_> = (0..HOSTS)
+        .map(|h| {
+            let mut host = Host {
+                core: core.clone(),
+                sock: sock.clone(),
+                vault_id,
+                dice: Dice(seed.wrapping_add(h)),
+                accounts: Vec::new(),
+                regs: Vec::new(),
+                logins: Vec::new(),
+                sent_bytes: Vec::new(),
+                seen: Seen::default(),
+                replies: 0,
+                trace: Vec::new(),
+            };
+            std::thread::spawn(move || {
+                let mut run = 0;
+                while match fixed {
+                    Some(n) => run < n.div_ceil(HOSTS),
+                    None => run < MIN_TRIALS / HOSTS || started.elapsed() < budget,
+                } {
+                    let steps = 10 + host.dice.below(20);
+                    if let Err(e) = host.run(h * 1_000_000 + run, steps) {
+                        panic!(
+                            "HOSTILE_SEED={seed}, host {h}, run {run}: {e}\n{}",
+                            host.trace.join("\n")
+                        );
+                    }
+                    run += 1;
+                }
+                (run, host.seen)
+            })
+        })
+        .collect();
     let mut run = 0;
-    while match fixed {
-        Some(n) => run < n,
-        None => run < MIN_TRIALS || started.elapsed() < budget,
-    } {
-        let steps = 10 + host.dice.below(20);
-        if let Err(e) = host.run(run, steps) {
-            panic!(
-                "HOSTILE_SEED={seed}, run {run}: {e}\n{}",
-                host.trace.join("\n")
-            );
-        }
-        run += 1;
+    let mut seen = Seen::default();
+    for h in hosts {
+        let (n, s) = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        run += n;
+        seen.add(&s);
     }
     eprintln!(
-        "{run} runs in {:.1} s (seed {seed}), {} restarts: {:?}",
+        "{run} runs by {HOSTS} hosts in {:.1} s (seed {seed}), {} restarts: {seen:?}",
         started.elapsed().as_secs_f64(),
-        host.core.restarts,
-        host.seen
+        core.lock().unwrap().restarts,
     );
-    let s = &host.seen;
+    let s = &seen;
     if run >= MIN_TRIALS {
         for (name, n) in [
             ("counted KE2", s.counted_ke2),
