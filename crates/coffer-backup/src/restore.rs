@@ -79,9 +79,8 @@ impl<'a> BlobReader<'a> {
 
     /// The verified plaintext of a blob, or why it is unusable.
     pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<Vec<u8>, String> {
-        let loc: BlobLoc = *self
+        let loc: BlobLoc = self
             .index
-            .blobs
             .get(id)
             .ok_or_else(|| format!("blob {} is not in the index", hex::encode(id)))?;
         let pack = self.pack(loc.pack)?;
@@ -150,12 +149,12 @@ pub(crate) fn restore(
     opts: &RestoreOptions,
 ) -> Result<RestoreSummary, Error> {
     let (id, manifest) = repo.find_snapshot(snapshot)?;
-    let selected = crate::ls::select(&id, &manifest, include)?;
     let (index, _) = repo.load_index()?;
+    let selected = crate::ls::select(repo, &index, &id, &manifest, include)?;
     let root = Beneath::open(target).map_err(|e| Error::io(target, e))?;
     let mut summary = RestoreSummary::default();
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
-    for node in selected {
+    for node in &selected {
         let rel = node.rel_path();
         if !safe_rel(&rel) {
             summary.refused.push((
