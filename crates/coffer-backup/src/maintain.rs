@@ -152,6 +152,9 @@ pub(crate) fn forget_ids(
     Ok(chosen)
 }
 
+/// A blob's sealed bytes as stored, with its entry, on its way into a new pack.
+type SealedBlob = (Vec<u8>, BlobEntry);
+
 pub(crate) fn prune(
     repo: &Repository,
     progress: Option<&dyn Progress>,
@@ -272,7 +275,7 @@ pub(crate) fn prune(
     // duplicates (harmless), never a missing blob.
     let reader = BlobReader::new(&repo.store, &repo.keyring, &index);
     // Trees stay apart from data (pipeline.rs), so tree readers read no data pack.
-    let mut by_epoch: HashMap<(u32, bool), Vec<(Vec<u8>, BlobEntry)>> = HashMap::new();
+    let mut by_epoch: HashMap<(u32, bool), Vec<SealedBlob>> = HashMap::new();
     let total = rewrite.len() as u64;
     for (done, (pi, live)) in rewrite.iter().enumerate() {
         let name = &index.packs[*pi].name;

@@ -278,6 +278,7 @@ pub(crate) fn parse_ref(hex_ids: &str, object: &str) -> Result<Vec<[u8; 32]>, Er
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn file(name: &str, refs: usize) -> TreeEntry {

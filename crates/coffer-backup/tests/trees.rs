@@ -61,12 +61,12 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, Repository) {
 fn unchanged_backup_stores_only_its_snapshot() {
     let (t, src, rp, repo) = setup();
     let first = repo
-        .backup(&[src.clone()], &BackupOptions::default())
+        .backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     assert!(first.blobs_added > 40);
     let before = usage(&rp);
     let again = repo
-        .backup(&[src.clone()], &BackupOptions::default())
+        .backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     let after = usage(&rp);
     assert_eq!(again.blobs_added, 0);
@@ -91,12 +91,12 @@ fn unchanged_backup_stores_only_its_snapshot() {
 #[test]
 fn one_changed_file_stores_its_chunk_and_the_trees_on_its_path() {
     let (t, src, rp, repo) = setup();
-    repo.backup(&[src.clone()], &BackupOptions::default())
+    repo.backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     let before = usage(&rp);
     std::fs::write(src.join("a/b/c/f.txt"), b"the file that changed!").unwrap();
     let s = repo
-        .backup(&[src.clone()], &BackupOptions::default())
+        .backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     // The chunk, and the trees of c, b, a, src and the snapshot root: nothing of
     // a/x, many, empty or the large file.
@@ -145,7 +145,7 @@ fn old_and_new_snapshots_share_one_repository() {
     let src = t.path().join("src");
     make_tree(&src);
     let new = repo
-        .backup(&[src.clone()], &BackupOptions::default())
+        .backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     let c = repo.check(true, None).unwrap();
     assert!(c.is_ok(), "{c:?}");
@@ -176,7 +176,7 @@ fn old_and_new_snapshots_share_one_repository() {
     copy_dir(&fixture.join("repo"), &repo2_path);
     let repo2 = Repository::open(repo2_path.to_str().unwrap(), &k).unwrap();
     let s = repo2
-        .backup(&[src.clone()], &BackupOptions::default())
+        .backup(std::slice::from_ref(&src), &BackupOptions::default())
         .unwrap();
     repo2.forget_ids(&[s.snapshot_id], false).unwrap();
     let p = repo2.prune(None).unwrap();
