@@ -86,9 +86,12 @@ impl Pipeline {
             bytes_added: AtomicU64::new(0),
             blobs_added: AtomicU64::new(0),
         });
-        let (job_tx, job_rx) = bounded::<Job>(workers * 4);
-        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 4);
-        let (pack_tx, pack_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(1);
+        // Memory in flight (FORMAT.md "What is held in memory"): a few chunks per worker,
+        // the packs being filled, and one pack per uploader; a finished pack waits for a
+        // free uploader instead of queueing.
+        let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
+        let (pack_tx, pack_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(0);
         let mut threads = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -232,11 +235,23 @@ fn packer(
     sh: Arc<Shared>,
 ) {
     let (epoch_no, epoch) = kr.current();
+    // Sized once for a full pack and its largest last blob: growing by doubling would
+    // copy the pack and leave freed buffers behind in the allocator.
+    let fresh = |target: usize| {
+        let mut p = format::pack_start(epoch_no);
+        p.reserve(target + format::MAX_BLOB as usize + 64);
+        p
+    };
     // Index 0 fills data packs, 1 tree packs.
-    let mut packs = [format::pack_start(epoch_no), format::pack_start(epoch_no)];
+    let mut packs = [fresh(PACK_TARGET), fresh(TREE_PACK_TARGET)];
     let mut entries: [Vec<BlobEntry>; 2] = [Vec::new(), Vec::new()];
     let close = |pack: &mut Vec<u8>, entries: &mut Vec<BlobEntry>| -> bool {
-        let mut p = std::mem::replace(pack, format::pack_start(epoch_no));
+        let target = if pack.capacity() > PACK_TARGET + format::MAX_BLOB as usize {
+            PACK_TARGET
+        } else {
+            TREE_PACK_TARGET
+        };
+        let mut p = std::mem::replace(pack, fresh(target));
         let e = std::mem::take(entries);
         if let Err(err) = format::pack_finish(&epoch.data, &mut p, &e) {
             sh.fail(err);
