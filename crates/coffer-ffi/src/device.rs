@@ -229,7 +229,8 @@ impl Coffer {
 
     /// Turns backups off: deletes the vault record, with `delete_backups` the
     /// repository, then the key and the configuration. Every later call on this object
-    /// fails with `config_missing`.
+    /// fails with `config_missing`. If it fails (vault unreachable) nothing local is
+    /// lost: open the setup again with a fresh token and retry.
     pub fn disable(&self, delete_backups: bool) -> Result<DisableReport> {
         let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let c = guard.take().ok_or_else(gone)?;
@@ -241,7 +242,8 @@ impl Coffer {
             }),
             Err(e) => {
                 // The setup is still there (the vault was unreachable, say): keep it usable
-                // so the app can try again.
+                // for local calls. The SDK consumed the token with the setup, so a retry
+                // that reaches the vault needs `Coffer.open(dir, token)` first.
                 *guard = coffer_client::Coffer::load(&dir, None).ok();
                 Err(Arc::new(e.into()))
             }
