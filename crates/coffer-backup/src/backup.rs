@@ -1,6 +1,7 @@
 //! Backup: scan, change detection against the parent snapshot, and the upload pipeline.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,20 +14,16 @@ use crate::lock;
 use crate::lock::hostname;
 use crate::pipeline::Pipeline;
 use crate::platform;
-use crate::repo::{Repository, head_of};
+use crate::repo::{Index, Repository, head_of};
 use crate::snapshot::{MANIFEST_VERSION, Manifest, Node, NodeKind};
 use crate::sqlite;
+use crate::tree::{MAX_DEPTH, MAX_TARGET, TREE_PART, TreeEntry, TreeWriter};
 use crate::types::{BackupOptions, BackupSummary, ProgressEvent};
+use crate::walk::Trees;
 
 /// The reason given for sockets, FIFOs and devices: skipped by design, so they do not make
 /// a snapshot incomplete (unlike a file that could not be read).
 const SPECIAL_FILE: &str = "special file (not backed up)";
-
-/// A scanned entry: the node for the manifest and where to read it.
-pub(crate) struct Scanned {
-    pub(crate) node: Node,
-    pub(crate) source: PathBuf,
-}
 
 fn now_ns() -> i64 {
     SystemTime::now()
@@ -35,7 +32,8 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-fn node_from_meta(rel: &Path, m: &std::fs::Metadata) -> Node {
+/// The tree entry of `name` from its metadata, without refs or target yet.
+fn entry_from_meta(name: &OsStr, m: &std::fs::Metadata) -> TreeEntry {
     let kind = if m.file_type().is_symlink() {
         NodeKind::Symlink
     } else if m.is_dir() {
@@ -44,66 +42,375 @@ fn node_from_meta(rel: &Path, m: &std::fs::Metadata) -> Node {
         NodeKind::File
     };
     let st = platform::stat(m);
-    let mut n = Node {
-        path: String::new(),
-        raw: false,
+    TreeEntry {
         kind,
+        name: platform::os_bytes(name).into_owned(),
         mode: st.mode,
         mtime_ns: st.mtime_ns,
         ctime_ns: st.ctime_ns,
         ino: st.ino,
         size: if kind == NodeKind::File { m.len() } else { 0 },
-        target: None,
-        chunks: String::new(),
-    };
-    n.set_path(rel);
-    n
+        refs: Vec::new(),
+        target: Vec::new(),
+    }
 }
 
-pub(crate) fn scan(
+/// What the parent snapshot recorded for one file: enough to tell it unchanged.
+struct Previous<'a> {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    chunks: &'a [[u8; 32]],
+}
+
+/// Whether the file at `source`, just found as `e`, is `prev` unchanged, so its chunks
+/// are reused without reading it: same size, times and inode, and every chunk stored.
+fn unchanged(
+    prev: &Previous<'_>,
+    e: &TreeEntry,
     source: &Path,
-    rel: &Path,
-    out: &mut Vec<Scanned>,
-    skipped: &mut Vec<(PathBuf, String)>,
-) {
-    let m = match std::fs::symlink_metadata(source) {
-        Ok(m) => m,
-        Err(e) => return skipped.push((source.to_path_buf(), e.to_string())),
-    };
-    let ft = m.file_type();
-    if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
-        return skipped.push((source.to_path_buf(), SPECIAL_FILE.into()));
+    stored: impl Fn(&[u8; 32]) -> bool,
+) -> bool {
+    prev.size == e.size
+        && prev.mtime_ns == e.mtime_ns
+        && prev.ctime_ns == e.ctime_ns
+        && prev.ino == e.ino
+        && prev.chunks.iter().all(stored)
+        // A database in WAL mode commits into its -wal file first: its main file's
+        // metadata says nothing about what changed.
+        && !sqlite::has_wal(source)
+}
+
+/// The parent snapshot's entries of the directory being backed up (a tree snapshot).
+/// A version 1/2 parent is looked up by path instead ([`Parent::flat`]).
+#[derive(Default)]
+struct ParentDir(Vec<TreeEntry>);
+
+impl ParentDir {
+    fn find(&self, name: &[u8]) -> Option<&TreeEntry> {
+        self.0
+            .binary_search_by(|e| e.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.0[i])
     }
-    let mut node = node_from_meta(rel, &m);
-    if ft.is_symlink() {
-        match std::fs::read_link(source) {
-            Ok(t) => node.target = Some(hex::encode(platform::os_bytes(t.as_os_str()))),
-            Err(e) => return skipped.push((source.to_path_buf(), e.to_string())),
+}
+
+/// The parent of a backup: the newest snapshot of the same set of paths, which change
+/// detection compares every file with (the size and mtime cache).
+pub(crate) struct Parent<'a> {
+    /// Its id; `None` when no snapshot has the same paths.
+    pub(crate) id: Option<String>,
+    trees: Trees<'a>,
+    /// A version 1/2 parent lists every file: looked up by path, held for this one backup.
+    flat: Option<HashMap<PathBuf, Node>>,
+    /// A tree parent's root entries; each directory below is read when the walk gets there.
+    root: ParentDir,
+}
+
+/// The parent of a backup labelled `label`, from `manifests` (head last). A parent tree
+/// that can not be read only costs re-reading its files.
+pub(crate) fn parent_files<'a>(
+    repo: &'a Repository,
+    index: &'a Index,
+    manifests: &[(String, Manifest)],
+    label: &[String],
+) -> Result<Parent<'a>, Error> {
+    let id = manifests
+        .iter()
+        .rev()
+        .find(|(_, m)| m.paths == label)
+        .map(|(id, _)| id.clone());
+    let m = match &id {
+        Some(id) => Some(repo.load_manifest(id)?),
+        None => None,
+    };
+    let trees = Trees::new(repo, index);
+    let flat = m.as_ref().filter(|m| m.tree.is_none()).map(|m| {
+        m.nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::File)
+            .map(|n| {
+                let n = n.to_node();
+                (n.path.clone(), n)
+            })
+            .collect::<HashMap<_, _>>()
+    });
+    let root = match m.as_ref().and_then(|m| m.root("parent").ok().flatten()) {
+        Some(root) => ParentDir(trees.load(&root, Path::new("")).unwrap_or_default()),
+        None => ParentDir::default(),
+    };
+    Ok(Parent {
+        id,
+        trees,
+        flat,
+        root,
+    })
+}
+
+/// Everything a backup carries down its depth-first walk.
+struct Walk<'a> {
+    opts: &'a BackupOptions,
+    /// `None` for an estimate ([`dry_run`]): nothing is read or stored.
+    pipe: Option<&'a mut Pipeline>,
+    index: &'a Index,
+    gear: &'a [u64; 256],
+    parent: Parent<'a>,
+    progress: ProgressState,
+    summary: BackupSummary,
+    skipped: Vec<(PathBuf, String)>,
+}
+
+impl Walk<'_> {
+    /// The parent's entries of the directory at `rel`, given its entry in the parent.
+    fn parent_of(&self, prev: Option<&TreeEntry>, rel: &Path) -> ParentDir {
+        match prev {
+            // A parent tree that can not be read only costs re-reading the files.
+            Some(e) if e.kind == NodeKind::Dir => {
+                ParentDir(self.parent.trees.load(&e.refs, rel).unwrap_or_default())
+            }
+            _ => ParentDir::default(),
         }
     }
-    out.push(Scanned {
-        node,
-        source: source.to_path_buf(),
-    });
-    if ft.is_dir() {
-        let rd = match std::fs::read_dir(source) {
-            Ok(r) => r,
-            Err(e) => return skipped.push((source.to_path_buf(), e.to_string())),
+
+    /// The entry for `source` (named `name`, at `rel` in the snapshot), or `None` when it
+    /// is skipped. Directories are walked and stored before their entry is made.
+    fn entry(
+        &mut self,
+        source: &Path,
+        rel: &Path,
+        name: &OsStr,
+        parent: &ParentDir,
+        depth: usize,
+    ) -> Result<Option<TreeEntry>, Error> {
+        let m = match std::fs::symlink_metadata(source) {
+            Ok(m) => m,
+            Err(e) => {
+                self.skipped.push((source.to_path_buf(), e.to_string()));
+                return Ok(None);
+            }
         };
-        let mut names: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
-        names.sort();
+        let ft = m.file_type();
+        if !(ft.is_file() || ft.is_dir() || ft.is_symlink()) {
+            self.skipped
+                .push((source.to_path_buf(), SPECIAL_FILE.into()));
+            return Ok(None);
+        }
+        let mut e = entry_from_meta(name, &m);
+        if let Err(why) = crate::tree::name_ok(&e.name) {
+            self.skipped.push((source.to_path_buf(), why.into()));
+            return Ok(None);
+        }
+        match e.kind {
+            NodeKind::Symlink => match std::fs::read_link(source) {
+                Ok(t) if platform::os_bytes(t.as_os_str()).len() <= MAX_TARGET => {
+                    e.target = platform::os_bytes(t.as_os_str()).into_owned();
+                }
+                Ok(_) => {
+                    self.skipped
+                        .push((source.to_path_buf(), "symlink target too long".into()));
+                    return Ok(None);
+                }
+                Err(err) => {
+                    self.skipped.push((source.to_path_buf(), err.to_string()));
+                    return Ok(None);
+                }
+            },
+            NodeKind::Dir => {
+                if depth >= MAX_DEPTH {
+                    self.skipped.push((
+                        source.to_path_buf(),
+                        format!("nested deeper than the format's {MAX_DEPTH} folders"),
+                    ));
+                    return Ok(None);
+                }
+                // Held only while this directory is walked.
+                let sub = self.parent_of(parent.find(&e.name), rel);
+                e.refs = self.dir(source, rel, &sub, depth + 1)?;
+            }
+            NodeKind::File => {
+                if !self.file(source, rel, &mut e, parent)? {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(e))
+    }
+
+    /// The chunks of the parent's copy of this file if it is unchanged and still stored.
+    fn reusable(
+        &self,
+        source: &Path,
+        rel: &Path,
+        e: &TreeEntry,
+        parent: &ParentDir,
+    ) -> Option<Vec<[u8; 32]>> {
+        let prev = match &self.parent.flat {
+            Some(flat) => flat
+                .get(rel)
+                .filter(|n| n.chunks_valid())
+                .map(|n| Previous {
+                    size: n.size,
+                    mtime_ns: n.mtime_ns,
+                    ctime_ns: n.ctime_ns,
+                    ino: n.ino,
+                    chunks: &n.chunks,
+                }),
+            None => parent
+                .find(&e.name)
+                .filter(|p| p.kind == NodeKind::File)
+                .map(|p| Previous {
+                    size: p.size,
+                    mtime_ns: p.mtime_ns,
+                    ctime_ns: p.ctime_ns,
+                    ino: p.ino,
+                    chunks: &p.refs,
+                }),
+        }?;
+        let stored = |id: &[u8; 32]| match &self.pipe {
+            Some(pipe) => pipe.has(id),
+            None => self.index.contains(id),
+        };
+        unchanged(&prev, e, source, stored).then(|| prev.chunks.to_vec())
+    }
+
+    /// Reads a file unless the parent has it unchanged; false when it could not be read.
+    fn file(
+        &mut self,
+        source: &Path,
+        rel: &Path,
+        e: &mut TreeEntry,
+        parent: &ParentDir,
+    ) -> Result<bool, Error> {
+        self.opts.check_cancel()?;
+        if let Some(chunks) = self.reusable(source, rel, e, parent) {
+            e.refs = chunks;
+            self.summary.files_unchanged += 1;
+            self.summary.files += 1;
+            self.summary.bytes_total += e.size;
+            self.progress.add(e.size, self.opts);
+            return Ok(true);
+        }
+        let Some(pipe) = self.pipe.as_deref_mut() else {
+            // An estimate reads nothing: a new or changed file counts as read whole.
+            self.summary.files += 1;
+            self.summary.bytes_read += e.size;
+            self.summary.bytes_total += e.size;
+            return Ok(true);
+        };
+        if let Some(p) = &self.opts.progress {
+            p.event(&ProgressEvent::File {
+                path: source.display().to_string(),
+            });
+        }
+        match read_file(
+            source,
+            e.size,
+            pipe,
+            self.gear,
+            self.opts,
+            &mut self.progress,
+        ) {
+            Ok((chunks, size)) => {
+                e.refs = chunks;
+                e.size = size;
+                self.summary.files += 1;
+                self.summary.bytes_read += size;
+                self.summary.bytes_total += size;
+                Ok(true)
+            }
+            Err(Error::Io { path, source }) => {
+                if let Some(p) = &self.opts.progress {
+                    p.event(&ProgressEvent::Warning {
+                        message: format!("skipped {}: {source}", path.display()),
+                    });
+                }
+                self.skipped.push((path, source.to_string()));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Walks the directory `source` (at `rel`), stores its tree, returns the tree's parts.
+    fn dir(
+        &mut self,
+        source: &Path,
+        rel: &Path,
+        parent: &ParentDir,
+        depth: usize,
+    ) -> Result<Vec<[u8; 32]>, Error> {
+        let mut names: Vec<OsString> = match std::fs::read_dir(source) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            Err(e) => {
+                self.skipped.push((source.to_path_buf(), e.to_string()));
+                Vec::new()
+            }
+        };
+        // Byte order, the order of tree entries.
+        names.sort_unstable();
+        let mut w = TreeWriter::new();
         for name in names {
             let child = source.join(&name);
             // A database's WAL and journal are in its image already (sqlite.rs).
             if sqlite::is_sidecar(&child) {
                 continue;
             }
-            scan(&child, &rel.join(&name), out, skipped);
+            if let Some(e) = self.entry(&child, &rel.join(&name), &name, parent, depth)? {
+                w.push(&e)?;
+            }
+        }
+        let bytes = w.finish(&source.display().to_string())?;
+        self.store_tree(bytes)
+    }
+
+    fn store_tree(&mut self, bytes: Vec<u8>) -> Result<Vec<[u8; 32]>, Error> {
+        let Some(pipe) = self.pipe.as_deref_mut() else {
+            return Ok(Vec::new());
+        };
+        bytes
+            .chunks(TREE_PART)
+            .map(|p| pipe.add_tree(p.to_vec()))
+            .collect()
+    }
+
+    /// Walks `roots` into the snapshot's root tree: a tree of the backed-up paths, each
+    /// named after its last component, in name order like every tree.
+    fn roots(&mut self, roots: &mut [Root]) -> Result<Vec<[u8; 32]>, Error> {
+        roots.sort_by(|a, b| a.1.cmp(&b.1));
+        let parent = std::mem::take(&mut self.parent.root);
+        let mut w = TreeWriter::new();
+        for (abs, name) in roots.iter() {
+            if let Some(e) = self.entry(abs, name, name.as_os_str(), &parent, 0)? {
+                w.push(&e)?;
+            }
+        }
+        self.store_tree(w.finish("the snapshot root")?)
+    }
+}
+
+/// Files and bytes below `source`, for the progress total (only counted when someone
+/// listens: it costs a second walk).
+fn count(source: &Path, files: &mut u64, bytes: &mut u64) {
+    let Ok(m) = std::fs::symlink_metadata(source) else {
+        return;
+    };
+    if m.is_file() {
+        *files += 1;
+        *bytes += m.len();
+    } else if m.is_dir()
+        && let Ok(rd) = std::fs::read_dir(source)
+    {
+        for e in rd.flatten() {
+            let p = e.path();
+            if !sqlite::is_sidecar(&p) {
+                count(&p, files, bytes);
+            }
         }
     }
 }
 
-/// Reads one file's content into the pipeline; returns the chunk list (hex) and size.
+/// Reads one file's content into the pipeline; returns the chunk ids and size.
 fn read_file(
     path: &Path,
     size_hint: u64,
@@ -111,26 +418,26 @@ fn read_file(
     gear: &[u64; 256],
     opts: &BackupOptions,
     progress: &mut ProgressState,
-) -> Result<(String, u64), Error> {
-    let mut run = |reader: &mut dyn Read, fixed: Option<usize>| -> Result<(String, u64), Error> {
-        let mut ch = Chunker::with_size_hint(
-            reader,
-            gear,
-            chunker::params_for(size_hint),
-            fixed,
-            size_hint,
-        );
-        let mut ids = String::new();
-        let mut n = 0u64;
-        while let Some(c) = ch.next_chunk().map_err(|e| Error::io(path, e))? {
-            opts.check_cancel()?;
-            n += c.len() as u64;
-            progress.add(c.len() as u64, opts);
-            let id = pipe.add(c)?;
-            ids.push_str(&hex::encode(id));
-        }
-        Ok((ids, n))
-    };
+) -> Result<(Vec<[u8; 32]>, u64), Error> {
+    let mut run =
+        |reader: &mut dyn Read, fixed: Option<usize>| -> Result<(Vec<[u8; 32]>, u64), Error> {
+            let mut ch = Chunker::with_size_hint(
+                reader,
+                gear,
+                chunker::params_for(size_hint),
+                fixed,
+                size_hint,
+            );
+            let mut ids = Vec::new();
+            let mut n = 0u64;
+            while let Some(c) = ch.next_chunk().map_err(|e| Error::io(path, e))? {
+                opts.check_cancel()?;
+                n += c.len() as u64;
+                progress.add(c.len() as u64, opts);
+                ids.push(pipe.add(c)?);
+            }
+            Ok((ids, n))
+        };
     if let Some(ps) = sqlite::page_size(path) {
         return sqlite::with_consistent_image(path, |r| run(r, Some(ps)));
     }
@@ -216,42 +523,34 @@ pub(crate) fn roots(paths: &[PathBuf]) -> Result<(Vec<Root>, Vec<String>), Error
     Ok((roots, label))
 }
 
-/// The parent of a backup labelled `label`: the newest snapshot of the same set of paths,
-/// its id and its files by path (the size and mtime cache change detection reads).
-pub(crate) fn parent_files(
-    manifests: Vec<(String, Manifest)>,
-    label: &[String],
-) -> (Option<String>, HashMap<String, Node>) {
-    let Some((id, m)) = manifests.into_iter().rev().find(|(_, m)| m.paths == label) else {
-        return (None, HashMap::new());
+/// What a backup of `paths` would do now, found by the same walk and the same change
+/// detection without reading a file's content, storing or locking anything: the summary
+/// (`bytes_read`: the new and changed files' sizes) and the count of unreadable entries.
+pub(crate) fn dry_run(
+    repo: &Repository,
+    paths: &[PathBuf],
+) -> Result<(BackupSummary, usize), Error> {
+    let (mut roots, label) = roots(paths)?;
+    let (index, _) = repo.load_index()?;
+    let parent = parent_files(repo, &index, &repo.load_manifests()?, &label)?;
+    let gear = repo.keyring.current().1.gear.clone();
+    let opts = BackupOptions::default();
+    let mut walk = Walk {
+        opts: &opts,
+        pipe: None,
+        index: &index,
+        gear: &gear,
+        parent,
+        progress: ProgressState {
+            done: 0,
+            total: 0,
+            last: 0,
+        },
+        summary: BackupSummary::default(),
+        skipped: Vec::new(),
     };
-    let files = m
-        .nodes
-        .into_iter()
-        .filter(|n| n.kind == NodeKind::File)
-        .map(|n| (n.path.clone(), n))
-        .collect();
-    (Some(id), files)
-}
-
-/// Whether `node` (just scanned from `source`) is `p` (its parent's entry) unchanged, so its
-/// chunks are reused without reading it: same size, times and inode, and every chunk
-/// stored (`stored`).
-pub(crate) fn unchanged(
-    p: &Node,
-    node: &Node,
-    source: &Path,
-    stored: impl Fn(&[u8; 32]) -> bool,
-) -> bool {
-    p.size == node.size
-        && p.mtime_ns == node.mtime_ns
-        && p.ctime_ns == node.ctime_ns
-        && p.ino == node.ino
-        && p.chunks_valid()
-        && p.chunk_ids().iter().all(stored)
-        // A database in WAL mode commits into its -wal file first: its main file's
-        // metadata says nothing about what changed.
-        && !sqlite::has_wal(source)
+    walk.roots(&mut roots)?;
+    Ok((walk.summary, unreadable(&walk.skipped)))
 }
 
 pub(crate) fn backup_paths(
@@ -259,94 +558,61 @@ pub(crate) fn backup_paths(
     paths: &[PathBuf],
     opts: &BackupOptions,
 ) -> Result<BackupSummary, Error> {
-    let (roots, label) = roots(paths)?;
+    let (mut roots, label) = roots(paths)?;
     let lock = Arc::new(lock::acquire(&repo.store, false)?);
     let started = now_ns();
-    let mut scanned = Vec::new();
-    let mut skipped = Vec::new();
-    for (abs, name) in &roots {
-        scan(abs, name, &mut scanned, &mut skipped);
-    }
     let (index, _) = repo.load_index()?;
     let index = Arc::new(index);
 
-    // Parent: the newest snapshot of the same set of paths.
     let manifests = repo.load_manifests()?;
     let follows = Follows::of(&manifests);
-    let (parent_id, parent) = parent_files(manifests, &label);
+    let parent = parent_files(repo, &index, &manifests, &label)?;
+    drop(manifests);
+    let parent_id = parent.id.clone();
 
-    let files = scanned.iter().filter(|s| s.node.kind == NodeKind::File);
-    let total: u64 = files.clone().map(|s| s.node.size).sum();
+    let mut total = (0u64, 0u64);
     if let Some(p) = &opts.progress {
+        for (abs, _) in &roots {
+            count(abs, &mut total.0, &mut total.1);
+        }
         p.event(&ProgressEvent::Scanned {
-            files: files.count() as u64,
-            bytes: total,
+            files: total.0,
+            bytes: total.1,
         });
     }
-    let mut progress = ProgressState {
-        done: 0,
-        total,
-        last: 0,
-    };
-
     let keyring = repo.keyring.clone();
     let gear = keyring.current().1.gear.clone();
     let mut pipe = Pipeline::start(&repo.store, keyring.clone(), index.clone(), lock.clone());
-    let mut summary = BackupSummary {
-        parent: parent_id.clone(),
-        ..Default::default()
+    let mut walk = Walk {
+        opts,
+        pipe: Some(&mut pipe),
+        index: &index,
+        gear: &gear,
+        parent,
+        progress: ProgressState {
+            done: 0,
+            total: total.1,
+            last: 0,
+        },
+        summary: BackupSummary {
+            parent: parent_id.clone(),
+            ..Default::default()
+        },
+        skipped: Vec::new(),
     };
-    let mut nodes = Vec::with_capacity(scanned.len());
-    let result = (|| -> Result<(), Error> {
-        for s in scanned {
-            let mut node = s.node;
-            if node.kind != NodeKind::File {
-                nodes.push(node);
-                continue;
-            }
-            opts.check_cancel()?;
-            if let Some(p) = parent.get(&node.path)
-                && unchanged(p, &node, &s.source, |id| pipe.has(id))
-            {
-                node.chunks = p.chunks.clone();
-                summary.files_unchanged += 1;
-                summary.files += 1;
-                summary.bytes_total += node.size;
-                progress.add(node.size, opts);
-                nodes.push(node);
-                continue;
-            }
-            if let Some(p) = &opts.progress {
-                p.event(&ProgressEvent::File {
-                    path: s.source.display().to_string(),
-                });
-            }
-            match read_file(&s.source, node.size, &mut pipe, &gear, opts, &mut progress) {
-                Ok((chunks, size)) => {
-                    node.chunks = chunks;
-                    node.size = size;
-                    summary.files += 1;
-                    summary.bytes_read += size;
-                    summary.bytes_total += size;
-                    nodes.push(node);
-                }
-                Err(Error::Io { path, source }) => {
-                    if let Some(p) = &opts.progress {
-                        p.event(&ProgressEvent::Warning {
-                            message: format!("skipped {}: {source}", path.display()),
-                        });
-                    }
-                    skipped.push((path, source.to_string()));
-                }
-                Err(e) => return Err(e),
-            }
+    let result = walk.roots(&mut roots);
+    let Walk {
+        mut summary,
+        skipped,
+        ..
+    } = walk;
+    let root = match result {
+        Ok(r) => r,
+        Err(e) => {
+            pipe.abort();
+            return Err(e);
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        pipe.abort();
-        return Err(e);
-    }
+    };
     let stats = pipe.finish()?;
     summary.bytes_added = stats.bytes_added;
     summary.blobs_added = stats.blobs_added;
@@ -364,7 +630,8 @@ pub(crate) fn backup_paths(
         parent: parent_id,
         files: summary.files,
         bytes: summary.bytes_total,
-        nodes,
+        nodes: Vec::new(),
+        tree: Some(root.iter().map(hex::encode).collect()),
     };
     summary.skipped = skipped;
     summary.snapshot_id = write_manifest(repo, &manifest, &mut summary.bytes_added)?;
@@ -391,14 +658,14 @@ pub(crate) fn backup_stream(
     let gear = keyring.current().1.gear.clone();
     let mut pipe = Pipeline::start(&repo.store, keyring.clone(), Arc::new(index), lock.clone());
     let mut ch = Chunker::new(reader, &gear, chunker::LARGE, None);
-    let mut ids = String::new();
+    let mut ids = Vec::new();
     let mut size = 0u64;
     let mut progress = ProgressState {
         done: 0,
         total: 0,
         last: 0,
     };
-    let r = (|| -> Result<(), Error> {
+    let r = (|| -> Result<Vec<[u8; 32]>, Error> {
         while let Some(c) = ch
             .next_chunk()
             .map_err(|e| Error::io(format!("<{name}>"), e))?
@@ -406,28 +673,34 @@ pub(crate) fn backup_stream(
             opts.check_cancel()?;
             size += c.len() as u64;
             progress.add(c.len() as u64, opts);
-            ids.push_str(&hex::encode(pipe.add(c)?));
+            ids.push(pipe.add(c)?);
         }
-        Ok(())
+        // The root tree holds the one file.
+        let mut w = TreeWriter::new();
+        w.push(&TreeEntry {
+            kind: NodeKind::File,
+            name: name.as_bytes().to_vec(),
+            mode: 0o600,
+            mtime_ns: started,
+            ctime_ns: 0,
+            ino: 0,
+            size,
+            refs: std::mem::take(&mut ids),
+            target: Vec::new(),
+        })?;
+        w.finish(name)?
+            .chunks(TREE_PART)
+            .map(|p| pipe.add_tree(p.to_vec()))
+            .collect::<Result<Vec<_>, _>>()
     })();
-    if let Err(e) = r {
-        pipe.abort();
-        return Err(e);
-    }
-    let stats = pipe.finish()?;
-    let mut node = Node {
-        path: name.to_string(),
-        raw: false,
-        kind: NodeKind::File,
-        mode: 0o600,
-        mtime_ns: started,
-        ctime_ns: 0,
-        ino: 0,
-        size,
-        target: None,
-        chunks: ids,
+    let root = match r {
+        Ok(root) => root,
+        Err(e) => {
+            pipe.abort();
+            return Err(e);
+        }
     };
-    node.set_path(Path::new(name));
+    let stats = pipe.finish()?;
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         seq: Some(follows.seq),
@@ -439,7 +712,8 @@ pub(crate) fn backup_stream(
         parent: None,
         files: 1,
         bytes: size,
-        nodes: vec![node],
+        nodes: Vec::new(),
+        tree: Some(root.iter().map(hex::encode).collect()),
     };
     let mut summary = BackupSummary {
         files: 1,

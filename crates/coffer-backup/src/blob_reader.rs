@@ -61,7 +61,7 @@ impl<'a> BlobReader<'a> {
     ) -> Self {
         let mut by_pack: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
         for id in wanted {
-            if let Some(loc) = index.blobs.get(&id) {
+            if let Some(loc) = index.get(&id) {
                 let (o, l) = (loc.entry.offset, loc.entry.length);
                 by_pack
                     .entry(loc.pack)
@@ -105,8 +105,9 @@ impl<'a> BlobReader<'a> {
         let spans: &[(u32, u32)] = match &self.wanted {
             Some(w) => w.get(&p).map(Vec::as_slice).unwrap_or(&[]),
             None => {
-                let mut v: Vec<(u32, u32)> = self.index.packs[p as usize]
-                    .entries
+                let mut v: Vec<(u32, u32)> = self
+                    .index
+                    .pack_entries(p as usize)
                     .iter()
                     .map(|x| (x.offset, x.offset.saturating_add(x.length)))
                     .collect();
@@ -158,9 +159,8 @@ impl<'a> BlobReader<'a> {
 
     /// The verified plaintext of a blob, or why it is unusable.
     pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<format::Plain, String> {
-        let loc: BlobLoc = *self
+        let loc: BlobLoc = self
             .index
-            .blobs
             .get(id)
             .ok_or_else(|| format!("blob {} is not in the index", hex::encode(id)))?;
         let p = loc.pack;
@@ -228,3 +228,25 @@ fn coalesce(spans: &[(u32, u32)], o: u32, e: u32) -> (u32, u32) {
     (o, end)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_the_blob_and_wanted_neighbours_only() {
+        // Wanted blobs at 100, 200 (near), 300_000 (past the gap), and a run of 1 MiB
+        // blobs that outgrows RANGE_MAX.
+        let spans = [(100, 150), (200, 260), (300_000, 300_010)];
+        assert_eq!(coalesce(&spans, 100, 150), (100, 260));
+        assert_eq!(coalesce(&spans, 200, 260), (200, 260));
+        assert_eq!(coalesce(&spans, 300_000, 300_010), (300_000, 300_010));
+        // A blob nobody listed (prune's reader lists all): itself only.
+        assert_eq!(coalesce(&[], 5, 9), (5, 9));
+        let mib = 1 << 20;
+        let big: Vec<(u32, u32)> = (0..8).map(|i| (i * mib, (i + 1) * mib)).collect();
+        assert_eq!(coalesce(&big, 0, mib), (0, RANGE_MAX));
+        assert_eq!(coalesce(&big, 6 * mib, 7 * mib), (6 * mib, 8 * mib));
+        // One blob larger than RANGE_MAX is still read whole.
+        assert_eq!(coalesce(&[(0, 5 * mib)], 0, 5 * mib), (0, 5 * mib));
+    }
+}

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::Error;
 use crate::format;
 use crate::repo::Repository;
-use crate::snapshot::NodeKind;
 use crate::types::{CheckReport, Head, Progress, ProgressEvent};
+use crate::walk::{Found, Reach, Trees};
 
 pub(crate) fn check(
     repo: &Repository,
@@ -27,7 +27,9 @@ pub(crate) fn check(
     let (index, problems) = repo.load_index()?;
     r.errors.extend(problems);
     r.packs = index.packs.len() as u64;
-    r.blobs = index.blobs.len() as u64;
+    r.blobs = index.blob_count() as u64;
+    let trees = Trees::new(repo, &index);
+    let mut reach = Reach::default();
 
     let listed_snapshots = repo.snapshot_names()?;
     let mut head: Option<(u64, i64, String)> = None;
@@ -41,21 +43,30 @@ pub(crate) fn check(
                     head = Some(key);
                 }
                 seqs.extend(m.seq);
+                // Trees shared with a snapshot checked before are not walked again: their
+                // blobs were counted then.
                 let mut missing = 0u64;
-                for n in m.nodes.iter().filter(|n| n.kind == NodeKind::File) {
-                    if !n.chunks_valid() {
-                        r.errors.push(format!(
+                let (mut errors, mut unreadable) = (Vec::new(), Vec::new());
+                reach.snapshot(
+                    &trees,
+                    &m,
+                    &format!("snapshots/{name}"),
+                    &mut |f| match f {
+                        Found::TreePart(id) | Found::Chunk(id) => {
+                            missing += u64::from(!index.contains(id));
+                        }
+                        Found::Malformed(path) => errors.push(format!(
                             "snapshot {name}: {} has a malformed chunk list",
-                            n.path
-                        ));
-                        continue;
-                    }
-                    missing += n
-                        .chunk_ids()
-                        .iter()
-                        .filter(|id| !index.blobs.contains_key(*id))
-                        .count() as u64;
-                }
+                            path.display()
+                        )),
+                    },
+                    &mut |e| {
+                        unreadable.push(format!("snapshot {name}: {e}"));
+                        Ok(())
+                    },
+                )?;
+                r.errors.append(&mut errors);
+                r.errors.append(&mut unreadable);
                 if missing > 0 {
                     r.errors.push(format!(
                         "snapshot {name}: {missing} blobs are not in any pack"
@@ -139,6 +150,7 @@ pub(crate) fn check(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(p) = index.packs.get(i) else { break };
+                    let entries = index.pack_entries(i);
                     let object = format!("data/{}", p.name);
                     let bytes = match repo.store.read_opt(&object) {
                         Ok(Some(b)) => b,
@@ -153,7 +165,7 @@ pub(crate) fn check(
                             break;
                         }
                     };
-                    for e in verify_pack(repo, &object, &p.name, &bytes, &p.entries) {
+                    for e in verify_pack(repo, &object, &p.name, &bytes, entries) {
                         push(&errors, e);
                     }
                     let done = verified.fetch_add(bytes.len() as u64, Ordering::SeqCst)

@@ -1,5 +1,5 @@
 //! What the next backup of some paths would read and upload, found without reading a file
-//! or taking a lock: the same scan and the same size/mtime cache (the parent snapshot) a
+//! or taking a lock: the same walk and the same size/mtime cache (the parent snapshot) a
 //! backup uses, so an app can wait for Wi-Fi before a large upload.
 
 use std::path::PathBuf;
@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::Error;
-use crate::backup::{parent_files, roots, scan, unchanged, unreadable};
+use crate::backup::dry_run;
 use crate::repo::Repository;
-use crate::snapshot::NodeKind;
 
 /// The result of [`Repository::estimate_backup`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -36,31 +35,14 @@ impl Repository {
     /// content or writing anything. Refuses the paths a backup refuses (one that does not
     /// exist, two with the same name).
     pub fn estimate_backup(&self, paths: &[PathBuf]) -> Result<BackupEstimate, Error> {
-        let (roots, label) = roots(paths)?;
-        let mut scanned = Vec::new();
-        let mut skipped = Vec::new();
-        for (abs, name) in &roots {
-            scan(abs, name, &mut scanned, &mut skipped);
-        }
-        let (index, _) = self.load_index()?;
-        let (_, parent) = parent_files(self.load_manifests()?, &label);
-        let mut e = BackupEstimate {
-            unreadable: unreadable(&skipped) as u64,
-            ..Default::default()
-        };
-        for s in scanned.iter().filter(|s| s.node.kind == NodeKind::File) {
-            let size = s.node.size;
-            e.files += 1;
-            e.bytes_total += size;
-            let reused = parent.get(&s.node.path).is_some_and(|p| {
-                unchanged(p, &s.node, &s.source, |id| index.blobs.contains_key(id))
-            });
-            if !reused {
-                e.files_changed += 1;
-                e.bytes_to_read += size;
-                e.bytes_to_upload += size;
-            }
-        }
-        Ok(e)
+        let (s, unreadable) = dry_run(self, paths)?;
+        Ok(BackupEstimate {
+            files: s.files,
+            files_changed: s.files - s.files_unchanged,
+            bytes_total: s.bytes_total,
+            bytes_to_read: s.bytes_read,
+            bytes_to_upload: s.bytes_read,
+            unreadable: unreadable as u64,
+        })
     }
 }

@@ -73,13 +73,39 @@ pub fn manifest(data: &[u8]) {
 
 fn use_manifest(m: Result<Manifest, crate::Error>) {
     let Ok(m) = m else { return };
-    for n in &m.nodes {
+    let nodes: Vec<_> = m.nodes.iter().map(|n| n.to_node()).collect();
+    for n in &nodes {
         let _ = n.chunks_valid() && !n.chunk_ids().is_empty();
         let _ = crate::ls::entry(n);
     }
-    let _ = crate::ls::select("fuzz", &m, &[std::path::PathBuf::from("/hostile/a")]);
-    let _ = crate::snapshot::diff(&m, &m);
-    let _ = serde_json::to_string(&crate::snapshot::diff(&m, &m));
+    let _ = m.root("fuzz");
+    let _ = crate::snapshot::diff(&nodes, &nodes);
+    let _ = serde_json::to_string(&crate::snapshot::diff(&nodes, &nodes));
+}
+
+/// A tree (FORMAT.md "Trees"): the input decoded as an encoded tree, and every entry it
+/// yields re-encoded, which must decode to the same entries.
+pub fn tree(data: &[u8]) {
+    let Ok(entries) = crate::tree::decode(data, "fuzz") else {
+        return;
+    };
+    let mut w = crate::tree::TreeWriter::new();
+    for e in &entries {
+        assert!(w.push(e).is_ok(), "a decoded entry does not encode");
+    }
+    let again = w
+        .finish("fuzz")
+        .map(|b| crate::tree::decode(&b, "fuzz").ok());
+    assert!(
+        matches!(again, Ok(Some(ref e)) if *e == entries),
+        "tree round trip changed"
+    );
+    for e in entries {
+        let _ = crate::ls::entry(&crate::snapshot::Node::from_entry(
+            std::path::Path::new("d"),
+            e,
+        ));
+    }
 }
 
 /// A keyring object: the input as the sealed object (under the fixed K), as the
@@ -163,5 +189,47 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             v.push(("blob", c));
         }
     }
+    // Last, so that the numbered seed files of the other targets keep their names.
+    for t in tree_seeds() {
+        v.push(("tree", t));
+    }
     v
+}
+
+/// Encoded trees: empty, then growing mixes of files, directories and symlinks.
+fn tree_seeds() -> Vec<Vec<u8>> {
+    use crate::snapshot::NodeKind;
+    use crate::tree::{TreeEntry, TreeWriter};
+    (0u8..10)
+        .filter_map(|n| {
+            let mut w = TreeWriter::new();
+            for i in 0..n {
+                let kind = [NodeKind::File, NodeKind::Dir, NodeKind::Symlink][usize::from(i % 3)];
+                let e = TreeEntry {
+                    kind,
+                    name: vec![b'a' + i, 0xff],
+                    mode: 0o644,
+                    mtime_ns: i64::from(i),
+                    ctime_ns: 2,
+                    ino: 3,
+                    size: if kind == NodeKind::File { 9000 } else { 0 },
+                    refs: vec![
+                        [i; 32];
+                        if kind == NodeKind::Symlink {
+                            0
+                        } else {
+                            1 + usize::from(i)
+                        }
+                    ],
+                    target: if kind == NodeKind::Symlink {
+                        b"../x".to_vec()
+                    } else {
+                        vec![]
+                    },
+                };
+                w.push(&e).ok()?;
+            }
+            w.finish("seed").ok()
+        })
+        .collect()
 }

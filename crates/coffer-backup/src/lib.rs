@@ -49,7 +49,9 @@ mod sqlite;
 mod storage;
 #[doc(hidden)]
 pub mod testing;
+mod tree;
 mod types;
+mod walk;
 
 pub use error::Error;
 pub use estimate::BackupEstimate;

@@ -4,8 +4,10 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::Error;
 use crate::platform;
+use crate::repo::{Index, Repository};
 use crate::snapshot::{Manifest, Node, NodeKind};
 use crate::types::LsEntry;
+use crate::walk::Trees;
 
 /// Maps a path given by the user onto the snapshot's names. Relative paths are snapshot
 /// names already (`chat/db`); absolute ones are the backed-up locations as `snapshots`
@@ -25,42 +27,66 @@ fn resolve(m: &Manifest, p: &Path) -> Option<PathBuf> {
     })
 }
 
-/// The nodes at or below any of `include` (all nodes if empty). A path that matches
-/// nothing is an error naming it: a typo must not restore zero files and succeed.
-pub(crate) fn select<'m>(
+/// The nodes at or below any of `include` (all nodes if empty), in snapshot order. A
+/// path that matches nothing is an error naming it: a typo must not restore zero files
+/// and succeed. In a tree snapshot only the trees on the way to `include` are read.
+pub(crate) fn select(
+    repo: &Repository,
+    index: &Index,
     id: &str,
-    m: &'m Manifest,
+    m: &Manifest,
     include: &[PathBuf],
-) -> Result<Vec<&'m Node>, Error> {
-    if include.is_empty() {
-        return Ok(m.nodes.iter().collect());
-    }
+) -> Result<Vec<Node>, Error> {
     let mut wanted = Vec::with_capacity(include.len());
     for p in include {
-        let missing = || Error::PathNotInSnapshot {
+        let r = resolve(m, p).ok_or_else(|| Error::PathNotInSnapshot {
             path: p.clone(),
             snapshot: id.to_string(),
-        };
-        let r = resolve(m, p).ok_or_else(missing)?;
-        if !m.nodes.iter().any(|n| n.rel_path().starts_with(&r)) {
-            return Err(missing());
-        }
+        })?;
         wanted.push(r);
     }
-    Ok(m.nodes
-        .iter()
-        .filter(|n| {
-            let rel = n.rel_path();
-            wanted.iter().any(|w| rel.starts_with(w))
-        })
-        .collect())
+    let mut hit = vec![false; wanted.len()];
+    let mut out = Vec::new();
+    let trees = Trees::new(repo, index);
+    let object = format!("snapshots/{id}");
+    crate::walk::nodes(
+        &trees,
+        m,
+        &object,
+        &mut |dir| {
+            wanted.is_empty()
+                || wanted
+                    .iter()
+                    .any(|w| w.starts_with(dir) || dir.starts_with(w))
+        },
+        &mut |n| {
+            let mut keep = wanted.is_empty();
+            for (w, h) in wanted.iter().zip(hit.iter_mut()) {
+                if n.path.starts_with(w) {
+                    *h = true;
+                    keep = true;
+                }
+            }
+            if keep {
+                out.push(n);
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(i) = hit.iter().position(|h| !h) {
+        return Err(Error::PathNotInSnapshot {
+            path: include[i].clone(),
+            snapshot: id.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 pub(crate) fn entry(n: &Node) -> LsEntry {
     let path = n.rel_path();
     LsEntry {
-        path_hex: n
-            .raw
+        path_hex: platform::utf8_path(&path)
+            .is_none()
             .then(|| hex::encode(platform::os_bytes(path.as_os_str()))),
         path,
         kind: match n.kind {

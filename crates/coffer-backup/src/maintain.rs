@@ -8,8 +8,8 @@ use crate::format::{self, BlobEntry};
 use crate::lock;
 use crate::pipeline::PACK_TARGET;
 use crate::repo::{Repository, info, resolve_prefix};
-use crate::snapshot::NodeKind;
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
+use crate::walk::{Found, Reach, Trees};
 
 /// Days since 1970-01-01 to the UTC (year, month, day), proleptic Gregorian (Howard
 /// Hinnant's civil-from-days). Public so that front ends print dates the way the keep
@@ -152,6 +152,9 @@ pub(crate) fn forget_ids(
     Ok(chosen)
 }
 
+/// A blob's sealed bytes as stored, with its entry, on its way into a new pack.
+type SealedBlob = (Vec<u8>, BlobEntry);
+
 pub(crate) fn prune(
     repo: &Repository,
     progress: Option<&dyn Progress>,
@@ -165,12 +168,16 @@ pub(crate) fn prune(
             detail: format!("the index is damaged ({p}); run check --read-data and repair first"),
         });
     }
-    let mut used: HashSet<[u8; 32]> = HashSet::new();
-    for (_, m) in repo.load_manifests()? {
-        for n in m.nodes.iter().filter(|n| n.kind == NodeKind::File) {
-            used.extend(n.chunk_ids());
-        }
-    }
+    // One bit per indexed blob (FORMAT.md "What is held in memory"): used, and a tree
+    // part. A blob counts only at the position the index resolves it to; other copies
+    // are garbage. Each distinct tree is walked once however many snapshots share it.
+    let n = index.entry_count();
+    let (mut used, mut tree) = (vec![0u64; n.div_ceil(64)], vec![0u64; n.div_ceil(64)]);
+    let set = |bits: &mut Vec<u64>, i: usize| bits[i / 64] |= 1 << (i % 64);
+    let is = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
+    let trees = Trees::new(repo, &index);
+    let mut reach = Reach::default();
+    let listed = repo.load_manifests()?;
     // A snapshot that cannot be read may still name blobs (it may be over a bound of this
     // build, not corrupt): pruning now could delete its only copy. The user decides.
     if let Some(d) = repo.damaged_snapshots().first() {
@@ -181,30 +188,57 @@ pub(crate) fn prune(
             ),
         });
     }
+    for (id, _) in listed {
+        // One whole manifest at a time: version 1/2 ones list every file.
+        let m = repo.load_manifest(&id)?;
+        let object = format!("snapshots/{id}");
+        reach.snapshot(
+            &trees,
+            &m,
+            &object,
+            &mut |f| match f {
+                Found::TreePart(b) => {
+                    if let Some(i) = index.position(b) {
+                        set(&mut used, i);
+                        set(&mut tree, i);
+                    }
+                }
+                Found::Chunk(b) => {
+                    if let Some(i) = index.position(b) {
+                        set(&mut used, i);
+                    }
+                }
+                Found::Malformed(_) => {}
+            },
+            // A tree that can not be read may name data: deleting it could lose it.
+            &mut |e| {
+                Err(Error::InvalidArgument {
+                    detail: format!(
+                        "snapshot {id} cannot be read ({e}); prune would delete data only it uses: run check, then remove it with coffer forget {id}"
+                    ),
+                })
+            },
+        )?;
+    }
     let mut report = PruneReport::default();
     let mut delete = Vec::new();
-    let mut rewrite: Vec<(usize, Vec<BlobEntry>)> = Vec::new();
+    let mut rewrite: Vec<(usize, Vec<(BlobEntry, bool)>)> = Vec::new();
     for (pi, p) in index.packs.iter().enumerate() {
-        // A blob counts only in the pack the index resolves it to; other copies are garbage.
-        let live: Vec<BlobEntry> = p
-            .entries
+        let start = index.pack_start(pi);
+        let entries = index.pack_entries(pi);
+        let live: Vec<(BlobEntry, bool)> = entries
             .iter()
-            .filter(|e| {
-                used.contains(&e.id)
-                    && index
-                        .blobs
-                        .get(&e.id)
-                        .is_some_and(|l| l.pack as usize == pi)
-            })
-            .copied()
+            .enumerate()
+            .filter(|(k, _)| is(&used, start + k))
+            .map(|(k, e)| (*e, is(&tree, start + k)))
             .collect();
-        let live_bytes: u64 = live.iter().map(|e| u64::from(e.length)).sum();
+        let live_bytes: u64 = live.iter().map(|(e, _)| u64::from(e.length)).sum();
         if live.is_empty() {
-            report.blobs_removed += p.entries.len() as u64;
+            report.blobs_removed += entries.len() as u64;
             report.bytes_freed += p.len;
             delete.push(p.name.clone());
         } else if live_bytes < p.len * 3 / 4 {
-            report.blobs_removed += (p.entries.len() - live.len()) as u64;
+            report.blobs_removed += (entries.len() - live.len()) as u64;
             report.bytes_freed += p.len - live_bytes;
             rewrite.push((pi, live));
         }
@@ -240,19 +274,23 @@ pub(crate) fn prune(
     // their indexes are complete before any old object is deleted, so a crash leaves
     // duplicates (harmless), never a missing blob.
     let reader = BlobReader::new(&repo.store, &repo.keyring, &index);
-    let mut by_epoch: HashMap<u32, Vec<(Vec<u8>, BlobEntry)>> = HashMap::new();
+    // Trees stay apart from data (pipeline.rs), so tree readers read no data pack.
+    let mut by_epoch: HashMap<(u32, bool), Vec<SealedBlob>> = HashMap::new();
     let total = rewrite.len() as u64;
     for (done, (pi, live)) in rewrite.iter().enumerate() {
         let name = &index.packs[*pi].name;
         let bytes = repo.store.read(&format!("data/{name}"))?;
         let epoch = crate::keys::read_u32(&bytes, 5);
-        for e in live {
+        for (e, is_tree) in live {
             // Verify before copying so damage is not carried into a new pack.
             reader
                 .blob(&e.id)
                 .map_err(|d| Error::integrity(format!("data/{name}"), d))?;
             let sealed = bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec();
-            by_epoch.entry(epoch).or_default().push((sealed, *e));
+            by_epoch
+                .entry((epoch, *is_tree))
+                .or_default()
+                .push((sealed, *e));
         }
         if let Some(p) = progress {
             p.event(&ProgressEvent::Bytes {
@@ -261,7 +299,7 @@ pub(crate) fn prune(
             });
         }
     }
-    for (epoch, blobs) in by_epoch {
+    for ((epoch, _), blobs) in by_epoch {
         let key = &repo.keyring.epoch(epoch, "prune")?.data;
         let mut pack = format::pack_start(epoch);
         let mut entries = Vec::new();

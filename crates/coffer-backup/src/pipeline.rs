@@ -19,16 +19,20 @@ use crate::storage::Store;
 
 /// Packs are closed once they reach this size.
 pub(crate) const PACK_TARGET: usize = 8 * 1024 * 1024;
+/// Tree packs are closed sooner: readers of trees cache whole packs, and trees are small.
+pub(crate) const TREE_PACK_TARGET: usize = 2 * 1024 * 1024;
 
 struct Job {
     id: [u8; 32],
     data: Vec<u8>,
+    tree: bool,
 }
 
 struct Sealed {
     id: [u8; 32],
     raw_len: u32,
     bytes: Vec<u8>,
+    tree: bool,
 }
 
 struct Shared {
@@ -82,9 +86,12 @@ impl Pipeline {
             bytes_added: AtomicU64::new(0),
             blobs_added: AtomicU64::new(0),
         });
-        let (job_tx, job_rx) = bounded::<Job>(workers * 4);
-        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 4);
-        let (pack_tx, pack_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(1);
+        // Memory in flight (FORMAT.md "What is held in memory"): a few chunks per worker,
+        // the packs being filled, and one pack per uploader; a finished pack waits for a
+        // free uploader instead of queueing.
+        let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
+        let (pack_tx, pack_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(0);
         let mut threads = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -121,11 +128,21 @@ impl Pipeline {
 
     /// True if the blob is stored already or queued in this run.
     pub(crate) fn has(&self, id: &[u8; 32]) -> bool {
-        self.index.blobs.contains_key(id) || self.fresh.contains(id)
+        self.index.contains(id) || self.fresh.contains(id)
     }
 
     /// Hashes a chunk, queues it unless it is a duplicate, and returns its id.
     pub(crate) fn add(&mut self, data: Vec<u8>) -> Result<[u8; 32], Error> {
+        self.queue(data, false)
+    }
+
+    /// [`Pipeline::add`] for a part of a tree: the same blob, but packed apart from file
+    /// data so that reading trees (re-backup, restore, check, prune) reads no data pack.
+    pub(crate) fn add_tree(&mut self, data: Vec<u8>) -> Result<[u8; 32], Error> {
+        self.queue(data, true)
+    }
+
+    fn queue(&mut self, data: Vec<u8>, tree: bool) -> Result<[u8; 32], Error> {
         let id = self.keyring.current().1.chunk_id(&data);
         if self.shared.failed.load(Ordering::SeqCst) {
             return Err(self.take_error());
@@ -135,7 +152,7 @@ impl Pipeline {
             let sent = self
                 .jobs
                 .as_ref()
-                .map(|tx| tx.send(Job { id, data }).is_ok())
+                .map(|tx| tx.send(Job { id, data, tree }).is_ok())
                 .unwrap_or(false);
             if !sent {
                 return Err(self.take_error());
@@ -200,6 +217,7 @@ fn seal_worker(rx: Receiver<Job>, tx: Sender<Sealed>, kr: Arc<Keyring>, sh: Arc<
                     id: job.id,
                     raw_len: job.data.len() as u32,
                     bytes,
+                    tree: job.tree,
                 };
                 if tx.send(s).is_err() {
                     return;
@@ -217,10 +235,23 @@ fn packer(
     sh: Arc<Shared>,
 ) {
     let (epoch_no, epoch) = kr.current();
-    let mut pack = format::pack_start(epoch_no);
-    let mut entries = Vec::new();
+    // Sized once for a full pack and its largest last blob: growing by doubling would
+    // copy the pack and leave freed buffers behind in the allocator.
+    let fresh = |target: usize| {
+        let mut p = format::pack_start(epoch_no);
+        p.reserve(target + format::MAX_BLOB as usize + 64);
+        p
+    };
+    // Index 0 fills data packs, 1 tree packs.
+    let mut packs = [fresh(PACK_TARGET), fresh(TREE_PACK_TARGET)];
+    let mut entries: [Vec<BlobEntry>; 2] = [Vec::new(), Vec::new()];
     let close = |pack: &mut Vec<u8>, entries: &mut Vec<BlobEntry>| -> bool {
-        let mut p = std::mem::replace(pack, format::pack_start(epoch_no));
+        let target = if pack.capacity() > PACK_TARGET + format::MAX_BLOB as usize {
+            PACK_TARGET
+        } else {
+            TREE_PACK_TARGET
+        };
+        let mut p = std::mem::replace(pack, fresh(target));
         let e = std::mem::take(entries);
         if let Err(err) = format::pack_finish(&epoch.data, &mut p, &e) {
             sh.fail(err);
@@ -232,19 +263,28 @@ fn packer(
         if sh.failed.load(Ordering::Relaxed) {
             continue;
         }
-        entries.push(BlobEntry {
+        let k = usize::from(s.tree);
+        let (pack, list) = (&mut packs[k], &mut entries[k]);
+        list.push(BlobEntry {
             id: s.id,
             offset: pack.len() as u32,
             length: s.bytes.len() as u32,
             raw_len: s.raw_len,
         });
         pack.extend_from_slice(&s.bytes);
-        if pack.len() >= PACK_TARGET && !close(&mut pack, &mut entries) {
+        let target = if s.tree {
+            TREE_PACK_TARGET
+        } else {
+            PACK_TARGET
+        };
+        if pack.len() >= target && !close(pack, list) {
             return;
         }
     }
-    if !entries.is_empty() && !sh.failed.load(Ordering::Relaxed) {
-        close(&mut pack, &mut entries);
+    for (pack, list) in packs.iter_mut().zip(entries.iter_mut()) {
+        if !list.is_empty() && !sh.failed.load(Ordering::Relaxed) && !close(pack, list) {
+            return;
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The repository handle: init, open, key rotation, destroy, and loading of the index and
 //! snapshots that every operation shares.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -51,12 +51,18 @@ pub(crate) struct BlobLoc {
     pub(crate) entry: BlobEntry,
 }
 
-/// The in-memory index: every indexed pack and blob.
+/// The in-memory index: every indexed pack and blob, held compactly (FORMAT.md "What is
+/// held in memory"): the entries of all packs back to back in pack order (44 bytes
+/// each, as on storage) and their positions sorted by id (4 bytes each) for lookups.
+/// No per-blob heap object, so a million blobs take 48 MB, not several hundred.
 #[derive(Default)]
 pub(crate) struct Index {
-    /// Pack ids (hex) with their epoch and length.
+    /// Pack ids (hex) with their length and entry range.
     pub(crate) packs: Vec<PackInfo>,
-    pub(crate) blobs: HashMap<[u8; 32], BlobLoc>,
+    entries: Vec<BlobEntry>,
+    /// Positions into `entries`, sorted by id; equal ids keep load order, so the first
+    /// pack loaded that holds a blob is where the blob is read from.
+    by_id: Vec<u32>,
 }
 
 /// One indexed pack.
@@ -64,19 +70,76 @@ pub(crate) struct Index {
 pub(crate) struct PackInfo {
     pub(crate) name: String,
     pub(crate) len: u64,
-    pub(crate) entries: Vec<BlobEntry>,
+    /// Its entries: `Index::pack_entries`.
+    range: std::ops::Range<u32>,
 }
 
 impl Index {
     pub(crate) fn add_pack(&mut self, name: String, len: u64, entries: Vec<BlobEntry>) {
-        let pi = self.packs.len() as u32;
-        for e in &entries {
-            self.blobs.entry(e.id).or_insert(BlobLoc {
-                pack: pi,
-                entry: *e,
-            });
-        }
-        self.packs.push(PackInfo { name, len, entries });
+        let start = self.entries.len() as u32;
+        self.entries.extend_from_slice(&entries);
+        let end = self.entries.len() as u32;
+        self.packs.push(PackInfo {
+            name,
+            len,
+            range: start..end,
+        });
+    }
+
+    /// Sorts the lookup table; call once after the last `add_pack`.
+    pub(crate) fn seal(&mut self) {
+        let mut by_id: Vec<u32> = (0..self.entries.len() as u32).collect();
+        let entries = &self.entries;
+        by_id.sort_by(|a, b| entries[*a as usize].id.cmp(&entries[*b as usize].id));
+        self.by_id = by_id;
+    }
+
+    /// The entries of pack `p`, in pack order.
+    pub(crate) fn pack_entries(&self, p: usize) -> &[BlobEntry] {
+        let r = &self.packs[p].range;
+        &self.entries[r.start as usize..r.end as usize]
+    }
+
+    /// The position (in pack order) of the copy of `id` that is read.
+    pub(crate) fn position(&self, id: &[u8; 32]) -> Option<usize> {
+        let i = self
+            .by_id
+            .partition_point(|&p| self.entries[p as usize].id < *id);
+        let p = *self.by_id.get(i)? as usize;
+        (self.entries[p].id == *id).then_some(p)
+    }
+
+    pub(crate) fn contains(&self, id: &[u8; 32]) -> bool {
+        self.position(id).is_some()
+    }
+
+    pub(crate) fn get(&self, id: &[u8; 32]) -> Option<BlobLoc> {
+        let p = self.position(id)?;
+        let pack = self.packs.partition_point(|x| x.range.end as usize <= p) as u32;
+        Some(BlobLoc {
+            pack,
+            entry: self.entries[p],
+        })
+    }
+
+    /// Indexed blob entries, duplicates included.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Distinct indexed blobs.
+    pub(crate) fn blob_count(&self) -> usize {
+        let e = &self.entries;
+        self.by_id
+            .windows(2)
+            .filter(|w| e[w[0] as usize].id != e[w[1] as usize].id)
+            .count()
+            + usize::from(!self.by_id.is_empty())
+    }
+
+    /// The first position of pack `p` (positions are `pack start + entry number`).
+    pub(crate) fn pack_start(&self, p: usize) -> usize {
+        self.packs[p].range.start as usize
     }
 }
 
@@ -237,8 +300,9 @@ impl Repository {
     pub fn ls(&self, snapshot: &str, path: Option<&Path>) -> Result<(String, Vec<LsEntry>), Error> {
         let (id, m) = self.find_snapshot(snapshot)?;
         let include: Vec<PathBuf> = path.map(Path::to_path_buf).into_iter().collect();
-        let entries = crate::ls::select(&id, &m, &include)?
-            .into_iter()
+        let index = self.index_for(&m)?;
+        let entries = crate::ls::select(self, &index, &id, &m, &include)?
+            .iter()
             .map(crate::ls::entry)
             .collect();
         Ok((id, entries))
@@ -320,9 +384,16 @@ impl Repository {
 
     /// Differences between snapshots `a` and `b` (ids, prefixes or "latest").
     pub fn diff(&self, a: &str, b: &str) -> Result<Vec<DiffEntry>, Error> {
-        let (_, ma) = self.find_snapshot(a)?;
-        let (_, mb) = self.find_snapshot(b)?;
-        Ok(crate::snapshot::diff(&ma, &mb))
+        let (ia, ma) = self.find_snapshot(a)?;
+        let (ib, mb) = self.find_snapshot(b)?;
+        let index = if ma.tree.is_some() || mb.tree.is_some() {
+            self.load_index()?.0
+        } else {
+            Index::default()
+        };
+        let na = crate::ls::select(self, &index, &ia, &ma, &[])?;
+        let nb = crate::ls::select(self, &index, &ib, &mb, &[])?;
+        Ok(crate::snapshot::diff(&na, &nb))
     }
 
     /// The location string this repository was opened with, with credentials (user info
@@ -332,6 +403,16 @@ impl Repository {
     }
 
     // ---- shared internals ----
+
+    /// The index when reading `m` needs it (its trees are blobs), else an empty one: a
+    /// version 1/2 snapshot lists its nodes itself.
+    pub(crate) fn index_for(&self, m: &Manifest) -> Result<Index, Error> {
+        Ok(if m.tree.is_some() {
+            self.load_index()?.0
+        } else {
+            Index::default()
+        })
+    }
 
     /// Loads every index object. Damaged or unreadable index objects are replaced by the
     /// header of their pack (the index can always be rebuilt from packs, F7); the
@@ -368,11 +449,14 @@ impl Repository {
                 }
             }
         }
+        idx.seal();
         Ok((idx, problems))
     }
 
     /// Every readable snapshot manifest, oldest first: by sequence number (version 1
-    /// snapshots count as 0), then time, then id, so the last one is the head. Unreadable
+    /// snapshots count as 0), then time, then id, so the last one is the head. Only the
+    /// metadata is kept: the node lists of version 1/2 manifests are dropped (memory stays
+    /// that of one manifest; `load_manifest` reads one whole). Unreadable
     /// ones are recorded for [`Repository::damaged_snapshots`] and skipped: one damaged
     /// object must not take the repository down. Fails with [`Error::RolledBack`] when the
     /// head is below the known head.
@@ -382,7 +466,10 @@ impl Repository {
         let names = self.snapshot_names()?;
         for name in &names {
             match self.load_manifest(name) {
-                Ok(m) => v.push((name.clone(), m)),
+                Ok(mut m) => {
+                    m.nodes = Vec::new();
+                    v.push((name.clone(), m));
+                }
                 Err(Error::Integrity { detail, .. }) => {
                     damaged.insert(name.clone(), detail);
                 }
@@ -451,10 +538,12 @@ impl Repository {
     /// Resolves "latest" or an id prefix.
     pub(crate) fn find_snapshot(&self, q: &str) -> Result<(String, Manifest), Error> {
         if q == "latest" {
-            return self
+            let (id, _) = self
                 .load_manifests()?
                 .pop()
-                .ok_or_else(|| Error::SnapshotNotFound { query: q.into() });
+                .ok_or_else(|| Error::SnapshotNotFound { query: q.into() })?;
+            let m = self.load_manifest(&id)?;
+            return Ok((id, m));
         }
         let id = resolve_prefix(&self.snapshot_names()?, q)?;
         let m = self.load_manifest(&id)?;

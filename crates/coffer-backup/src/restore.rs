@@ -24,8 +24,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::Error;
@@ -72,8 +72,8 @@ pub(crate) fn restore(
     opts: &RestoreOptions,
 ) -> Result<RestoreSummary, Error> {
     let (id, manifest) = repo.find_snapshot(snapshot)?;
-    let selected = crate::ls::select(&id, &manifest, include)?;
     let (index, _) = repo.load_index()?;
+    let selected = crate::ls::select(repo, &index, &id, &manifest, include)?;
     // An empty or new target holds nothing to compare or replace: no walk per entry, and
     // every file is written in place.
     let fresh = is_empty_or_missing(target);
@@ -81,7 +81,7 @@ pub(crate) fn restore(
     let dirs_open = DirCache::new(&root);
     let mut summary = RestoreSummary::default();
     let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
-    for node in selected {
+    for node in &selected {
         let rel = node.rel_path();
         if !safe_rel(&rel) {
             summary.refused.push((
@@ -436,27 +436,4 @@ fn write_file(reader: &BlobReader<'_>, f: &File, n: &Node, mode_mask: u32) -> Re
         .map_err(|e| e.to_string())?;
     f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
     Ok(pos)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_cover_the_blob_and_wanted_neighbours_only() {
-        // Wanted blobs at 100, 200 (near), 300_000 (past the gap), and a run of 1 MiB
-        // blobs that outgrows RANGE_MAX.
-        let spans = [(100, 150), (200, 260), (300_000, 300_010)];
-        assert_eq!(coalesce(&spans, 100, 150), (100, 260));
-        assert_eq!(coalesce(&spans, 200, 260), (200, 260));
-        assert_eq!(coalesce(&spans, 300_000, 300_010), (300_000, 300_010));
-        // A blob nobody listed (prune's reader lists all): itself only.
-        assert_eq!(coalesce(&[], 5, 9), (5, 9));
-        let mib = 1 << 20;
-        let big: Vec<(u32, u32)> = (0..8).map(|i| (i * mib, (i + 1) * mib)).collect();
-        assert_eq!(coalesce(&big, 0, mib), (0, RANGE_MAX));
-        assert_eq!(coalesce(&big, 6 * mib, 7 * mib), (6 * mib, 8 * mib));
-        // One blob larger than RANGE_MAX is still read whole.
-        assert_eq!(coalesce(&[(0, 5 * mib)], 0, 5 * mib), (0, 5 * mib));
-    }
 }

@@ -17,9 +17,57 @@ pub(crate) enum NodeKind {
     Symlink,
 }
 
-/// One file, directory or symlink. `path` is relative to the snapshot root, '/'-separated.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+/// One file, directory or symlink of a snapshot, as every operation sees it whatever the
+/// snapshot's version. `path` is relative to the snapshot root.
+#[derive(Debug, Clone)]
 pub(crate) struct Node {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: NodeKind,
+    pub(crate) mode: u32,
+    pub(crate) mtime_ns: i64,
+    pub(crate) ctime_ns: i64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    /// Symlink target bytes as hex.
+    pub(crate) target: Option<String>,
+    /// Files: chunk ids. Directories of tree snapshots: the part ids of their tree.
+    pub(crate) chunks: Vec<[u8; 32]>,
+    /// False when a version 1/2 manifest held a malformed chunk list.
+    pub(crate) chunks_ok: bool,
+}
+
+impl Node {
+    pub(crate) fn rel_path(&self) -> PathBuf {
+        self.path.clone()
+    }
+    pub(crate) fn chunk_ids(&self) -> Vec<[u8; 32]> {
+        self.chunks.clone()
+    }
+    /// True if the chunk list is well formed (checked before use).
+    pub(crate) fn chunks_valid(&self) -> bool {
+        self.chunks_ok
+    }
+    /// The node of a tree entry below `dir`.
+    pub(crate) fn from_entry(dir: &std::path::Path, e: crate::tree::TreeEntry) -> Node {
+        Node {
+            path: dir.join(platform::os_from_bytes(e.name)),
+            kind: e.kind,
+            mode: e.mode,
+            mtime_ns: e.mtime_ns,
+            ctime_ns: e.ctime_ns,
+            ino: e.ino,
+            size: e.size,
+            target: (e.kind == NodeKind::Symlink).then(|| hex::encode(&e.target)),
+            chunks: e.refs,
+            chunks_ok: true,
+        }
+    }
+}
+
+/// One node of a version 1 or 2 manifest (a flat list of every path). `path` is relative
+/// to the snapshot root, '/'-separated.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub(crate) struct LegacyNode {
     /// UTF-8 path, or hex of the raw bytes when `raw` is true.
     pub(crate) path: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -40,48 +88,46 @@ pub(crate) struct Node {
     pub(crate) chunks: String,
 }
 
-impl Node {
-    pub(crate) fn rel_path(&self) -> PathBuf {
-        if self.raw {
+impl LegacyNode {
+    pub(crate) fn to_node(&self) -> Node {
+        let path = if self.raw {
             PathBuf::from(platform::os_from_bytes(
                 hex::decode(&self.path).unwrap_or_default(),
             ))
         } else {
             PathBuf::from(&self.path)
-        }
-    }
-    pub(crate) fn set_path(&mut self, p: &std::path::Path) {
-        match platform::utf8_path(p) {
-            Some(s) => {
-                self.path = s;
-                self.raw = false;
-            }
-            None => {
-                self.path = hex::encode(platform::os_bytes(p.as_os_str()));
-                self.raw = true;
-            }
-        }
-    }
-    pub(crate) fn chunk_ids(&self) -> Vec<[u8; 32]> {
-        let mut v = Vec::with_capacity(self.chunks.len() / 64);
-        let b = self.chunks.as_bytes();
-        for c in b.chunks(64) {
-            let mut id = [0u8; 32];
-            if hex::decode_to_slice(c, &mut id).is_ok() {
-                v.push(id);
+        };
+        let chunks_ok = self.chunks.len().is_multiple_of(64)
+            && self.chunks.bytes().all(|c| c.is_ascii_hexdigit());
+        let mut chunks = Vec::new();
+        if chunks_ok {
+            chunks.reserve(self.chunks.len() / 64);
+            for c in self.chunks.as_bytes().chunks(64) {
+                let mut id = [0u8; 32];
+                if hex::decode_to_slice(c, &mut id).is_ok() {
+                    chunks.push(id);
+                }
             }
         }
-        v
-    }
-    /// True if the chunk list is well formed (checked before use).
-    pub(crate) fn chunks_valid(&self) -> bool {
-        self.chunks.len().is_multiple_of(64) && self.chunks.bytes().all(|c| c.is_ascii_hexdigit())
+        Node {
+            path,
+            kind: self.kind,
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            ino: self.ino,
+            size: self.size,
+            target: self.target.clone(),
+            chunks,
+            chunks_ok,
+        }
     }
 }
 
 /// Payload version of the manifests this build writes. Version 2 added `seq`, `follows`
-/// and `skipped` (FORMAT.md "Snapshot manifests"); version 1 manifests are still read.
-pub(crate) const MANIFEST_VERSION: u8 = 2;
+/// and `skipped`; version 3 replaced the flat `nodes` list by the root `tree` (FORMAT.md
+/// "Snapshot manifests"). Versions 1 and 2 are still read.
+pub(crate) const MANIFEST_VERSION: u8 = 3;
 
 /// A snapshot manifest.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -103,7 +149,12 @@ pub(crate) struct Manifest {
     pub(crate) parent: Option<String>,
     pub(crate) files: u64,
     pub(crate) bytes: u64,
-    pub(crate) nodes: Vec<Node>,
+    /// Version 1 and 2: every path of the snapshot. Empty in version 3.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) nodes: Vec<LegacyNode>,
+    /// Version 3: the part ids (64 hex digits each) of the root tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tree: Option<String>,
 }
 
 impl Manifest {
@@ -138,7 +189,29 @@ impl Manifest {
         if m.version >= 2 && m.seq.is_none() {
             return Err(Error::integrity(object, "version 2 manifest without seq"));
         }
+        // A version 3 snapshot is its root tree; older ones are their node list.
+        let tree_ok = if m.version >= 3 {
+            m.nodes.is_empty() && m.tree.is_some()
+        } else {
+            m.tree.is_none()
+        };
+        if !tree_ok {
+            return Err(Error::integrity(
+                object,
+                "manifest root tree does not match its version",
+            ));
+        }
+        if let Some(t) = &m.tree {
+            crate::tree::parse_ref(t, object)?;
+        }
         Ok(m)
+    }
+    /// The root tree's part ids (version 3), checked by `decode`.
+    pub(crate) fn root(&self, object: &str) -> Result<Option<Vec<[u8; 32]>>, Error> {
+        self.tree
+            .as_ref()
+            .map(|t| crate::tree::parse_ref(t, object))
+            .transpose()
     }
     pub(crate) fn time(&self) -> std::time::SystemTime {
         let t = std::time::UNIX_EPOCH;
@@ -179,9 +252,9 @@ pub struct DiffEntry {
     pub kind: DiffKind,
 }
 
-pub(crate) fn diff(a: &Manifest, b: &Manifest) -> Vec<DiffEntry> {
-    let ma: BTreeMap<PathBuf, &Node> = a.nodes.iter().map(|n| (n.rel_path(), n)).collect();
-    let mb: BTreeMap<PathBuf, &Node> = b.nodes.iter().map(|n| (n.rel_path(), n)).collect();
+pub(crate) fn diff(a: &[Node], b: &[Node]) -> Vec<DiffEntry> {
+    let ma: BTreeMap<PathBuf, &Node> = a.iter().map(|n| (n.rel_path(), n)).collect();
+    let mb: BTreeMap<PathBuf, &Node> = b.iter().map(|n| (n.rel_path(), n)).collect();
     let mut out = Vec::new();
     for (p, na) in &ma {
         match mb.get(p) {
@@ -190,9 +263,10 @@ pub(crate) fn diff(a: &Manifest, b: &Manifest) -> Vec<DiffEntry> {
                 kind: DiffKind::Removed,
             }),
             Some(nb) => {
+                // A directory's tree changes with anything below it, which is listed itself.
                 let content = na.kind != nb.kind
                     || na.size != nb.size
-                    || na.chunks != nb.chunks
+                    || (na.kind != NodeKind::Dir && na.chunks != nb.chunks)
                     || na.target != nb.target;
                 let meta = na.mode != nb.mode || na.mtime_ns != nb.mtime_ns;
                 if content || (meta && na.kind != NodeKind::Dir) {

@@ -108,3 +108,91 @@ pub fn write_pack(repo: &Repository, blobs: &[([u8; 32], u32, Vec<u8>)]) -> Resu
 pub fn chunk_id(repo: &Repository, data: &[u8]) -> [u8; 32] {
     repo.keyring.current().1.chunk_id(data)
 }
+
+/// The kind of a crafted tree entry.
+#[derive(Debug, Clone, Copy)]
+pub enum CraftedTreeKind {
+    /// A file whose content is the blobs `refs`.
+    File,
+    /// A directory whose tree is made of the parts `refs`.
+    Dir,
+    /// A symlink to `target`.
+    Symlink,
+}
+
+/// One entry of a crafted tree, encoded exactly as given (any name, any size, any order).
+#[derive(Debug, Clone)]
+pub struct CraftedTreeEntry {
+    /// The name, not checked.
+    pub name: Vec<u8>,
+    /// What it is.
+    pub kind: CraftedTreeKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Declared size.
+    pub size: u64,
+    /// Chunk ids (file) or tree part ids (directory).
+    pub refs: Vec<[u8; 32]>,
+    /// Symlink target.
+    pub target: Vec<u8>,
+}
+
+/// The tree encoding (FORMAT.md "Trees") of `entries`, written as given.
+pub fn encode_tree(entries: &[CraftedTreeEntry]) -> Vec<u8> {
+    use crate::snapshot::NodeKind;
+    let mut w = crate::tree::TreeWriter::new();
+    for e in entries {
+        w.push_unchecked(&crate::tree::TreeEntry {
+            kind: match e.kind {
+                CraftedTreeKind::File => NodeKind::File,
+                CraftedTreeKind::Dir => NodeKind::Dir,
+                CraftedTreeKind::Symlink => NodeKind::Symlink,
+            },
+            name: e.name.clone(),
+            mode: e.mode,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            ino: 0,
+            size: e.size,
+            refs: e.refs.clone(),
+            target: e.target.clone(),
+        });
+    }
+    // Over-large trees are what some tests want: no cap here.
+    let mut b = w.finish("crafted").unwrap_or_default();
+    if b.is_empty() {
+        b = crate::tree::TreeWriter::new()
+            .finish("crafted")
+            .unwrap_or_default();
+    }
+    b
+}
+
+/// Stores `data` as one stored (uncompressed) blob in a new pack, under `id` (its real
+/// chunk id when `None`); returns the id.
+pub fn write_blob(repo: &Repository, data: &[u8], id: Option<[u8; 32]>) -> Result<[u8; 32], Error> {
+    let id = id.unwrap_or_else(|| chunk_id(repo, data));
+    let mut plain = vec![0u8];
+    plain.extend_from_slice(data);
+    write_pack(repo, &[(id, data.len() as u32, plain)])?;
+    Ok(id)
+}
+
+/// Writes a version 3 snapshot whose root tree is made of `root` (part ids); returns its id.
+pub fn write_tree_snapshot(repo: &Repository, root: &[[u8; 32]]) -> Result<String, Error> {
+    let manifest = crate::snapshot::Manifest {
+        version: crate::snapshot::MANIFEST_VERSION,
+        seq: Some(1),
+        follows: None,
+        skipped: 0,
+        time_ns: 1_700_000_000_000_000_000,
+        hostname: "hostile".into(),
+        paths: vec!["/hostile".into()],
+        parent: None,
+        files: 0,
+        bytes: 0,
+        nodes: Vec::new(),
+        tree: Some(root.iter().map(hex::encode).collect()),
+    };
+    write_snapshot_payload(repo, &manifest.encode()?)
+}

@@ -4,36 +4,18 @@
 //! a failure means old repositories no longer restore.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use coffer_backup::{BackupKey, Repository, RestoreOptions};
+use coffer_backup::{Repository, RestoreOptions};
+use common::{copy_dir, fixture_key};
 use sha2::{Digest, Sha256};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1")
-}
-
-/// The recovery key as written at init: 16 groups of 4 hex digits.
-fn recovery_key() -> BackupKey {
-    let text = std::fs::read_to_string(fixture().join("recovery-key")).unwrap();
-    let digits: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
-    let mut k = [0u8; 32];
-    hex::decode_to_slice(&digits, &mut k).unwrap();
-    BackupKey::from_bytes(k)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// The restored tree in expected.tsv's form.
@@ -75,7 +57,7 @@ fn format_v1_fixture_restores_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let repo_dir = tmp.path().join("repo");
     copy_dir(&fixture().join("repo"), &repo_dir);
-    let repo = Repository::open(repo_dir.to_str().unwrap(), &recovery_key()).unwrap();
+    let repo = Repository::open(repo_dir.to_str().unwrap(), &fixture_key(&fixture())).unwrap();
     let id = std::fs::read_to_string(fixture().join("snapshot-id")).unwrap();
     let id = id.trim();
     let list = repo.snapshots().unwrap();

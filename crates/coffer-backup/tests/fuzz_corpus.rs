@@ -15,12 +15,13 @@ fn corpus(target: &str) -> PathBuf {
 /// A target's name and its entry point.
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     ("pack_header", fuzzing::pack_header),
     ("index", fuzzing::index),
     ("manifest", fuzzing::manifest),
     ("keyring", fuzzing::keyring_object),
     ("blob", fuzzing::blob),
+    ("tree", fuzzing::tree),
 ];
 
 #[test]

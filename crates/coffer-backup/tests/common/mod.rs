@@ -68,3 +68,25 @@ fn walk(root: &Path, p: &Path, out: &mut Vec<(PathBuf, String, u32, i64, Vec<u8>
 pub fn key() -> coffer_backup::BackupKey {
     coffer_backup::BackupKey::from_bytes([7u8; 32])
 }
+
+/// Copies a folder recursively (the fixtures are copied before a test writes to them).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The recovery key of a fixture, as written at init: 16 groups of 4 hex digits.
+pub fn fixture_key(fixture: &Path) -> coffer_backup::BackupKey {
+    let text = std::fs::read_to_string(fixture.join("recovery-key")).unwrap();
+    let digits: String = text.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(&digits, &mut k).unwrap();
+    coffer_backup::BackupKey::from_bytes(k)
+}
