@@ -154,10 +154,10 @@ impl RecoverStarted {
     }
 
     /// Opens a ticket [`RecoverStarted::seal`] made for `cred`, if it has not expired at
-    /// `now` (seconds since the Unix epoch). A ticket can be presented more than once:
-    /// after a verified KE3 the record's generation moves on, so a second finish is
-    /// `Superseded`; after a failed one nothing changed, and a KE3 retry tests no password
-    /// that the KE2 (already counted) did not let the client test offline anyway.
+    /// `now` (seconds since the Unix epoch). A ticket can be presented more than once: a
+    /// verified KE3 resets the count at most once per ticket (entry.rs, `reset_below`);
+    /// after a failed one nothing changed, and a KE3 retry tests no password that the KE2
+    /// (already counted) did not let the client test offline anyway.
     pub fn open(
         core: &VaultCore,
         cred: &CredentialId,
