@@ -106,22 +106,8 @@ impl KeyFile {
             vault_id,
             token_key,
         };
-        let buf = kf.to_bytes();
-        let path = dir.join(KEY_FILE);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
-        f.write_all(&buf).map_err(io(&path))?;
-        // Without this a power cut could leave an empty key file next to records sealed
-        // under keys that are then lost forever.
-        f.sync_all().map_err(io(&path))?;
-        // Makes the new directory entry itself durable.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
+        write_new_private(dir, KEY_FILE, &kf.to_bytes())
+            .map_err(|(path, source)| KeyFileError::Io { path, source })?;
         Ok(kf)
     }
 
@@ -184,4 +170,31 @@ impl KeyFile {
             token_key,
         })
     }
+}
+
+/// Writes `bytes` to the new file `dir/name` (never over an existing one), mode 0600, and
+/// makes both the file and its directory entry durable: the host's and the core's key
+/// files. On failure, the path that failed and why.
+pub(crate) fn write_new_private(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let path = dir.join(name);
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| (p, e)
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(at(&path))?;
+    f.write_all(bytes).map_err(at(&path))?;
+    // Without this a power cut could leave an empty key file beside records or entries
+    // sealed under keys that are then lost forever.
+    f.sync_all().map_err(at(&path))?;
+    // Makes the new directory entry itself durable.
+    File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }

@@ -5,9 +5,6 @@
 //! master-sealed(CoreKeys)`, the master seal's associated data being
 //! `"coffer/v1/vault/core-keys"`.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use coffer_vault_core::CoreKeys;
@@ -83,20 +80,8 @@ pub fn init(dir: &Path, master: &MasterKeySource) -> Result<CoreKeys, CoreDirErr
     let mut buf = MAGIC.to_vec();
     buf.push(VERSION);
     buf.extend_from_slice(&mk.seal(AAD, &keys.to_bytes())?);
-    let path = dir.join(CORE_KEY_FILE);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    f.write_all(&buf).map_err(io(&path))?;
-    // Without this a power cut could leave an empty key file beside entries sealed under
-    // keys then lost forever.
-    f.sync_all().map_err(io(&path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    crate::keyfile::write_new_private(dir, CORE_KEY_FILE, &buf)
+        .map_err(|(path, source)| CoreDirError::Io { path, source })?;
     Ok(keys)
 }
 
