@@ -229,7 +229,7 @@ fn the_last_guess_erases_the_record_key_and_leaves_no_body() {
     {
         use coffer_vault::coreproc::store::{EntryStore, RedbEntryStore};
         let store = RedbEntryStore::open(&core_dir.join("core.redb")).unwrap();
-        let sealed = store.get(&cred).unwrap().unwrap();
+        let sealed = store.get(&cred).unwrap().entry.unwrap();
         assert_eq!(sealed.len(), coffer_vault_core::ENTRY_LEN);
         assert!(matches!(
             core.open_entry(&cred, &sealed),
