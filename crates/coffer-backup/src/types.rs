@@ -97,6 +97,8 @@ pub struct RestoreOptions {
 }
 
 impl RestoreOptions {
+    /// Restore runs on Unix only (lib.rs says why).
+    #[cfg(unix)]
     pub(crate) fn cancelled(&self) -> bool {
         is_set(&self.cancel)
     }
