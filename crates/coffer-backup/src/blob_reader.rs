@@ -52,7 +52,8 @@ impl<'a> BlobReader<'a> {
     }
 
     /// A reader whose ranges cover only the blobs in `wanted` (the rest of a pack is
-    /// never read).
+    /// never read). Restore's (Unix only: lib.rs says why).
+    #[cfg(unix)]
     pub(crate) fn wanting(
         store: &'a Store,
         keyring: &'a Keyring,

@@ -16,6 +16,12 @@
 //! | setuid and setgid bits are dropped unless asked for | [`RestoreOptions::preserve_setuid`] |
 //!
 //! A refused entry is listed in [`RestoreSummary::refused`]; the rest is restored.
+//!
+//! Cancellation ([`RestoreOptions::cancel`]) is checked before each file and between the
+//! chunks of one: a file is either complete (mode and time set) or removed, never left
+//! looking complete, so running the same restore again skips what is done and finishes.
+//! Directories already made stay with their default mode (their final modes come last,
+//! which a cancelled run skips), so the next run can still write into them.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -25,7 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::Error;
@@ -53,6 +59,29 @@ enum Outcome {
     Unchanged,
     Refused(String),
     Failed(String),
+    /// Stopped by the cancel flag; what was written of the file was removed.
+    Cancelled,
+}
+
+/// Why writing one file stopped.
+enum Stop {
+    Failed(String),
+    Cancelled,
+}
+
+impl From<String> for Stop {
+    fn from(why: String) -> Self {
+        Stop::Failed(why)
+    }
+}
+
+impl From<Stop> for Outcome {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Failed(why) => Outcome::Failed(why),
+            Stop::Cancelled => Outcome::Cancelled,
+        }
+    }
 }
 
 impl From<Denied> for Outcome {
@@ -124,6 +153,9 @@ pub(crate) fn restore(
         differs.sort();
         return Err(Error::WouldOverwrite { paths: differs });
     }
+    if opts.cancelled() {
+        return Err(Error::RestoreCancelled { files: 0 });
+    }
     let skip = |e: &Entry<'_>| opts.overwrite != Overwrite::Always && unchanged.contains(&e.rel);
     let replace = opts.overwrite != Overwrite::Never;
     let mode_mask = if opts.preserve_setuid { 0o7777 } else { 0o1777 };
@@ -145,10 +177,16 @@ pub(crate) fn restore(
         .filter(|e| !skip(e) && e.node.chunks_valid())
         .flat_map(|e| e.node.chunk_ids());
     let reader = BlobReader::wanting(&repo.store, &repo.keyring, &index, wanted);
+    let writer = Writer {
+        reader: &reader,
+        mode_mask,
+        opts,
+    };
     let units = work_units(&files);
     let next = AtomicUsize::new(0);
     let written = AtomicU64::new(0);
     let results = Mutex::new(Vec::new());
+    let stopped = AtomicBool::new(false);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
@@ -160,6 +198,8 @@ pub(crate) fn restore(
                     for e in &files[unit.clone()] {
                         let outcome = if skip(e) {
                             Outcome::Unchanged
+                        } else if opts.cancelled() {
+                            Outcome::Cancelled
                         } else {
                             if let Some(p) = &opts.progress {
                                 p.event(&ProgressEvent::File {
@@ -167,8 +207,13 @@ pub(crate) fn restore(
                                 });
                             }
                             let in_place = !present.contains(&e.rel);
-                            restore_file(&reader, &dirs_open, e, mode_mask, in_place)
+                            restore_file(&writer, &dirs_open, e, in_place)
                         };
+                        if matches!(outcome, Outcome::Cancelled) {
+                            // The other threads see the caller's flag at their next check.
+                            stopped.store(true, Ordering::SeqCst);
+                            return;
+                        }
                         if let Outcome::Written(b) = outcome {
                             let done = written.fetch_add(b, Ordering::SeqCst) + b;
                             if let Some(p) = &opts.progress {
@@ -186,7 +231,16 @@ pub(crate) fn restore(
             });
         }
     });
-    outcomes.extend(results.into_inner().unwrap_or_default());
+    let results = results.into_inner().unwrap_or_default();
+    // A cancel that came after the last file stopped nothing: the restore completes.
+    if stopped.into_inner() {
+        let files = results
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Written(_)))
+            .count() as u64;
+        return Err(Error::RestoreCancelled { files });
+    }
+    outcomes.extend(results);
 
     // Symlinks last: every file and directory is in place before a link that could
     // lead elsewhere exists, and the walks above never follow one anyway.
@@ -208,6 +262,8 @@ pub(crate) fn restore(
             Outcome::Unchanged => summary.unchanged += 1,
             Outcome::Refused(why) => summary.refused.push((rel, why)),
             Outcome::Failed(why) => summary.failed.push((rel, why)),
+            // Never reaches here: a stopped restore returned RestoreCancelled above.
+            Outcome::Cancelled => summary.failed.push((rel, "cancelled".into())),
         }
     }
     summary.failed.sort();
@@ -353,13 +409,14 @@ fn write_sparse(f: &File, data: &[u8], pos: u64) -> std::io::Result<u64> {
     Ok(written_to)
 }
 
-fn restore_file(
-    reader: &BlobReader<'_>,
-    dirs: &DirCache<'_>,
-    e: &Entry<'_>,
+/// What every file write needs besides the file.
+struct Writer<'a> {
+    reader: &'a BlobReader<'a>,
     mode_mask: u32,
-    in_place: bool,
-) -> Outcome {
+    opts: &'a RestoreOptions,
+}
+
+fn restore_file(w: &Writer<'_>, dirs: &DirCache<'_>, e: &Entry<'_>, in_place: bool) -> Outcome {
     if !e.node.chunks_valid() {
         return Outcome::Failed("malformed chunk list".into());
     }
@@ -375,12 +432,13 @@ fn restore_file(
     if in_place {
         match beneath::create_new(&dir, name) {
             Ok(Some(f)) => {
-                return match write_file(reader, &f, e.node, mode_mask) {
+                return match write_file(w, &f, e.node) {
                     Ok(b) => Outcome::Written(b),
-                    Err(why) => {
+                    // Failed or cancelled: nothing half written keeps the name.
+                    Err(stop) => {
                         drop(f);
                         remove(&dir, name);
-                        Outcome::Failed(why)
+                        stop.into()
                     }
                 };
             }
@@ -392,7 +450,7 @@ fn restore_file(
         Ok(x) => x,
         Err(err) => return Outcome::Failed(err.to_string()),
     };
-    match write_file(reader, &f, e.node, mode_mask) {
+    match write_file(w, &f, e.node) {
         // Rename makes the verified file visible atomically under its name; no fsync
         // per file (FORMAT.md "Restore"): a power cut may lose restored files, and
         // restore is simply run again.
@@ -400,9 +458,9 @@ fn restore_file(
             Ok(()) => Outcome::Written(b),
             Err(d) => d.into(),
         },
-        Err(why) => {
+        Err(stop) => {
             remove(&dir, tmp.as_str());
-            Outcome::Failed(why)
+            stop.into()
         }
     }
 }
@@ -414,11 +472,14 @@ fn remove(dir: &OwnedFd, name: impl rustix::path::Arg) {
 
 /// Fills the new, empty file and sets its mode and time on the descriptor (mode before
 /// time: a file whose time matches the snapshot counts as restored).
-fn write_file(reader: &BlobReader<'_>, f: &File, n: &Node, mode_mask: u32) -> Result<u64, String> {
+fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
     let mut pos = 0u64;
     let mut written_to = 0u64;
     for id in n.chunk_ids() {
-        let data = reader.blob(&id)?;
+        if w.opts.cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        let data = w.reader.blob(&id)?;
         let end = write_sparse(f, &data, pos).map_err(|e| e.to_string())?;
         written_to = written_to.max(end);
         pos += data.len() as u64;
@@ -427,12 +488,12 @@ fn write_file(reader: &BlobReader<'_>, f: &File, n: &Node, mode_mask: u32) -> Re
         }
     }
     if pos != n.size {
-        return Err(format!("size {pos} does not match the recorded {}", n.size));
+        return Err(format!("size {pos} does not match the recorded {}", n.size).into());
     }
     if written_to < pos {
         f.set_len(pos).map_err(|e| e.to_string())?;
     }
-    f.set_permissions(std::fs::Permissions::from_mode(n.mode & mode_mask))
+    f.set_permissions(std::fs::Permissions::from_mode(n.mode & w.mode_mask))
         .map_err(|e| e.to_string())?;
     f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
     Ok(pos)

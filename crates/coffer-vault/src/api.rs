@@ -658,7 +658,7 @@ async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// `POST /v1/head`: keeps the client's repository head beside its live record, if the
-/// owner proves the record's key and the head's sequence number rises (proto's head.rs
+/// owner proves the record's key and the head's sequence number does not fall (proto's head.rs
 /// says why the vault checks no more).
 async fn put_head(
     State(st): State<Shared>,
@@ -688,13 +688,16 @@ async fn put_head(
             // The core checked the sequence and stored the head in the same log entry.
             return Ok(wire::PutHeadReply { v: WIRE_VERSION });
         }
+        // The same sequence number is taken too: a key rotation seals the kept head again
+        // under the new key (the owner proof shows the writer holds it); only a fall is
+        // refused, which is what rollback detection needs.
         if let Some(old) = st.read_head(&c.id).await?.as_deref().and_then(coffer_vault_proto::head::head_seq)
-            && seq <= old
+            && seq < old
         {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "head_not_newer",
-                format!("the vault already keeps head {old}; a head is only replaced by a newer one (sequence {seq} is not)"),
+                format!("the vault already keeps head {old}; a head is only replaced by one at least as new (sequence {seq} is older)"),
             ));
         }
         st.storage.put_head(&c.id, &blob).map_err(|e| {

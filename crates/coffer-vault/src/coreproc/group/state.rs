@@ -132,7 +132,8 @@ impl Data {
                 .as_deref()
                 .and_then(coffer_vault_proto::head::head_seq);
             match (coffer_vault_proto::head::head_seq(h), kept) {
-                (Some(new), Some(old)) if new <= old => return Outcome::HeadNotNewer(old),
+                // Equal is taken: a key rotation seals the kept head again (api.rs).
+                (Some(new), Some(old)) if new < old => return Outcome::HeadNotNewer(old),
                 (None, old) => return Outcome::HeadNotNewer(old.unwrap_or(0)),
                 _ => rec.head = Some(h.clone()),
             }
