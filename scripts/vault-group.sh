@@ -31,6 +31,12 @@ bin() {
     echo "${CARGO_TARGET_DIR:-$root/target}/debug/coffer-vault"
 }
 
+# A process that exists and is not a zombie (a killed core whose parent is gone may stay a
+# zombie until reaped; it is dead all the same).
+alive() {
+    [ -r "/proc/$1/stat" ] && ! awk '{ exit ($3 == "Z") ? 0 : 1 }' "/proc/$1/stat"
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -40,7 +46,7 @@ wait_for() {
     local file=$1 pattern=$2 pid=$3
     for _ in $(seq 1 300); do
         if grep -q "$pattern" "$file" 2>/dev/null; then return 0; fi
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! alive "$pid"; then
             echo "vault-group: process $pid exited; its log $file says:" >&2
             tail -20 "$file" >&2
             exit 1
@@ -110,7 +116,7 @@ up)
 restart)
     [ $# -eq 3 ] || usage
     dir=$(cd "$2" && pwd) i=$3
-    if [ -f "$dir/core-$i.pid" ] && kill -0 "$(cat "$dir/core-$i.pid")" 2>/dev/null; then
+    if [ -f "$dir/core-$i.pid" ] && alive "$(cat "$dir/core-$i.pid")"; then
         echo "vault-group: core $i (pid $(cat "$dir/core-$i.pid")) is still running" >&2
         exit 1
     fi
