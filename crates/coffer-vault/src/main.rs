@@ -261,6 +261,34 @@ impl CoreSettings {
     }
 }
 
+/// Nothing is created over any part of an existing vault.
+fn refuse_existing_vault(data: &Path) -> Result<()> {
+    for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
+        if p.exists() {
+            bail!(
+                "{} already exists; refusing to make a new vault over an existing one",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--peer I=HOST:PORT` flags, by member number.
+fn parse_peers(flags: &[String]) -> Result<BTreeMap<u32, String>> {
+    let mut peers = BTreeMap::new();
+    for p in flags {
+        let (i, addr) = p
+            .split_once('=')
+            .with_context(|| format!("--peer {p:?} is not I=HOST:PORT"))?;
+        let i: u32 = i
+            .parse()
+            .with_context(|| format!("--peer {p:?}: {i:?} is not a member number"))?;
+        peers.insert(i, addr.to_string());
+    }
+    Ok(peers)
+}
+
 fn unix_path(addr: &str, flag: &str) -> Result<PathBuf> {
     addr.strip_prefix("unix:")
         .filter(|p| !p.is_empty())
@@ -296,15 +324,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().cmd {
         Cmd::Init { data, master } => {
-            // Nothing is created over any part of an existing vault.
-            for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
-                if p.exists() {
-                    bail!(
-                        "{} already exists; refusing to make a new vault over an existing one",
-                        p.display()
-                    );
-                }
-            }
+            refuse_existing_vault(&data)?;
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("creating {}", data.display()))?;
             // The core before the host's key file: a crash between leaves no servable
@@ -338,16 +358,7 @@ fn main() -> Result<()> {
                     .with_context(|| format!("serving the core on {}", path.display()))?;
                 return Ok(());
             };
-            let mut peers = BTreeMap::new();
-            for p in &group.peers {
-                let (i, addr) = p
-                    .split_once('=')
-                    .with_context(|| format!("--peer {p:?} is not I=HOST:PORT"))?;
-                let i: u32 = i
-                    .parse()
-                    .with_context(|| format!("--peer {p:?}: {i:?} is not a member number"))?;
-                peers.insert(i, addr.to_string());
-            }
+            let peers = parse_peers(&group.peers)?;
             // Settings first: a typo must not cost a start of the group machinery.
             settings.dummy_profile()?;
             let master = settings.master.source(&data.join(keys::MASTER_KEY_FILE));
@@ -378,14 +389,7 @@ fn main() -> Result<()> {
                     "--members {members}: a group has 3 or 5 members (a majority must be up; 1 is `init`, even counts add no safety)"
                 );
             }
-            for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
-                if p.exists() {
-                    bail!(
-                        "{} already exists; refusing to make a new vault over an existing one",
-                        p.display()
-                    );
-                }
-            }
+            refuse_existing_vault(&data)?;
             let core_keys = coffer_vault_core::CoreKeys::generate(&mut rand_core::OsRng);
             let mut link_key = zeroize::Zeroizing::new([0u8; 32]);
             rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut link_key[..]);
@@ -425,10 +429,7 @@ fn main() -> Result<()> {
         } => {
             let link_key =
                 keys::load_link_key(&data, &master.source(&data.join(keys::MASTER_KEY_FILE)))?;
-            let addrs: Vec<String> = peers
-                .iter()
-                .map(|p| p.split_once('=').map_or(p.clone(), |(_, a)| a.to_string()))
-                .collect();
+            let addrs: Vec<String> = parse_peers(&peers)?.into_values().collect();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;

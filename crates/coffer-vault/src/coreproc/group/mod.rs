@@ -478,22 +478,7 @@ impl Group {
                 .map_err(|_| CallError::NotSent)?
                 .map_err(|_| CallError::NotSent)?,
         };
-        let msg = serde_json::to_vec(&Envelope {
-            v: ENVELOPE_VERSION,
-            to,
-            req,
-        })
-        .map_err(|_| CallError::NotSent)?;
-        let res = tokio::time::timeout(timeout, async {
-            link.send(&msg).await?;
-            link.recv().await
-        })
-        .await;
-        let bytes = match res {
-            Ok(Ok(b)) => b,
-            _ => return Err(CallError::Lost),
-        };
-        let resp = serde_json::from_slice(&bytes).map_err(|_| CallError::Lost)?;
+        let resp = exchange(&mut link, to, req, timeout).await?;
         if let Ok(mut p) = self.pool.lock() {
             p.entry(slot).or_default().push(link);
         }
@@ -664,6 +649,29 @@ impl Group {
     }
 }
 
+/// One request and its answer on `link`, within `timeout`.
+async fn exchange(
+    link: &mut Link,
+    to: Option<u64>,
+    req: PeerReq,
+    timeout: Duration,
+) -> Result<PeerResp, CallError> {
+    let msg = serde_json::to_vec(&Envelope {
+        v: ENVELOPE_VERSION,
+        to,
+        req,
+    })
+    .map_err(|_| CallError::NotSent)?;
+    let bytes = tokio::time::timeout(timeout, async {
+        link.send(&msg).await?;
+        link.recv().await
+    })
+    .await
+    .map_err(|_| CallError::Lost)?
+    .map_err(|_| CallError::Lost)?;
+    serde_json::from_slice(&bytes).map_err(|_| CallError::Lost)
+}
+
 enum CallError {
     /// The request never left (no address, dial failed).
     NotSent,
@@ -832,27 +840,19 @@ pub async fn remove_member(
             last = format!("{addr}: unreachable");
             continue;
         };
-        let msg = serde_json::to_vec(&Envelope {
-            v: ENVELOPE_VERSION,
-            to: None,
-            req: PeerReq::Remove(member),
-        })
-        .map_err(|e| GroupError::Setup(e.to_string()))?;
-        let reply = tokio::time::timeout(Duration::from_secs(30), async {
-            link.send(&msg).await?;
-            link.recv().await
-        })
+        let reply = exchange(
+            &mut link,
+            None,
+            PeerReq::Remove(member),
+            Duration::from_secs(30),
+        )
         .await;
-        match reply
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            Some(PeerResp::Remove(Ok(()))) => return Ok(()),
-            Some(PeerResp::Remove(Err(Refusal::NotLeader(_)))) => {
-                last = format!("{addr}: not the leader")
+        match reply {
+            Ok(PeerResp::Remove(Ok(()))) => return Ok(()),
+            Ok(PeerResp::Remove(Err(Refusal::NotLeader(_)))) => {
+                last = format!("{addr}: not the leader");
             }
-            Some(PeerResp::Remove(Err(Refusal::Failed(e)))) => return Err(GroupError::Setup(e)),
+            Ok(PeerResp::Remove(Err(Refusal::Failed(e)))) => return Err(GroupError::Setup(e)),
             _ => last = format!("{addr}: no answer"),
         }
     }
