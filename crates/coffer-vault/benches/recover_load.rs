@@ -282,6 +282,9 @@ enum Deploy {
     Split,
     /// Three members of a Raft group on loopback (docs/VAULT-GROUP.md), host in front.
     Group,
+    /// The same with `--ram-only` members: no log on disk, so no fsync in a Raft round.
+    /// Beside [`Deploy::Group`] it shows how much of a round is the disk.
+    GroupRam,
 }
 
 fn free_port() -> u16 {
@@ -293,7 +296,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts the members of a 3-member group made in `dir` and waits until each is a voter.
-fn start_group(bin: &str, dir: &std::path::Path) -> Vec<Child> {
+fn start_group(bin: &str, dir: &std::path::Path, ram_only: bool) -> Vec<Child> {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut cores = Vec::new();
     for i in 0..3 {
@@ -309,6 +312,9 @@ fn start_group(bin: &str, dir: &std::path::Path) -> Vec<Child> {
             ))
             .args(["--member", &(i + 1).to_string()])
             .args(["--group-listen", &format!("127.0.0.1:{}", ports[i])]);
+        if ram_only {
+            c.arg("--ram-only");
+        }
         for (j, p) in ports.iter().enumerate() {
             c.args(["--peer", &format!("{}=127.0.0.1:{p}", j + 1)]);
         }
@@ -343,7 +349,8 @@ fn start_group(bin: &str, dir: &std::path::Path) -> Vec<Child> {
 fn serve_as(bin: &str, accounts: usize, deploy: Deploy) -> Served {
     let split = deploy == Deploy::Split;
     let tmp = tempfile::tempdir().unwrap();
-    let init: &[&str] = if deploy == Deploy::Group {
+    let group = matches!(deploy, Deploy::Group | Deploy::GroupRam);
+    let init: &[&str] = if group {
         &["group-init", "--members", "3", "--data"]
     } else {
         &["init", "--data"]
@@ -404,8 +411,8 @@ fn serve_as(bin: &str, accounts: usize, deploy: Deploy) -> Served {
             let sock = tmp.path().join("core.sock");
             cmd.args(["--core", &format!("unix:{}", sock.display())]);
         }
-        Deploy::Group => {
-            cores = start_group(bin, tmp.path());
+        Deploy::Group | Deploy::GroupRam => {
+            cores = start_group(bin, tmp.path(), deploy == Deploy::GroupRam);
             let socks: Vec<String> = (1..=3)
                 .map(|i| {
                     format!(
@@ -669,36 +676,26 @@ fn main() {
     }
 }
 
-/// `bench/vault-group`: a 3-member group beside the single core process, alternating.
+/// `bench/vault-group`: a 3-member group (durable, then RAM-only) beside the single core
+/// process, alternating: single, durable, RAM-only, then the same backwards.
 fn group_main(secs: u64, threads: usize, accounts: usize) {
     let single = serve(BIN, accounts, true);
     let group = serve_as(BIN, accounts, Deploy::Group);
+    let ram = serve_as(BIN, accounts, Deploy::GroupRam);
+    let order = [
+        ("single core process + host", &single),
+        ("3-member group + host", &group),
+        ("3-member group --ram-only + host", &ram),
+    ];
     let mut figs = Vec::new();
-    figs.push(measure(
-        "single core process + host, round 1",
-        &single,
-        threads,
-        secs,
-    ));
-    figs.push(measure(
-        "3-member group + host, round 1",
-        &group,
-        threads,
-        secs,
-    ));
+    for (name, served) in order {
+        figs.push(measure(&format!("{name}, round 1"), served, threads, secs));
+    }
     let raw = raw_server_rate(3.0);
-    figs.push(measure(
-        "3-member group + host, round 2",
-        &group,
-        threads,
-        secs,
-    ));
-    figs.push(measure(
-        "single core process + host, round 2",
-        &single,
-        threads,
-        secs,
-    ));
+    for (name, served) in order.into_iter().rev() {
+        figs.push(measure(&format!("{name}, round 2"), served, threads, secs));
+    }
+    drop(ram);
     drop(group);
     drop(single);
     println!(

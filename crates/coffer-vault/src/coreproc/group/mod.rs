@@ -478,7 +478,18 @@ impl Group {
                 .map_err(|_| CallError::NotSent)?
                 .map_err(|_| CallError::NotSent)?,
         };
-        let resp = exchange(&mut link, to, req, timeout).await?;
+        let resp = match exchange(&mut link, to, req, timeout).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A lost answer usually means the member restarted: every other pooled
+                // link to it is dead too, and each would cost openraft an `Unreachable`
+                // back-off before a fresh dial. Drop them all; the next call dials.
+                if let Ok(mut p) = self.pool.lock() {
+                    p.remove(&slot);
+                }
+                return Err(e);
+            }
+        };
         if let Ok(mut p) = self.pool.lock() {
             p.entry(slot).or_default().push(link);
         }
