@@ -9,13 +9,14 @@ use crate::keys::{Keyring, read_u32};
 use crate::repo::{BlobLoc, Index};
 use crate::storage::Store;
 
-/// Bytes of pack ranges kept in memory while restoring.
-const RANGE_CACHE: usize = 32 << 20;
+/// Bytes of pack ranges a reader of trees keeps: trees are read once per walk, so the
+/// cache only has to hold a range while the trees in it are read.
+pub(crate) const TREE_CACHE: usize = 4 << 20;
 /// Needed blobs closer than this are read in one request: a request costs more than
 /// reading a few KiB more (a round trip remotely, a syscall pair locally).
 const RANGE_GAP: u32 = 64 << 10;
 /// The most one request reads, unless a single blob is larger.
-const RANGE_MAX: u32 = 4 << 20;
+pub(crate) const RANGE_MAX: u32 = 4 << 20;
 
 /// One range read from a pack.
 struct Range {
@@ -24,44 +25,17 @@ struct Range {
     bytes: Arc<Vec<u8>>,
 }
 
-/// Reads and verifies blobs. Packs are read in ranges: a miss reads the blob and the
-/// needed blobs that follow it in the same pack (gaps under [`RANGE_GAP`], at most
-/// [`RANGE_MAX`]), so a restore reads only what it writes, in few requests.
-pub(crate) struct BlobReader<'a> {
-    store: &'a Store,
-    keyring: &'a Keyring,
-    index: &'a Index,
-    /// Per pack, the sorted (offset, end) of the blobs wanted; `None`: every blob.
-    wanted: Option<HashMap<u32, Vec<(u32, u32)>>>,
-    /// Each pack's key epoch, from its first 9 bytes.
-    epochs: Mutex<HashMap<u32, u32>>,
-    cache: Mutex<(VecDeque<Range>, usize)>,
-}
+/// The blobs a caller is about to read (restore: those of one batch of files), per
+/// pack the sorted (offset, end) of each: a miss reads its blob and the wanted blobs
+/// that follow it, and no byte of the pack that nobody wants.
+#[derive(Default)]
+pub(crate) struct Wanted(HashMap<u32, Vec<(u32, u32)>>);
 
-impl<'a> BlobReader<'a> {
-    /// A reader that may be asked for any indexed blob.
-    pub(crate) fn new(store: &'a Store, keyring: &'a Keyring, index: &'a Index) -> Self {
-        BlobReader {
-            store,
-            keyring,
-            index,
-            wanted: None,
-            epochs: Mutex::new(HashMap::new()),
-            cache: Mutex::new((VecDeque::new(), 0)),
-        }
-    }
-
-    /// A reader whose ranges cover only the blobs in `wanted` (the rest of a pack is
-    /// never read).
-    pub(crate) fn wanting(
-        store: &'a Store,
-        keyring: &'a Keyring,
-        index: &'a Index,
-        wanted: impl IntoIterator<Item = [u8; 32]>,
-    ) -> Self {
+impl Wanted {
+    pub(crate) fn of<'i>(index: &Index, ids: impl IntoIterator<Item = &'i [u8; 32]>) -> Wanted {
         let mut by_pack: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
-        for id in wanted {
-            if let Some(loc) = index.get(&id) {
+        for id in ids {
+            if let Some(loc) = index.get(id) {
                 let (o, l) = (loc.entry.offset, loc.entry.length);
                 by_pack
                     .entry(loc.pack)
@@ -73,9 +47,41 @@ impl<'a> BlobReader<'a> {
             v.sort_unstable();
             v.dedup();
         }
+        Wanted(by_pack)
+    }
+}
+
+/// Reads and verifies blobs. Packs are read in ranges: a miss reads the blob and the
+/// needed blobs that follow it in the same pack (gaps under [`RANGE_GAP`], at most
+/// [`RANGE_MAX`]), so a restore reads only what it writes, in few requests. The ranges
+/// are shared by every thread that reads through one reader.
+pub(crate) struct BlobReader<'a> {
+    store: &'a Store,
+    keyring: &'a Keyring,
+    index: &'a Index,
+    /// Each pack's key epoch, from its first 9 bytes.
+    epochs: Mutex<HashMap<u32, u32>>,
+    cache: Mutex<(VecDeque<Range>, usize)>,
+    /// Bytes of ranges kept (see [`TREE_CACHE`], and restore's writers).
+    cache_max: usize,
+}
+
+impl<'a> BlobReader<'a> {
+    /// A reader that may be asked for any indexed blob, keeping `cache_max` bytes of
+    /// ranges read.
+    pub(crate) fn new(
+        store: &'a Store,
+        keyring: &'a Keyring,
+        index: &'a Index,
+        cache_max: usize,
+    ) -> Self {
         BlobReader {
-            wanted: Some(by_pack),
-            ..Self::new(store, keyring, index)
+            store,
+            keyring,
+            index,
+            epochs: Mutex::new(HashMap::new()),
+            cache: Mutex::new((VecDeque::new(), 0)),
+            cache_max,
         }
     }
 
@@ -91,7 +97,7 @@ impl<'a> BlobReader<'a> {
         if let Ok(mut c) = self.cache.lock() {
             c.1 += r.bytes.len();
             c.0.push_back(r);
-            while c.1 > RANGE_CACHE && c.0.len() > 1 {
+            while c.1 > self.cache_max && c.0.len() > 1 {
                 if let Some(old) = c.0.pop_front() {
                     c.1 -= old.bytes.len();
                 }
@@ -100,10 +106,10 @@ impl<'a> BlobReader<'a> {
     }
 
     /// The range of pack `p` to read for the blob at `[o, e)`.
-    fn plan(&self, p: u32, o: u32, e: u32) -> (u32, u32) {
+    fn plan(&self, p: u32, o: u32, e: u32, wanted: Option<&Wanted>) -> (u32, u32) {
         let all;
-        let spans: &[(u32, u32)] = match &self.wanted {
-            Some(w) => w.get(&p).map(Vec::as_slice).unwrap_or(&[]),
+        let spans: &[(u32, u32)] = match wanted {
+            Some(w) => w.0.get(&p).map(Vec::as_slice).unwrap_or(&[]),
             None => {
                 let mut v: Vec<(u32, u32)> = self
                     .index
@@ -157,8 +163,18 @@ impl<'a> BlobReader<'a> {
         })
     }
 
-    /// The verified plaintext of a blob, or why it is unusable.
+    /// The verified plaintext of a blob, or why it is unusable; a miss reads the blob's
+    /// neighbours in its pack along.
     pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<format::Plain, String> {
+        self.blob_of(id, None)
+    }
+
+    /// [`BlobReader::blob`] where a miss reads along only the neighbours in `wanted`.
+    pub(crate) fn blob_of(
+        &self,
+        id: &[u8; 32],
+        wanted: Option<&Wanted>,
+    ) -> Result<format::Plain, String> {
         let loc: BlobLoc = self
             .index
             .get(id)
@@ -172,7 +188,7 @@ impl<'a> BlobReader<'a> {
         let (bytes, start) = match self.cached(p, o, e) {
             Some(hit) => hit,
             None => {
-                let (start, end) = self.plan(p, o, e);
+                let (start, end) = self.plan(p, o, e, wanted);
                 let bytes = self.read_range(p, start, end)?;
                 let bytes = Arc::new(bytes);
                 self.keep(Range {

@@ -130,6 +130,10 @@ impl<'a, R: Read + ?Sized> Chunker<'a, R> {
         // beyond it, so the bytes moved to the front above stay under one chunk per
         // `read_size` read (with 4 MiB chunks and a 4 MiB target, every chunk moved ~3 MiB).
         let target = want.saturating_add(self.read_size);
+        // Exactly what is read: read_to_end would grow the buffer by doubling, to twice
+        // the bytes it holds, and leave the smaller copies to the allocator.
+        self.buf
+            .reserve_exact(target.saturating_sub(self.buf.len()));
         while self.buf.len() < target {
             let missing = (target - self.buf.len()) as u64;
             // read_to_end on a Take appends without zero-filling the buffer first.
