@@ -158,12 +158,12 @@ impl Pipeline {
             bytes_added: AtomicU64::new(0),
             blobs_added: AtomicU64::new(0),
         });
-        // Memory in flight (FORMAT.md "What is held in memory"): one chunk queued and
-        // one being sealed per worker, one sealed per worker queued, and
+        // Memory in flight (FORMAT.md "What is held in memory"): two chunks queued and
+        // one being sealed per worker, two sealed per worker queued, and
         // [`DATA_PACK_BUFFERS`] data packs (one filling, the rest being written); a
         // finished pack waits for a free uploader instead of queueing.
-        let (job_tx, job_rx) = bounded::<Job>(workers);
-        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers);
+        let (job_tx, job_rx) = bounded::<Job>(workers * 2);
+        let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
         let (pack_tx, pack_rx) = bounded::<Finished>(0);
         let (free_tx, free_rx) = bounded::<Option<Vec<u8>>>(DATA_PACK_BUFFERS);
         for _ in 0..DATA_PACK_BUFFERS {
