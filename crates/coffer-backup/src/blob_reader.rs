@@ -25,6 +25,41 @@ struct Range {
     bytes: Arc<Vec<u8>>,
 }
 
+/// Ranges kept up to a byte budget, the least recently used evicted first: after a day
+/// of changes a file's chunks alternate between an old pack and a new one, and evicting
+/// the oldest read (first in, first out) dropped the range about to be used again.
+#[derive(Default)]
+struct Ranges {
+    /// Least recently used first.
+    kept: VecDeque<Range>,
+    bytes: usize,
+}
+
+impl Ranges {
+    /// The kept range holding `[o, e)` of pack `p`, marked as just used.
+    fn get(&mut self, p: u32, o: u32, e: u32) -> Option<(Arc<Vec<u8>>, u32)> {
+        let i = self.kept.iter().position(|r| {
+            r.pack == p && r.start <= o && e as usize <= r.start as usize + r.bytes.len()
+        })?;
+        let r = self.kept.remove(i)?;
+        let hit = (r.bytes.clone(), r.start);
+        self.kept.push_back(r);
+        Some(hit)
+    }
+
+    /// Keeps `r`, evicting the least recently used until within `max` (the newest stays
+    /// even alone over `max`: its reader is about to use it).
+    fn keep(&mut self, r: Range, max: usize) {
+        self.bytes += r.bytes.len();
+        self.kept.push_back(r);
+        while self.bytes > max && self.kept.len() > 1 {
+            if let Some(old) = self.kept.pop_front() {
+                self.bytes -= old.bytes.len();
+            }
+        }
+    }
+}
+
 /// The blobs a caller is about to read (restore: those of one batch of files), per
 /// pack the sorted (offset, end) of each: a miss reads its blob and the wanted blobs
 /// that follow it, and no byte of the pack that nobody wants.
@@ -61,7 +96,7 @@ pub(crate) struct BlobReader<'a> {
     index: &'a Index,
     /// Each pack's key epoch, from its first 9 bytes.
     epochs: Mutex<HashMap<u32, u32>>,
-    cache: Mutex<(VecDeque<Range>, usize)>,
+    cache: Mutex<Ranges>,
     /// Bytes of ranges kept (see [`TREE_CACHE`], and restore's writers).
     cache_max: usize,
 }
@@ -80,28 +115,19 @@ impl<'a> BlobReader<'a> {
             keyring,
             index,
             epochs: Mutex::new(HashMap::new()),
-            cache: Mutex::new((VecDeque::new(), 0)),
+            cache: Mutex::new(Ranges::default()),
             cache_max,
         }
     }
 
     /// The cached range holding `[o, e)` of pack `p`.
     fn cached(&self, p: u32, o: u32, e: u32) -> Option<(Arc<Vec<u8>>, u32)> {
-        let c = self.cache.lock().ok()?;
-        c.0.iter()
-            .find(|r| r.pack == p && r.start <= o && e as usize <= r.start as usize + r.bytes.len())
-            .map(|r| (r.bytes.clone(), r.start))
+        self.cache.lock().ok()?.get(p, o, e)
     }
 
     fn keep(&self, r: Range) {
         if let Ok(mut c) = self.cache.lock() {
-            c.1 += r.bytes.len();
-            c.0.push_back(r);
-            while c.1 > self.cache_max && c.0.len() > 1 {
-                if let Some(old) = c.0.pop_front() {
-                    c.1 -= old.bytes.len();
-                }
-            }
+            c.keep(r, self.cache_max);
         }
     }
 
@@ -247,6 +273,27 @@ fn coalesce(spans: &[(u32, u32)], o: u32, e: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_least_recently_used_range_is_evicted() {
+        let range = |pack| Range {
+            pack,
+            start: 0,
+            bytes: Arc::new(vec![0u8; 100]),
+        };
+        let mut c = Ranges::default();
+        c.keep(range(1), 200);
+        c.keep(range(2), 200);
+        // A file's chunks alternate between packs 1 and 2; pack 1 was read first but
+        // used last, so reading pack 3 must evict pack 2.
+        assert!(c.get(1, 10, 20).is_some());
+        c.keep(range(3), 200);
+        assert!(c.get(1, 10, 20).is_some());
+        assert!(c.get(2, 10, 20).is_none());
+        assert!(c.get(3, 0, 100).is_some());
+        assert!(c.get(3, 0, 101).is_none());
+        assert_eq!(c.bytes, 200);
+    }
 
     #[test]
     fn ranges_cover_the_blob_and_wanted_neighbours_only() {

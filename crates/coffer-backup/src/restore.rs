@@ -177,10 +177,11 @@ fn write_dirs_and_files(
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 8);
-    // The range each writer reads from (FORMAT.md "What is held in memory"): a range
-    // stays while its writer still takes blobs from it, and goes when the others have
-    // read one more each.
-    let cache = threads * RANGE_MAX as usize;
+    // The range each writer reads from, and two more (FORMAT.md "What is held in
+    // memory"): after a day of changes a file's chunks alternate between an old pack and
+    // a new one, so a writer goes back to the range before the one it reads now. The
+    // least recently used range goes first.
+    let cache = (threads + 2) * RANGE_MAX as usize;
     let reader = BlobReader::new(&repo.store, &repo.keyring, index, cache);
     let written = AtomicU64::new(0);
     let (tx, rx) = bounded::<Unit>(threads);
