@@ -67,6 +67,8 @@ impl Ranges {
 pub(crate) struct Wanted(HashMap<u32, Vec<(u32, u32)>>);
 
 impl Wanted {
+    /// The wanted set of `ids`. Restore's (Unix only: lib.rs says why).
+    #[cfg(unix)]
     pub(crate) fn of<'i>(index: &Index, ids: impl IntoIterator<Item = &'i [u8; 32]>) -> Wanted {
         let mut by_pack: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
         for id in ids {

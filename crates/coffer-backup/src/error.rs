@@ -64,6 +64,17 @@ pub enum Error {
     /// The operation was cancelled through its cancel flag; the repository stays valid.
     #[error("cancelled; the repository is valid and the next backup reuses what was uploaded")]
     Cancelled,
+    /// A restore stopped through its cancel flag ([`crate::RestoreOptions::cancel`]). The
+    /// files it finished are complete in the target; the one it was writing was removed
+    /// (an existing file being replaced keeps its old content). Running the same restore
+    /// again finishes it: complete files count as unchanged and are skipped.
+    #[error(
+        "restore cancelled after writing {files} complete files; the file being written was removed: run the same restore again to finish (complete files are kept)"
+    )]
+    RestoreCancelled {
+        /// Files this restore wrote completely before it stopped.
+        files: u64,
+    },
     /// Another process holds a conflicting lock (prune against backup).
     #[error("repository is locked: {detail}")]
     Locked {

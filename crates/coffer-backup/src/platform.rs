@@ -88,10 +88,14 @@ pub(crate) fn os_from_bytes(b: Vec<u8>) -> OsString {
 /// modes; a folder in the user's temporary directory inherits its ACL (the user and
 /// administrators).
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
     #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
+    {
+        let mut b = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::DirBuilder::new().create(dir)
 }
 
 /// Makes a rename or removal in `dir` durable. Unix syncs the directory. Windows cannot

@@ -16,6 +16,12 @@
 //! | setuid and setgid bits are dropped unless asked for | [`RestoreOptions::preserve_setuid`] |
 //!
 //! A refused entry is listed in [`RestoreSummary::refused`]; the rest is restored.
+//!
+//! Cancellation ([`RestoreOptions::cancel`]) is checked before each file and between the
+//! chunks of one: a file is either complete (mode and time set) or removed, never left
+//! looking complete, so running the same restore again skips what is done and finishes.
+//! Directories already made stay with their default mode (their final modes come last,
+//! which a cancelled run skips), so the next run can still write into them.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -24,7 +30,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crossbeam_channel::bounded;
@@ -49,6 +55,29 @@ enum Outcome {
     Unchanged,
     Refused(String),
     Failed(String),
+    /// Stopped by the cancel flag; what was written of the file was removed.
+    Cancelled,
+}
+
+/// Why writing one file stopped.
+enum Stop {
+    Failed(String),
+    Cancelled,
+}
+
+impl From<String> for Stop {
+    fn from(why: String) -> Self {
+        Stop::Failed(why)
+    }
+}
+
+impl From<Stop> for Outcome {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Failed(why) => Outcome::Failed(why),
+            Stop::Cancelled => Outcome::Cancelled,
+        }
+    }
 }
 
 impl From<Denied> for Outcome {
@@ -68,6 +97,9 @@ struct Run<'a> {
     fresh: bool,
     mode_mask: u32,
     summary: Mutex<RestoreSummary>,
+    /// A file was left unwritten because of the cancel flag: the writers drop what is
+    /// queued, the walk stops, and the restore returns [`Error::RestoreCancelled`].
+    stopped: AtomicBool,
 }
 
 impl Run<'_> {
@@ -84,6 +116,8 @@ impl Run<'_> {
             Outcome::Unchanged => s.unchanged += 1,
             Outcome::Refused(why) => s.refused.push((rel.to_path_buf(), why)),
             Outcome::Failed(why) => s.failed.push((rel.to_path_buf(), why)),
+            // Not a result: the restore returns RestoreCancelled instead of a summary.
+            Outcome::Cancelled => {}
         }
     }
 
@@ -138,6 +172,7 @@ pub(crate) fn restore(
         fresh,
         mode_mask: if opts.preserve_setuid { 0o7777 } else { 0o1777 },
         summary: Mutex::new(RestoreSummary::default()),
+        stopped: AtomicBool::new(false),
     };
 
     // Pass 1 reads every tree before a byte is written: a damaged or hostile tree
@@ -154,8 +189,17 @@ pub(crate) fn restore(
         differs.sort();
         return Err(Error::WouldOverwrite { paths: differs });
     }
+    if opts.cancelled() {
+        return Err(Error::RestoreCancelled { files: 0 });
+    }
 
-    write_dirs_and_files(repo, &index, &sel, &run, manifest.bytes)?;
+    let wrote = write_dirs_and_files(repo, &index, &sel, &run, manifest.bytes);
+    // A cancel that came after the last file stopped nothing: the restore completes.
+    if run.stopped.load(Ordering::SeqCst) {
+        let files = run.summary.lock().map(|s| s.files).unwrap_or(0);
+        return Err(Error::RestoreCancelled { files });
+    }
+    wrote?;
     links_and_dir_modes(&sel, &run)?;
 
     let mut summary = run.summary.into_inner().unwrap_or_default();
@@ -204,6 +248,10 @@ fn write_dirs_and_files(
             let _ = tx.send(std::mem::take(unit));
         };
         let mut visit = |n: Node| {
+            if run.stopped.load(Ordering::SeqCst) {
+                // Ends the walk; restore() turns it into the count of files written.
+                return Err(Error::RestoreCancelled { files: 0 });
+            }
             if !safe_rel(&n.path) {
                 run.record(
                     &n.path,
@@ -266,6 +314,9 @@ fn write_unit(
     written: &AtomicU64,
     total: u64,
 ) {
+    if run.stopped.load(Ordering::SeqCst) {
+        return;
+    }
     let found: Vec<Compared> = unit.iter().map(|n| run.compare(n)).collect();
     // Read along only the blobs of the files this unit writes.
     let wanted = Wanted::of(
@@ -275,9 +326,16 @@ fn write_unit(
             .filter(|(n, c)| !run.skip(c) && n.chunks_valid())
             .flat_map(|(n, _)| n.chunks.iter()),
     );
+    let w = Writer {
+        reader,
+        wanted: &wanted,
+        run,
+    };
     for (n, c) in unit.iter().zip(found) {
         let outcome = if run.skip(&c) {
             Outcome::Unchanged
+        } else if run.opts.cancelled() {
+            Outcome::Cancelled
         } else {
             if let Some(p) = &run.opts.progress {
                 p.event(&ProgressEvent::File {
@@ -287,8 +345,13 @@ fn write_unit(
             // Names that exist are written through a temporary name and a rename,
             // never in place.
             let in_place = matches!(c, Compared::Fresh);
-            restore_file(reader, &wanted, &run.dirs, n, run.mode_mask, in_place)
+            restore_file(&w, n, in_place)
         };
+        if matches!(outcome, Outcome::Cancelled) {
+            // The other writers see the caller's flag at their next check.
+            run.stopped.store(true, Ordering::SeqCst);
+            return;
+        }
         if let Outcome::Written(b) = outcome {
             let done = written.fetch_add(b, Ordering::SeqCst) + b;
             if let Some(p) = &run.opts.progress {
@@ -443,18 +506,19 @@ fn write_sparse(f: &File, data: &[u8], pos: u64) -> std::io::Result<u64> {
     Ok(written_to)
 }
 
-fn restore_file(
-    reader: &BlobReader<'_>,
-    wanted: &Wanted,
-    dirs: &DirCache<'_>,
-    n: &Node,
-    mode_mask: u32,
-    in_place: bool,
-) -> Outcome {
+/// What every file write needs besides the file.
+struct Writer<'a> {
+    reader: &'a BlobReader<'a>,
+    /// The blobs of the unit being written, read along on a miss.
+    wanted: &'a Wanted,
+    run: &'a Run<'a>,
+}
+
+fn restore_file(w: &Writer<'_>, n: &Node, in_place: bool) -> Outcome {
     if !n.chunks_valid() {
         return Outcome::Failed("malformed chunk list".into());
     }
-    let (dir, name) = match dirs.parent(&n.path, true) {
+    let (dir, name) = match w.run.dirs.parent(&n.path, true) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Refused("parent vanished".into()),
         Err(d) => return d.into(),
@@ -466,12 +530,13 @@ fn restore_file(
     if in_place {
         match beneath::create_new(&dir, name) {
             Ok(Some(f)) => {
-                return match write_file(reader, wanted, &f, n, mode_mask) {
+                return match write_file(w, &f, n) {
                     Ok(b) => Outcome::Written(b),
-                    Err(why) => {
+                    // Failed or cancelled: nothing half written keeps the name.
+                    Err(stop) => {
                         drop(f);
                         remove(&dir, name);
-                        Outcome::Failed(why)
+                        stop.into()
                     }
                 };
             }
@@ -483,7 +548,7 @@ fn restore_file(
         Ok(x) => x,
         Err(err) => return Outcome::Failed(err.to_string()),
     };
-    match write_file(reader, wanted, &f, n, mode_mask) {
+    match write_file(w, &f, n) {
         // Rename makes the verified file visible atomically under its name; no fsync
         // per file (FORMAT.md "Restore"): a power cut may lose restored files, and
         // restore is simply run again.
@@ -491,9 +556,9 @@ fn restore_file(
             Ok(()) => Outcome::Written(b),
             Err(d) => d.into(),
         },
-        Err(why) => {
+        Err(stop) => {
             remove(&dir, tmp.as_str());
-            Outcome::Failed(why)
+            stop.into()
         }
     }
 }
@@ -505,17 +570,14 @@ fn remove(dir: &OwnedFd, name: impl rustix::path::Arg) {
 
 /// Fills the new, empty file and sets its mode and time on the descriptor (mode before
 /// time: a file whose time matches the snapshot counts as restored).
-fn write_file(
-    reader: &BlobReader<'_>,
-    wanted: &Wanted,
-    f: &File,
-    n: &Node,
-    mode_mask: u32,
-) -> Result<u64, String> {
+fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
     let mut pos = 0u64;
     let mut written_to = 0u64;
     for id in &n.chunks {
-        let data = reader.blob_of(id, Some(wanted))?;
+        if w.run.opts.cancelled() {
+            return Err(Stop::Cancelled);
+        }
+        let data = w.reader.blob_of(id, Some(w.wanted))?;
         let end = write_sparse(f, &data, pos).map_err(|e| e.to_string())?;
         written_to = written_to.max(end);
         pos += data.len() as u64;
@@ -524,12 +586,12 @@ fn write_file(
         }
     }
     if pos != n.size {
-        return Err(format!("size {pos} does not match the recorded {}", n.size));
+        return Err(format!("size {pos} does not match the recorded {}", n.size).into());
     }
     if written_to < pos {
         f.set_len(pos).map_err(|e| e.to_string())?;
     }
-    f.set_permissions(std::fs::Permissions::from_mode(n.mode & mode_mask))
+    f.set_permissions(std::fs::Permissions::from_mode(n.mode & w.run.mode_mask))
         .map_err(|e| e.to_string())?;
     f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
     Ok(pos)

@@ -57,11 +57,17 @@ pub struct BackupOptions {
 impl BackupOptions {
     /// `Err(Cancelled)` once the caller has asked the backup to stop.
     pub(crate) fn check_cancel(&self) -> Result<(), crate::Error> {
-        match &self.cancel {
-            Some(c) if c.load(std::sync::atomic::Ordering::Relaxed) => Err(crate::Error::Cancelled),
-            _ => Ok(()),
+        match is_set(&self.cancel) {
+            true => Err(crate::Error::Cancelled),
+            false => Ok(()),
         }
     }
+}
+
+/// Whether a caller's cancel flag is raised.
+pub(crate) fn is_set(flag: &Option<Arc<AtomicBool>>) -> bool {
+    flag.as_ref()
+        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 impl std::fmt::Debug for BackupOptions {
@@ -84,6 +90,18 @@ pub struct RestoreOptions {
     /// Keep setuid and setgid bits. Off by default: a snapshot may come from a compromised
     /// device, and a setuid file it plants should not run with its owner's rights.
     pub preserve_setuid: bool,
+    /// Set to true to stop the restore between files or chunks; it then returns
+    /// [`crate::Error::RestoreCancelled`]. Files restored completely stay, the file being
+    /// written is removed, and running the same restore again finishes it.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl RestoreOptions {
+    /// Restore runs on Unix only (lib.rs says why).
+    #[cfg(unix)]
+    pub(crate) fn cancelled(&self) -> bool {
+        is_set(&self.cancel)
+    }
 }
 
 impl std::fmt::Debug for RestoreOptions {
@@ -92,6 +110,7 @@ impl std::fmt::Debug for RestoreOptions {
             .field("progress", &self.progress.is_some())
             .field("overwrite", &self.overwrite)
             .field("preserve_setuid", &self.preserve_setuid)
+            .field("cancel", &self.cancel)
             .finish()
     }
 }

@@ -18,7 +18,8 @@ Exit codes:
        or a repository rolled back below what this device saw (rolled_back)
   7    not set up, or repository, snapshot or path not found
   8    incomplete: restore left out entries it names (refused: they would write outside the target)
-  130  cancelled (Ctrl-C); the repository stays valid and the next backup resumes
+  130  cancelled (Ctrl-C); the repository stays valid and the next backup resumes; a restore
+       keeps the files it finished (the one being written is removed): run it again
 
 Secrets are never taken as arguments: passwords and recovery keys come from a terminal
 prompt, or from standard input with --password-stdin / --recovery-key-stdin.

@@ -88,6 +88,7 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
             overwrite,
             preserve_setuid,
         } => {
+            let coffer = load(ctx)?;
             let (progress, bar) = progress::bar(ctx.json, "restore");
             let opts = RestoreOptions {
                 progress,
@@ -97,8 +98,8 @@ pub fn run(ctx: &Ctx, cmd: Command) -> Result<Output, Failure> {
                     OverwriteArg::Always => Overwrite::Always,
                 },
                 preserve_setuid,
+                cancel: Some(cancel_on_ctrl_c(ctx.json)),
             };
-            let coffer = load(ctx)?;
             let result = coffer.restore(&snapshot, &target, &paths, &opts);
             bar.finish();
             warn_damaged(ctx, &coffer);
@@ -351,13 +352,12 @@ fn store_json(j: &mut Value, ks: &KeyStore) {
     }
 }
 
-fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, Failure> {
-    let coffer = load(ctx)?;
+/// A flag the first Ctrl-C raises, so the engine stops at a safe point (a backup leaves
+/// the repository valid and resumes; a restore keeps its complete files and removes the
+/// one it was writing); a second Ctrl-C exits at once.
+fn cancel_on_ctrl_c(quiet: bool) -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
-    let quiet = ctx.json;
-    // First Ctrl-C: ask the engine to stop at a safe point (the repository stays valid and
-    // the next run resumes); a second one exits at once.
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -366,10 +366,15 @@ fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, 
             eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)...");
         }
     });
+    cancel
+}
+
+fn backup(ctx: &Ctx, paths: &[PathBuf], host: Option<String>) -> Result<Output, Failure> {
+    let coffer = load(ctx)?;
     let (progress, bar) = progress::bar(ctx.json, "backup ");
     let opts = BackupOptions {
         progress,
-        cancel: Some(cancel),
+        cancel: Some(cancel_on_ctrl_c(ctx.json)),
         host,
     };
     let result = coffer.backup(paths, &opts);
@@ -760,8 +765,17 @@ fn rotate_key(ctx: &Ctx, password_stdin: bool) -> Result<Output, Failure> {
     };
     let outcome = coffer.rotate_key(pw.as_ref().map(|p| p.as_slice()))?;
     let rk = outcome.recovery_key.display_grouped('-');
-    let mut j = json!({ "rotated": true, "vault_updated": outcome.vault_updated });
+    let mut j = json!({
+        "rotated": true,
+        "vault_updated": outcome.vault_updated,
+        "vault_head_kept": outcome.vault_head_kept,
+    });
     store_json(&mut j, coffer.key_store());
+    if outcome.vault_updated && !outcome.vault_head_kept && !ctx.json {
+        eprintln!(
+            "warning: the vault did not keep the repository head under the new key; a new device can connect after the next backup"
+        );
+    }
     let mut human = if outcome.vault_updated {
         "new backup key in use; the vault holds it behind your password.\nyour OLD recovery key no longer works: see the new one with coffer recovery-key\n".to_string()
     } else {

@@ -177,7 +177,10 @@ fn hint(code: ErrorCode, e: &Error) -> Option<String> {
         },
         C::SnapshotNotFound => "list the snapshots with coffer snapshots".into(),
         C::WouldOverwrite => "nothing was written; restore into an empty folder, or pass --overwrite if-changed (replace what differs) or --overwrite always".into(),
-        C::Cancelled => "run the same backup again: it resumes, reusing what was uploaded".into(),
+        C::Cancelled => match e {
+            Error::Backup(Engine::RestoreCancelled { .. }) => "run the same restore again: it keeps the files already restored and writes the rest".into(),
+            _ => "run the same backup again: it resumes, reusing what was uploaded".into(),
+        },
         C::ConfigMissing => "run coffer init (first device) or coffer connect (new device), or pass --config-dir".into(),
         C::AlreadyConfigured => match e {
             Error::AlreadyConfigured { dir } => format!("this config folder is in use; pass another --config-dir, or run coffer disable first (removes {})", dir.display()),

@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{Device, Vault, assert_same_tree, sample_folder};
 
 fn s(p: &std::path::Path) -> &str {
@@ -20,22 +22,52 @@ fn with_vault(dev: &Device, cmd: &str, repo: &std::path::Path, vault_args: &[&st
     dev.run(&args, "correct horse\n").ok();
 }
 
+/// A vault, an account's token, the sample folder, and an old device set up with the
+/// password against a repository `cloud`.
+struct Setup {
+    vault: Vault,
+    token: PathBuf,
+    repo: PathBuf,
+    src: PathBuf,
+    old: Device,
+}
+
+impl Setup {
+    fn new(root: &Path, vault: Vault, account: &str) -> Setup {
+        let token = vault.token_file(root, account);
+        let (repo, src) = (root.join("cloud"), sample_folder(root));
+        let old = Device::new(root, "old");
+        let setup = Setup {
+            vault,
+            token,
+            repo,
+            src,
+            old,
+        };
+        with_vault(&setup.old, "init", &setup.repo, &setup.vault_args());
+        setup
+    }
+
+    fn vault_args(&self) -> [&str; 4] {
+        [
+            "--vault",
+            self.vault.url.as_str(),
+            "--token-file",
+            s(&self.token),
+        ]
+    }
+}
+
 #[test]
 fn a_new_device_refuses_a_repository_rolled_back_below_the_head_kept_in_the_vault() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let vault = Vault::start(root);
-    let token = vault.token_file(root, "alice");
-    let repo = root.join("cloud");
-    let src = sample_folder(root);
-    let vault_args = ["--vault", vault.url.as_str(), "--token-file", s(&token)];
-
-    let old = Device::new(root, "old");
-    with_vault(&old, "init", &repo, &vault_args);
-    let first = old.run(&["--json", "backup", s(&src)], "").ok().json();
+    let setup = Setup::new(root, Vault::start(root), "alice");
+    let (repo, src, old, vault_args) = (&setup.repo, &setup.src, &setup.old, setup.vault_args());
+    let first = old.run(&["--json", "backup", s(src)], "").ok().json();
     assert_eq!(first["vault_head_kept"], true);
     std::fs::write(src.join("new-message.txt"), b"hello again").unwrap();
-    let second = old.run(&["--json", "backup", s(&src)], "").ok().json();
+    let second = old.run(&["--json", "backup", s(src)], "").ok().json();
     assert_eq!(second["vault_head_kept"], true);
 
     // The storage provider drops the newest snapshot: the repository now ends at the first.
@@ -44,7 +76,7 @@ fn a_new_device_refuses_a_repository_rolled_back_below_the_head_kept_in_the_vaul
 
     // A new device has never seen the repository, but the vault has kept its head.
     let new = Device::new(root, "new");
-    with_vault(&new, "connect", &repo, &vault_args);
+    with_vault(&new, "connect", repo, &vault_args);
     let out = root.join("restored");
     let refused = new.run(&["--json", "restore", "latest", "--target", s(&out)], "");
     assert_eq!(refused.err_code(), "rolled_back", "{}", refused.stdout);
@@ -68,15 +100,11 @@ fn the_right_password_on_the_last_guess_connects_and_keeps_password_recovery() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let vault = Vault::start_with(root, &["--max-guesses", "2", "--rate-limit", "0"]);
-    let token = vault.token_file(root, "bob");
-    let repo = root.join("cloud");
-    let src = sample_folder(root);
-    let vault_args = ["--vault", vault.url.as_str(), "--token-file", s(&token)];
-    let old = Device::new(root, "old");
-    with_vault(&old, "init", &repo, &vault_args);
-    old.run(&["backup", s(&src)], "").ok();
+    let setup = Setup::new(root, vault, "bob");
+    let (repo, src, old, vault_args) = (&setup.repo, &setup.src, &setup.old, setup.vault_args());
+    old.run(&["backup", s(src)], "").ok();
 
-    let mut connect = vec!["--json", "connect", "--repo", s(&repo), "--password-stdin"];
+    let mut connect = vec!["--json", "connect", "--repo", s(repo), "--password-stdin"];
     connect.extend(vault_args);
     let typo = Device::new(root, "typo");
     assert_eq!(
@@ -85,13 +113,48 @@ fn the_right_password_on_the_last_guess_connects_and_keeps_password_recovery() {
     );
     // The last allowed guess, right: the key comes back, and the account keeps a record.
     let new = Device::new(root, "new");
-    with_vault(&new, "connect", &repo, &vault_args);
+    with_vault(&new, "connect", repo, &vault_args);
     let out = root.join("restored");
     new.run(&["restore", "latest", "--target", s(&out)], "")
         .ok();
-    assert_same_tree(&src, &out.join("chat"));
+    assert_same_tree(src, &out.join("chat"));
     let status = new.run(&["--json", "status"], "").ok().json();
     assert_eq!(status["vault"]["guesses_left"], 2, "{status}");
     // A third device still recovers with the password.
-    with_vault(&Device::new(root, "third"), "connect", &repo, &vault_args);
+    with_vault(&Device::new(root, "third"), "connect", repo, &vault_args);
+}
+
+#[test]
+fn a_new_device_connects_and_restores_right_after_a_key_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let setup = Setup::new(root, Vault::start(root), "carol");
+    let (repo, src, old, vault_args) = (&setup.repo, &setup.src, &setup.old, setup.vault_args());
+    let backup = old.run(&["--json", "backup", s(src)], "").ok().json();
+    assert_eq!(backup["vault_head_kept"], true);
+
+    // The vault keeps the head MAC'd under K; rotation replaces K. No backup follows.
+    let rotated = old
+        .run(
+            &["--json", "rotate-key", "--password-stdin"],
+            "correct horse\n",
+        )
+        .ok()
+        .json();
+    assert_eq!(rotated["vault_updated"], true, "{rotated}");
+    assert_eq!(rotated["vault_head_kept"], true, "{rotated}");
+
+    // A new device gets the new key from the vault and must read the head under it.
+    let new = Device::new(root, "new");
+    with_vault(&new, "connect", repo, &vault_args);
+    let out = root.join("restored");
+    new.run(&["restore", "latest", "--target", s(&out)], "")
+        .ok();
+    assert_same_tree(src, &out.join("chat"));
+    // The head the vault kept still guards the new device: dropping the snapshot now is
+    // a rollback for it, as before the rotation.
+    let id = backup["snapshot_id"].as_str().unwrap();
+    std::fs::remove_file(repo.join("snapshots").join(id)).unwrap();
+    let refused = new.run(&["--json", "snapshots"], "");
+    assert_eq!(refused.err_code(), "rolled_back", "{}", refused.stdout);
 }

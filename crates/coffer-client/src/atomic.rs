@@ -1,6 +1,8 @@
 //! Crash-safe replacement of small files (config, key).
 
-use std::fs::{File, OpenOptions};
+#[cfg(unix)]
+use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 

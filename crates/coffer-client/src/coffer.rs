@@ -54,6 +54,10 @@ pub struct RotateOutcome {
     pub recovery_key: RecoveryKey,
     /// Whether the vault now holds the new key.
     pub vault_updated: bool,
+    /// Whether the repository head the vault keeps was sealed again under the new key
+    /// (false: no vault, no head kept, or the vault did not take it; the next backup
+    /// then keeps a new one, and until it does a new device cannot connect).
+    pub vault_head_kept: bool,
 }
 
 /// The result of [`Coffer::disable`].
@@ -647,11 +651,18 @@ impl Coffer {
         // 5. rename key.pending over key (atomic, directory synced);
         // 6. register the password with the new key, then clear the stale mark
         //    (crash or failure here: the device works, status says the vault is stale,
-        //    change-password repairs it).
+        //    change-password repairs it);
+        // 7. seal the repository head the vault keeps again, under the new key: a new
+        //    device verifies it with the key the vault releases, so a head left under
+        //    the old key would fail its connect (crash here: the next backup puts one).
         self.verify_password(password)?;
         let mut repo = self.repository()?;
         // The vault's record is replaced only with proof of the key it holds: this one.
         let previous = self.keys.load()?;
+        let vault_head = match (password, self.config.vault.is_some()) {
+            (Some(_), true) => self.head_to_rekeep(&repo, &previous)?,
+            _ => None,
+        };
         let new_key = BackupKey::generate();
         self.keys.save_pending(&new_key)?;
         if self.config.vault.is_some() {
@@ -661,7 +672,7 @@ impl Coffer {
         repo.rotate_key(&new_key)?;
         self.keys.promote_pending()?;
         self.key = BackupKey::from_bytes(*new_key.as_bytes());
-        let mut vault_updated = false;
+        let (mut vault_updated, mut vault_head_kept) = (false, false);
         if let (Some(pw), true) = (password, self.config.vault.is_some()) {
             self.vault()
                 .and_then(|c| {
@@ -676,11 +687,38 @@ impl Coffer {
             self.config.vault_stale = false;
             self.config.save(&self.dir)?;
             vault_updated = true;
+            // The rotation is done whatever the vault answers: a head it did not take is
+            // reported, and the next backup keeps a newer one.
+            vault_head_kept = vault_head.is_some_and(|h| {
+                self.vault()
+                    .and_then(|c| Ok(c.put_head(new_key.as_bytes(), &h)?))
+                    .is_ok()
+            });
         }
         Ok(RotateOutcome {
             recovery_key: RecoveryKey::from_backup_key(&new_key),
             vault_updated,
+            vault_head_kept,
         })
+    }
+
+    /// The head to seal again under a rotated key: the one the vault keeps, read under
+    /// the key it was sealed with (it may be another device's, newer than this one's
+    /// memory), or, when it does not verify (left by an earlier rotation that stopped
+    /// before this step), the repository's own head. The vault takes it at the kept
+    /// sequence number (VAULT-API.md, "Repository head").
+    fn head_to_rekeep(
+        &self,
+        repo: &Repository,
+        previous: &BackupKey,
+    ) -> Result<Option<VaultHead>, Error> {
+        match self.vault()?.head(previous.as_bytes()) {
+            Ok(kept) => Ok(kept),
+            Err(VaultError::Protocol { .. }) => {
+                Ok(repo.head()?.map(|h| VaultHead::new(h.seq, &h.id)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Turns backups off on this device: deletes the vault record, with `delete_backups`

@@ -251,6 +251,7 @@ impl Error {
             Error::Integrity { .. } => ErrorCode::IntegrityError,
             Error::SnapshotNotFound { .. } => ErrorCode::SnapshotNotFound,
             Error::Cancelled => ErrorCode::Cancelled,
+            Error::Backup(E::RestoreCancelled { .. }) => ErrorCode::Cancelled,
             Error::Backup(E::WouldOverwrite { .. }) => ErrorCode::WouldOverwrite,
             Error::Backup(E::PathNotInSnapshot { .. }) => ErrorCode::PathNotFound,
             Error::Backup(E::Unsupported { .. }) => ErrorCode::Unsupported,

@@ -2,22 +2,11 @@
 //! would upload, so an app can wait for Wi-Fi.
 #![allow(clippy::unwrap_used)]
 
-use coffer_client::{
-    BackupOptions, Coffer, Error, InitOptions, KeyStorePreference, KsfProfile, Protection,
-};
+mod common;
 
-fn setup(tmp: &std::path::Path) -> Coffer {
-    Coffer::init(
-        &tmp.join("cfg"),
-        InitOptions {
-            repo: tmp.join("repo").to_str().unwrap().into(),
-            protection: Protection::RecoveryKeyOnly,
-            ksf_profile: KsfProfile::TestCheap,
-            key_store: KeyStorePreference::File,
-        },
-    )
-    .unwrap()
-}
+use coffer_client::{BackupOptions, Error};
+
+use common::device as setup;
 
 #[test]
 fn estimate_is_everything_first_nothing_when_unchanged_and_one_file_after_a_change() {

@@ -4,10 +4,9 @@
 
 // The test plays a crash with the engine directly; an app never needs to.
 use coffer_backup::Repository;
-use coffer_client::{
-    BackupKey, BackupOptions, Coffer, InitOptions, KeyStorePreference, KsfProfile,
-    PENDING_KEY_FILE, Protection, RestoreOptions,
-};
+use coffer_client::{BackupKey, BackupOptions, Coffer, PENDING_KEY_FILE, RestoreOptions};
+
+mod common;
 
 #[test]
 fn crash_between_repository_rotation_and_key_file_swap_is_finished_on_next_open() {
@@ -17,17 +16,8 @@ fn crash_between_repository_rotation_and_key_file_swap_is_finished_on_next_open(
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("a.txt"), b"before").unwrap();
-    let coffer = Coffer::init(
-        &dir,
-        InitOptions {
-            repo: repo.to_str().unwrap().into(),
-            protection: Protection::RecoveryKeyOnly,
-            ksf_profile: KsfProfile::TestCheap,
-            // The test plays the crash with the key files.
-            key_store: KeyStorePreference::File,
-        },
-    )
-    .unwrap();
+    // The key in the 0600 file: the test plays the crash with the key files.
+    let coffer = common::device(tmp.path());
     coffer
         .backup(std::slice::from_ref(&data), &BackupOptions::default())
         .unwrap();

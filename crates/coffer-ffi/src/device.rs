@@ -171,7 +171,9 @@ impl Coffer {
 
     /// Restores `snapshot` (`"latest"`, an id or a unique prefix) into `target`; `paths`
     /// selects entries as the snapshot names them (empty: everything). Never writes
-    /// outside `target`; every byte written is verified.
+    /// outside `target`; every byte written is verified. `cancel` stops it between files
+    /// or chunks (error `cancelled`): the files finished stay complete, the one being
+    /// written is removed, and the same restore run again finishes the rest.
     pub fn restore(
         &self,
         snapshot: String,
@@ -179,12 +181,14 @@ impl Coffer {
         paths: Vec<String>,
         overwrite: Overwrite,
         progress: Option<Box<dyn ProgressListener>>,
+        cancel: Option<Arc<CancelHandle>>,
     ) -> Result<RestoreReport> {
         self.with(|c| {
             let opts = RestoreOptions {
                 progress: progress.map(|p| Arc::new(Bridge(p)) as _),
                 overwrite: overwrite.into(),
                 preserve_setuid: false,
+                cancel: cancel.map(|h| h.flag()),
             };
             let include: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
             Ok(c.restore(&snapshot, Path::new(&target), &include, &opts)?
@@ -237,6 +241,7 @@ impl Coffer {
             Ok(RotateReport {
                 recovery_key: display(&out.recovery_key),
                 vault_updated: out.vault_updated,
+                vault_head_kept: out.vault_head_kept,
             })
         })
     }

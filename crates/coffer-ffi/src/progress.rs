@@ -71,9 +71,11 @@ impl coffer_client::Progress for Bridge {
     }
 }
 
-/// Stops a running backup: pass it to `backup`, call `cancel()` from any thread. The
-/// backup then fails with code `cancelled` at its next safe point; the repository stays
-/// valid and the next backup resumes (finished packs are not uploaded again).
+/// Stops a running backup or restore: pass it to `backup` or `restore`, call `cancel()`
+/// from any thread. The call then fails with code `cancelled` at its next safe point. A
+/// backup leaves the repository valid and the next one resumes (finished packs are not
+/// uploaded again); a restore leaves the files it finished complete, removes the one it
+/// was writing, and the same restore run again finishes. One handle per call.
 #[derive(Debug, Default, uniffi::Object)]
 pub struct CancelHandle {
     flag: Arc<AtomicBool>,

@@ -339,6 +339,10 @@ pub struct RotateReport {
     /// The vault now holds the new key (false: recovery-key-only, or the vault failed
     /// and `status().vault.stale` is set; `change_password` repairs it).
     pub vault_updated: bool,
+    /// The repository head the vault keeps was sealed again under the new key, so a new
+    /// device connects at once (false with a vault: the next backup keeps a new head,
+    /// and a new device's connect fails until then).
+    pub vault_head_kept: bool,
 }
 
 /// The result of `disable`.

@@ -391,7 +391,8 @@ impl VaultClient {
     }
 
     /// Keeps `head` in the vault beside the account's live record (signed with the
-    /// record's key `key`). A head at or below the kept one is `head_not_newer`.
+    /// record's key `key`). A head below the kept one is `head_not_newer`; one at the kept
+    /// sequence number replaces it (how a key rotation re-seals it under the new key).
     pub fn put_head(&self, key: &[u8; 32], h: &VaultHead) -> Result<(), VaultError> {
         let blob = head::seal_head(key, h).ok_or_else(|| VaultError::Protocol {
             message: "could not seal the repository head".into(),

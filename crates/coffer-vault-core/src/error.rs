@@ -83,6 +83,12 @@ pub enum CoreError {
         "the record database served a body that is not this registration's; restore the latest record database"
     )]
     StorageRolledBack,
+    /// A group keeps a repository head at or above this one's sequence number.
+    #[error("the vault already keeps head {kept}; a head is only replaced by a newer one")]
+    HeadNotNewer {
+        /// The sequence number of the head kept.
+        kept: u64,
+    },
     /// The core's own store failed; nothing was released.
     #[error("the vault core's store is unavailable; retry later")]
     StoreUnavailable,
@@ -110,6 +116,7 @@ impl CoreError {
             CoreError::Owner(OwnerProofError::Stale { .. }) => ErrorCode::OwnerProofStale,
             CoreError::Owner(OwnerProofError::Invalid) => ErrorCode::OwnerProofInvalid,
             CoreError::StorageRolledBack => ErrorCode::StorageRolledBack,
+            CoreError::HeadNotNewer { .. } => ErrorCode::HeadNotNewer,
             CoreError::StoreUnavailable => ErrorCode::StorageUnavailable,
             CoreError::Internal => ErrorCode::Internal,
         }

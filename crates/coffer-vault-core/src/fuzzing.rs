@@ -475,6 +475,7 @@ pub fn every_request(fx: &Fixture) -> Vec<Request> {
             authority: proof,
             blob: vec![0x11; 73],
         },
+        Request::GetHead { cred },
     ]
 }
 
@@ -527,7 +528,13 @@ pub fn every_reply(fx: &Fixture) -> Vec<Reply> {
         max_guesses: MAX_GUESSES,
         generation: None,
     }));
-    v.extend([Reply::Deleted, Reply::HeadAuthorized]);
+    v.extend([
+        Reply::Deleted,
+        Reply::HeadAuthorized,
+        Reply::Head(None),
+        Reply::Head(Some(vec![0x11; 73])),
+        Reply::Error(CoreError::HeadNotNewer { kept: 3 }),
+    ]);
     v.extend(
         [
             CoreError::Malformed { what: "message" },

@@ -121,6 +121,12 @@ pub enum Request {
         /// The head blob.
         blob: Vec<u8>,
     },
+    /// The repository head a group keeps beside the entry (docs/VAULT-GROUP.md); a single
+    /// core keeps no heads (its host does) and answers `None`.
+    GetHead {
+        /// The credential.
+        cred: CredentialId,
+    },
 }
 
 /// A reply from the core to the host.
@@ -171,8 +177,10 @@ pub enum Reply {
     Status(crate::Status),
     /// To `Delete`: the entry is durable; delete the body.
     Deleted,
-    /// To `AuthorizeHead`: store the head.
+    /// To `AuthorizeHead`: store the head (a group already stored it).
     HeadAuthorized,
+    /// To `GetHead`.
+    Head(Option<Vec<u8>>),
     /// Any request refused; nothing changed.
     Error(CoreError),
 }
@@ -185,6 +193,7 @@ const OP_RECOVER_FINISH: u8 = 5;
 const OP_STATUS: u8 = 6;
 const OP_DELETE: u8 = 7;
 const OP_AUTHORIZE_HEAD: u8 = 8;
+const OP_GET_HEAD: u8 = 9;
 const TAG_ERROR: u8 = 0xFF;
 
 /// Why bytes were not a message.
@@ -388,6 +397,7 @@ impl Request {
                 .bytes(blob)
                 .0
                 .clone(),
+            Request::GetHead { cred } => W::new(OP_GET_HEAD).cred(cred).0.clone(),
         }
     }
 
@@ -431,6 +441,7 @@ impl Request {
                 authority: r.authority()?,
                 blob: r.bytes()?,
             },
+            OP_GET_HEAD => Request::GetHead { cred: r.cred()? },
             _ => return Err(DecodeError::Malformed),
         };
         r.end(req)
@@ -447,7 +458,8 @@ impl Request {
             | Request::RecoverFinish { cred, .. }
             | Request::Status { cred }
             | Request::Delete { cred, .. }
-            | Request::AuthorizeHead { cred, .. } => Some(cred),
+            | Request::AuthorizeHead { cred, .. }
+            | Request::GetHead { cred } => Some(cred),
         }
     }
 }
@@ -459,6 +471,7 @@ fn error_detail(e: &CoreError) -> u64 {
         CoreError::WrongPassword { guesses_left } => u64::from(*guesses_left),
         CoreError::Owner(OwnerProofError::Stale { generation }) => *generation,
         CoreError::KeyDestroyed { drop_body } => u64::from(*drop_body),
+        CoreError::HeadNotNewer { kept } => *kept,
         _ => 0,
     }
 }
@@ -486,6 +499,7 @@ fn error_from_wire(code: ErrorCode, detail: u64) -> Result<CoreError, DecodeErro
         }
         ErrorCode::OwnerProofInvalid => CoreError::Owner(OwnerProofError::Invalid),
         ErrorCode::StorageRolledBack => CoreError::StorageRolledBack,
+        ErrorCode::HeadNotNewer => CoreError::HeadNotNewer { kept: detail },
         ErrorCode::StorageUnavailable => CoreError::StoreUnavailable,
         ErrorCode::Internal => CoreError::Internal,
         _ => return Err(DecodeError::Malformed),
@@ -547,6 +561,8 @@ impl Reply {
             }
             Reply::Deleted => W::new(OP_DELETE).0,
             Reply::HeadAuthorized => W::new(OP_AUTHORIZE_HEAD).0,
+            Reply::Head(None) => W::new(OP_GET_HEAD).u8(0).0.clone(),
+            Reply::Head(Some(h)) => W::new(OP_GET_HEAD).u8(1).bytes(h).0.clone(),
             Reply::Error(e) => W::new(TAG_ERROR)
                 .bytes(e.code().as_str().as_bytes())
                 .u64(error_detail(e))
@@ -599,6 +615,7 @@ impl Reply {
             }
             OP_DELETE => Reply::Deleted,
             OP_AUTHORIZE_HEAD => Reply::HeadAuthorized,
+            OP_GET_HEAD => Reply::Head(if r.flag()? { Some(r.bytes()?) } else { None }),
             TAG_ERROR => {
                 let code = std::str::from_utf8(&r.bytes()?)
                     .ok()
@@ -674,6 +691,7 @@ mod tests {
                 authority: WireAuthority::Token,
                 blob: vec![3; 73],
             },
+            Request::GetHead { cred: cred() },
         ];
         for req in reqs {
             let b = req.encode();
@@ -711,7 +729,10 @@ mod tests {
             Reply::Error(CoreError::WrongPassword { guesses_left: 5 }),
             Reply::Error(CoreError::Owner(OwnerProofError::Stale { generation: 7 })),
             Reply::Error(CoreError::KeyDestroyed { drop_body: true }),
+            Reply::Error(CoreError::HeadNotNewer { kept: 12 }),
             Reply::Deleted,
+            Reply::Head(None),
+            Reply::Head(Some(vec![7; 73])),
         ];
         for r in replies {
             assert_eq!(Reply::decode(&r.encode()), Ok(r.clone()));

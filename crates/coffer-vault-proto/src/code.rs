@@ -103,7 +103,7 @@ codes! {
     OwnerProofInvalid = "owner_proof_invalid",
     /// The owner proof is for an older generation: read status and sign again.
     OwnerProofStale = "owner_proof_stale",
-    /// The repository head is not newer than the stored one.
+    /// The repository head is older than the stored one (the name is kept for stability).
     HeadNotNewer = "head_not_newer",
     /// The vault's record storage served an older state than its core has seen.
     StorageRolledBack = "storage_rolled_back",

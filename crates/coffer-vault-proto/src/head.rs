@@ -5,8 +5,9 @@
 //! The vault only stores the blob; the client MACs it under a key derived from K, so
 //! neither the vault nor the storage provider can forge a head. The vault enforces two
 //! things it can check without K: a new head needs the record's owner proof (owner.rs,
-//! operation [`crate::OwnerOp::Head`]), and its sequence number must rise, so nobody can
-//! put an older head back. Layout: docs/VAULT-API.md, "Repository head".
+//! operation [`crate::OwnerOp::Head`]), and its sequence number must not fall, so nobody can
+//! put an older head back (the same number is taken: a key rotation seals the kept head
+//! again under the new key). Layout: docs/VAULT-API.md, "Repository head".
 
 use ring::hmac;
 use sha2::{Digest, Sha256};

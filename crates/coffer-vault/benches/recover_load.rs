@@ -221,8 +221,8 @@ fn commit_counters(metrics_url: Option<&str>) -> (u64, u64) {
 /// A running vault with registered accounts.
 struct Served {
     child: std::process::Child,
-    /// The core process of a split deployment.
-    core: Option<Child>,
+    /// The core processes: one for a split deployment, the members of a group.
+    cores: Vec<Child>,
     _tmp: tempfile::TempDir,
     url: String,
     /// The metrics listener's URL, if this binary has one.
@@ -234,7 +234,7 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(core) = &mut self.core {
+        for core in &mut self.cores {
             let _ = core.kill();
             let _ = core.wait();
         }
@@ -245,7 +245,7 @@ impl Served {
     /// The processes whose CPU time is the vault's: the host, and the core if separate.
     fn pids(&self) -> Vec<u32> {
         let mut p = vec![self.child.id()];
-        p.extend(self.core.as_ref().map(Child::id));
+        p.extend(self.cores.iter().map(Child::id));
         p
     }
 }
@@ -265,10 +265,92 @@ fn pinned(bin: &str) -> Command {
 /// Starts `bin`'s vault; with `split`, its core as a process of its own (`coffer-vault
 /// core`, pinned to the same core as the host) and the host in front of it.
 fn serve(bin: &str, accounts: usize, split: bool) -> Served {
+    serve_as(
+        bin,
+        accounts,
+        if split {
+            Deploy::Split
+        } else {
+            Deploy::Embedded
+        },
+    )
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Deploy {
+    Embedded,
+    Split,
+    /// Three members of a Raft group on loopback (docs/VAULT-GROUP.md), host in front.
+    Group,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the members of a 3-member group made in `dir` and waits until each is a voter.
+fn start_group(bin: &str, dir: &std::path::Path) -> Vec<Child> {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut cores = Vec::new();
+    for i in 0..3 {
+        let log = dir.join(format!("core-{}.log", i + 1));
+        let f = std::fs::File::create(&log).unwrap();
+        let mut c = pinned(bin);
+        c.args(["core", "--dummy-profile", "argon2id-test", "--data"])
+            .arg(dir.join(format!("core-{}", i + 1)))
+            .arg("--listen")
+            .arg(format!(
+                "unix:{}",
+                dir.join(format!("core-{}.sock", i + 1)).display()
+            ))
+            .args(["--member", &(i + 1).to_string()])
+            .args(["--group-listen", &format!("127.0.0.1:{}", ports[i])]);
+        for (j, p) in ports.iter().enumerate() {
+            c.args(["--peer", &format!("{}=127.0.0.1:{p}", j + 1)]);
+        }
+        cores.push(
+            c.env("RUST_LOG", "info,openraft=warn")
+                .stdout(f.try_clone().unwrap())
+                .stderr(f)
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let t = std::time::Instant::now();
+    'wait: loop {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the group did not form"
+        );
+        for i in 0..3 {
+            let text = std::fs::read_to_string(dir.join(format!("core-{}.log", i + 1)))
+                .unwrap_or_default();
+            if !(text.contains("joined the group as a voter") || text.contains("founded the group"))
+            {
+                std::thread::sleep(Duration::from_millis(100));
+                continue 'wait;
+            }
+        }
+        break;
+    }
+    cores
+}
+
+fn serve_as(bin: &str, accounts: usize, deploy: Deploy) -> Served {
+    let split = deploy == Deploy::Split;
     let tmp = tempfile::tempdir().unwrap();
+    let init: &[&str] = if deploy == Deploy::Group {
+        &["group-init", "--members", "3", "--data"]
+    } else {
+        &["init", "--data"]
+    };
     assert!(
         Command::new(bin)
-            .args(["init", "--data"])
+            .args(init)
             .arg(tmp.path())
             .stdout(Stdio::null())
             .status()
@@ -296,30 +378,45 @@ fn serve(bin: &str, accounts: usize, split: bool) -> Served {
         "--data",
     ])
     .arg(tmp.path());
-    let core = split.then(|| {
-        let sock = tmp.path().join("core.sock");
-        let mut core = pinned(bin)
-            .args(["core", "--dummy-profile", "argon2id-test", "--data"])
-            .arg(tmp.path().join("core"))
-            .arg("--listen")
-            .arg(format!("unix:{}", sock.display()))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(core.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("core listening on"), "{line}");
-        core
-    });
-    match &core {
-        Some(_) => {
+    let mut cores: Vec<Child> = split
+        .then(|| {
+            let sock = tmp.path().join("core.sock");
+            let mut core = pinned(bin)
+                .args(["core", "--dummy-profile", "argon2id-test", "--data"])
+                .arg(tmp.path().join("core"))
+                .arg("--listen")
+                .arg(format!("unix:{}", sock.display()))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(core.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert!(line.starts_with("core listening on"), "{line}");
+            core
+        })
+        .into_iter()
+        .collect();
+    match deploy {
+        Deploy::Split => {
             let sock = tmp.path().join("core.sock");
             cmd.args(["--core", &format!("unix:{}", sock.display())]);
         }
-        None => {
+        Deploy::Group => {
+            cores = start_group(bin, tmp.path());
+            let socks: Vec<String> = (1..=3)
+                .map(|i| {
+                    format!(
+                        "unix:{}",
+                        tmp.path().join(format!("core-{i}.sock")).display()
+                    )
+                })
+                .collect();
+            cmd.args(["--core", &socks.join(","), "--records-in-core"]);
+        }
+        Deploy::Embedded => {
             cmd.args(["--dummy-profile", "argon2id-test"]);
         }
     }
@@ -376,7 +473,7 @@ fn serve(bin: &str, accounts: usize, split: bool) -> Served {
         .collect();
     Served {
         child,
-        core,
+        cores,
         _tmp: tmp,
         url,
         metrics,
@@ -477,6 +574,9 @@ fn main() {
     let accounts = env_or("BENCH_ACCOUNTS", 64) as usize;
     let baseline = std::env::var("BENCH_BASELINE_BIN").ok();
 
+    if std::env::var("BENCH_GROUP").is_ok_and(|v| v == "1") {
+        return group_main(secs, threads, accounts);
+    }
     let current = serve(BIN, accounts, false);
     let split = serve(BIN, accounts, true);
     let base = baseline.as_deref().map(|b| serve(b, accounts, false));
@@ -566,5 +666,46 @@ fn main() {
     );
     for f in &figs {
         report(f, raw, raw_loaded);
+    }
+}
+
+/// `bench/vault-group`: a 3-member group beside the single core process, alternating.
+fn group_main(secs: u64, threads: usize, accounts: usize) {
+    let single = serve(BIN, accounts, true);
+    let group = serve_as(BIN, accounts, Deploy::Group);
+    let mut figs = Vec::new();
+    figs.push(measure(
+        "single core process + host, round 1",
+        &single,
+        threads,
+        secs,
+    ));
+    figs.push(measure(
+        "3-member group + host, round 1",
+        &group,
+        threads,
+        secs,
+    ));
+    let raw = raw_server_rate(3.0);
+    figs.push(measure(
+        "3-member group + host, round 2",
+        &group,
+        threads,
+        secs,
+    ));
+    figs.push(measure(
+        "single core process + host, round 2",
+        &single,
+        threads,
+        secs,
+    ));
+    drop(group);
+    drop(single);
+    println!(
+        "recover_load (group): {accounts} accounts, {threads} client threads, {secs} s per phase, cheap KSF; every process of a deployment pinned to the same server core; server CPU = host + every core process"
+    );
+    println!("raw opaque-ke ServerLogin start+finish, 1 core, idle machine: {raw:.0} /s");
+    for f in &figs {
+        report(f, raw, raw);
     }
 }

@@ -46,6 +46,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Test-only failpoint name (`COFFER_VAULT_FAILPOINT`).
     pub failpoint: Option<String>,
+    /// The core keeps bodies and heads itself (a replicated group, docs/VAULT-GROUP.md):
+    /// this host stores nothing, so any host in front of the group serves any account.
+    records_in_core: bool,
     locks: Vec<Mutex<()>>,
     /// Credential ids the core named, by account name: each costs the core an HMAC and a
     /// round trip, and an account asks several times per login.
@@ -79,9 +82,17 @@ impl AppState {
             limiter,
             metrics,
             failpoint,
+            records_in_core: false,
             locks,
             creds: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Leaves bodies and heads to the core (`serve --records-in-core`).
+    #[must_use]
+    pub fn with_records_in_core(mut self) -> Self {
+        self.records_in_core = true;
+        self
     }
 
     /// The lock serialising one account's core call with the body write that follows
@@ -137,6 +148,9 @@ impl AppState {
     }
 
     fn read(&self, id: &CredentialId) -> Result<Option<SealedRecord>, ApiError> {
+        if self.records_in_core {
+            return Ok(None);
+        }
         self.storage.get(id).map_err(|e| {
             tracing::error!(error = %e, "storage read failed");
             unavailable()
@@ -144,7 +158,13 @@ impl AppState {
     }
 
     /// Reads the repository head kept beside `id`'s record.
-    fn read_head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, ApiError> {
+    async fn read_head(&self, id: &CredentialId) -> Result<Option<Vec<u8>>, ApiError> {
+        if self.records_in_core {
+            let Reply::Head(h) = self.ask(Request::GetHead { cred: *id }).await? else {
+                return Err(unexpected());
+            };
+            return Ok(h);
+        }
         self.storage.head(id).map_err(|e| {
             tracing::error!(error = %e, "storage read failed");
             unavailable()
@@ -153,6 +173,10 @@ impl AppState {
 
     /// Stores (`Some`) or removes (`None`) `id`'s body, durably.
     fn write(&self, id: &CredentialId, body: Option<SealedRecord>) -> Result<(), ApiError> {
+        if self.records_in_core {
+            // The core committed the body with the entry, in one log entry.
+            return Ok(());
+        }
         self.storage.commit(&[(*id, body)]).map_err(|e| {
             tracing::error!(error = %e, "durable record write failed");
             unavailable()
@@ -218,6 +242,10 @@ impl AppState {
                     "the vault's record storage does not hold this account's current record (restored from an old copy); nothing was released or counted; the vault operator must restore the latest database, retry later".into(),
                 )
             }
+            CoreError::HeadNotNewer { kept } => (
+                StatusCode::CONFLICT,
+                format!("the vault already keeps head {kept}; a head is only replaced by a newer one"),
+            ),
             CoreError::StoreUnavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "vault storage is unavailable; retry later".into(),
@@ -619,7 +647,7 @@ async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let t = Instant::now();
     let r = async {
         let c = st.caller(&headers).await?;
-        let head = st.read_head(&c.id)?;
+        let head = st.read_head(&c.id).await?;
         Ok(wire::HeadReply {
             v: WIRE_VERSION,
             head: head.map(|h| b64(&h)),
@@ -630,7 +658,7 @@ async fn get_head(State(st): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 /// `POST /v1/head`: keeps the client's repository head beside its live record, if the
-/// owner proves the record's key and the head's sequence number rises (proto's head.rs
+/// owner proves the record's key and the head's sequence number does not fall (proto's head.rs
 /// says why the vault checks no more).
 async fn put_head(
     State(st): State<Shared>,
@@ -656,13 +684,20 @@ async fn put_head(
         else {
             return Err(unexpected());
         };
-        if let Some(old) = st.read_head(&c.id)?.as_deref().and_then(coffer_vault_proto::head::head_seq)
-            && seq <= old
+        if st.records_in_core {
+            // The core checked the sequence and stored the head in the same log entry.
+            return Ok(wire::PutHeadReply { v: WIRE_VERSION });
+        }
+        // The same sequence number is taken too: a key rotation seals the kept head again
+        // under the new key (the owner proof shows the writer holds it); only a fall is
+        // refused, which is what rollback detection needs.
+        if let Some(old) = st.read_head(&c.id).await?.as_deref().and_then(coffer_vault_proto::head::head_seq)
+            && seq < old
         {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "head_not_newer",
-                format!("the vault already keeps head {old}; a head is only replaced by a newer one (sequence {seq} is not)"),
+                format!("the vault already keeps head {old}; a head is only replaced by one at least as new (sequence {seq} is older)"),
             ));
         }
         st.storage.put_head(&c.id, &blob).map_err(|e| {

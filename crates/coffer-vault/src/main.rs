@@ -1,6 +1,6 @@
 //! `coffer-vault`: the Backup Key Vault server. Subcommands `init`, `core`, `serve`, `token`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,9 +10,10 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use coffer_vault::api::{AppState, router};
 use coffer_vault::auth::{Auth, RESET_SCOPE, mint_dev_token};
+use coffer_vault::coreproc::group::{self, Group, GroupConfig, GroupStore};
 use coffer_vault::coreproc::link::{CoreLink, UnixLink};
 use coffer_vault::coreproc::service::CoreService;
-use coffer_vault::coreproc::store::{RedbEntryStore, STORE_FILE};
+use coffer_vault::coreproc::store::{EntryStore, RedbEntryStore, STORE_FILE};
 use coffer_vault::coreproc::{keys, server};
 use coffer_vault::keyfile::{DB_FILE, KEY_FILE, KeyFile};
 use coffer_vault::master::MasterKeyArgs;
@@ -60,6 +61,52 @@ enum Cmd {
         listen: String,
         #[command(flatten)]
         settings: CoreSettings,
+        #[command(flatten)]
+        group: GroupArgs,
+    },
+    /// Make a replicated vault: N member directories DIR/core-1 .. DIR/core-N sharing one
+    /// set of core keys and a group link key, each sealed under the member's own master
+    /// key, and the host's files in DIR. Start every member with `coffer-vault core
+    /// --member I --group-listen ADDR --peer 1=ADDR ...` and hosts with `serve --core
+    /// unix:PATH,... --records-in-core` (docs/VAULT-GROUP.md; scripts/vault-group.sh does
+    /// all of it on one machine).
+    GroupInit {
+        /// Data directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Members: 3 or 5 (a majority of them must be up to answer).
+        #[arg(long, default_value_t = 3)]
+        members: u32,
+    },
+    /// Take a member out of a running group (joint consensus): the group then needs a
+    /// majority of the members left. Stop that member's process afterwards. Speaks the
+    /// members' own link, so it needs a member's directory (and master key).
+    GroupRemove {
+        /// Any member's directory (for the group's link key).
+        #[arg(long)]
+        data: PathBuf,
+        /// The slot to remove.
+        #[arg(long)]
+        member: u32,
+        /// The members' addresses, I=HOST:PORT, as given to `core --peer`.
+        #[arg(long = "peer", value_name = "I=HOST:PORT", required = true)]
+        peers: Vec<String>,
+        #[command(flatten)]
+        master: MasterKeyArgs,
+    },
+    /// Admit a new member to a running group: writes NEW_DIR with the group's keys, taken
+    /// from an existing member's directory (which needs that member's master key), sealed
+    /// under a new master key. Then start it with `core --member I ...`: it joins as a new
+    /// member, catches up from the leader and replaces slot I's old incarnation.
+    GroupAddMember {
+        /// An existing member's directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new member's directory (must not exist yet).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        master: MasterKeyArgs,
     },
     /// Serve the HTTP API.
     Serve {
@@ -69,10 +116,16 @@ enum Cmd {
         /// Data directory made by `init`.
         #[arg(long)]
         data: PathBuf,
-        /// The core process to use (unix:PATH of `coffer-vault core --listen`). Without
-        /// it the host runs the core from DIR/core in this process.
-        #[arg(long, value_name = "unix:PATH")]
+        /// The core process to use (unix:PATH of `coffer-vault core --listen`), or a
+        /// group's members, comma-separated (any member answers; the host moves on when
+        /// one is unreachable). Without it the host runs the core from DIR/core in this
+        /// process.
+        #[arg(long, value_name = "unix:PATH[,unix:PATH...]")]
         core: Option<String>,
+        /// The core keeps record bodies and repository heads (a group: hosts then hold
+        /// no state, and any host serves any account). Needs --core.
+        #[arg(long, requires = "core")]
+        records_in_core: bool,
         #[command(flatten)]
         settings: CoreSettings,
         /// Per-account limit on recover/start and register/start calls per minute; 0 = off.
@@ -125,6 +178,25 @@ enum Cmd {
     },
 }
 
+/// A core's place in a replicated group (docs/VAULT-GROUP.md).
+#[derive(clap::Args)]
+struct GroupArgs {
+    /// This member's slot (1..=N) in a group made by `group-init`; without it the core
+    /// runs alone.
+    #[arg(long, requires = "group_listen")]
+    member: Option<u32>,
+    /// Where this member listens for the other members (TCP HOST:PORT).
+    #[arg(long, requires = "member")]
+    group_listen: Option<SocketAddr>,
+    /// How to reach member I: I=HOST:PORT. Give one per member, this one's included.
+    #[arg(long = "peer", value_name = "I=HOST:PORT", requires = "member")]
+    peers: Vec<String>,
+    /// Keep no Raft state on disk: nothing to roll back, but if a majority restarts
+    /// together the group and every escrowed key are lost.
+    #[arg(long, requires = "member")]
+    ram_only: bool,
+}
+
 /// The core's own settings: given to `core`, or to `serve` when it embeds the core.
 #[derive(clap::Args)]
 struct CoreSettings {
@@ -152,24 +224,69 @@ impl CoreSettings {
             || self.master.given()
     }
 
-    /// Starts the core of `dir`: its keys, its store, its driver.
-    fn start(&self, dir: &Path) -> Result<Arc<CoreService>> {
-        let dummy_name = self
+    fn dummy_profile(&self) -> Result<KsfProfile> {
+        let name = self
             .dummy_profile
             .as_deref()
             .unwrap_or("argon2id-rfc9106-2");
-        let dummy = KsfProfile::from_name(dummy_name)
-            .with_context(|| format!("unknown --dummy-profile {dummy_name:?}"))?;
+        KsfProfile::from_name(name).with_context(|| {
+            format!("unknown --dummy-profile {name:?}; known: argon2id-rfc9106-2, argon2id-test")
+        })
+    }
+
+    /// Starts the core of `dir`: its keys, its store, its driver.
+    fn start(&self, dir: &Path) -> Result<Arc<CoreService>> {
+        self.start_on(dir, || {
+            Ok(Arc::new(RedbEntryStore::open(&dir.join(STORE_FILE))?) as Arc<dyn EntryStore>)
+        })
+    }
+
+    /// The core of `dir` over the store `store` opens once the keys are (a missing key
+    /// file is the error to report, not a store it would otherwise create).
+    fn start_on(
+        &self,
+        dir: &Path,
+        store: impl FnOnce() -> Result<Arc<dyn EntryStore>>,
+    ) -> Result<Arc<CoreService>> {
+        let dummy = self.dummy_profile()?;
         let keys = keys::load(dir, &self.master.source(&dir.join(keys::MASTER_KEY_FILE)))?;
         let core = VaultCore::new(&keys, self.max_guesses.unwrap_or(DEFAULT_MAX_GUESSES))?
             .with_dummy_profile(dummy);
-        let store = Arc::new(RedbEntryStore::open(&dir.join(STORE_FILE))?);
+        let store = store()?;
         Ok(Arc::new(CoreService::new(
             core,
             store,
             Duration::from_secs(self.login_ttl.unwrap_or(120)),
         )))
     }
+}
+
+/// Nothing is created over any part of an existing vault.
+fn refuse_existing_vault(data: &Path) -> Result<()> {
+    for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
+        if p.exists() {
+            bail!(
+                "{} already exists; refusing to make a new vault over an existing one",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--peer I=HOST:PORT` flags, by member number.
+fn parse_peers(flags: &[String]) -> Result<BTreeMap<u32, String>> {
+    let mut peers = BTreeMap::new();
+    for p in flags {
+        let (i, addr) = p
+            .split_once('=')
+            .with_context(|| format!("--peer {p:?} is not I=HOST:PORT"))?;
+        let i: u32 = i
+            .parse()
+            .with_context(|| format!("--peer {p:?}: {i:?} is not a member number"))?;
+        peers.insert(i, addr.to_string());
+    }
+    Ok(peers)
 }
 
 fn unix_path(addr: &str, flag: &str) -> Result<PathBuf> {
@@ -198,21 +315,16 @@ fn parse_ttl(s: &str) -> Result<i64> {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal: logs that go to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().cmd {
         Cmd::Init { data, master } => {
-            // Nothing is created over any part of an existing vault.
-            for p in [data.join(KEY_FILE), data.join(DB_FILE), data.join(CORE_DIR)] {
-                if p.exists() {
-                    bail!(
-                        "{} already exists; refusing to make a new vault over an existing one",
-                        p.display()
-                    );
-                }
-            }
+            refuse_existing_vault(&data)?;
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("creating {}", data.display()))?;
             // The core before the host's key file: a crash between leaves no servable
@@ -237,11 +349,113 @@ fn main() -> Result<()> {
             data,
             listen,
             settings,
+            group,
         } => {
             let path = unix_path(&listen, "--listen")?;
-            let service = settings.start(&data)?;
+            let (Some(member), Some(group_listen)) = (group.member, group.group_listen) else {
+                let service = settings.start(&data)?;
+                server::serve_unix(&path, service)
+                    .with_context(|| format!("serving the core on {}", path.display()))?;
+                return Ok(());
+            };
+            let peers = parse_peers(&group.peers)?;
+            // Settings first: a typo must not cost a start of the group machinery.
+            settings.dummy_profile()?;
+            let master = settings.master.source(&data.join(keys::MASTER_KEY_FILE));
+            let link_key = keys::load_link_key(&data, &master)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let g = Group::start(
+                GroupConfig {
+                    dir: data.clone(),
+                    member,
+                    listen: group_listen,
+                    peers,
+                    ram_only: group.ram_only,
+                    link_key,
+                },
+                &rt,
+            )?;
+            let service = settings.start_on(&data, || Ok(Arc::new(GroupStore(g))))?;
             server::serve_unix(&path, service)
                 .with_context(|| format!("serving the core on {}", path.display()))?;
+            Ok(())
+        }
+        Cmd::GroupInit { data, members } => {
+            if !(members == 3 || members == 5) {
+                bail!(
+                    "--members {members}: a group has 3 or 5 members (a majority must be up; 1 is `init`, even counts add no safety)"
+                );
+            }
+            refuse_existing_vault(&data)?;
+            let core_keys = coffer_vault_core::CoreKeys::generate(&mut rand_core::OsRng);
+            let mut link_key = zeroize::Zeroizing::new([0u8; 32]);
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut link_key[..]);
+            for i in 1..=members {
+                let dir = data.join(format!("core-{i}"));
+                if dir.exists() {
+                    bail!(
+                        "{} already exists; refusing to make a group over it",
+                        dir.display()
+                    );
+                }
+                let master = MasterKeyArgs::default().source(&dir.join(keys::MASTER_KEY_FILE));
+                keys::init_with(&dir, &master, &core_keys, Some(&link_key))?;
+                if i == 1 {
+                    std::fs::write(
+                        dir.join(group::BOOTSTRAP_FILE),
+                        b"found the group on first start\n",
+                    )
+                    .with_context(|| format!("writing {}", dir.display()))?;
+                }
+            }
+            let kf = KeyFile::init(&data, *core_keys.vault_id())?;
+            RedbStorage::open(&data.join(DB_FILE))?;
+            println!(
+                "initialised replicated vault {} in {} ({members} members: {}/core-1 .. core-{members})",
+                kf.vault_id_hex(),
+                data.display(),
+                data.display()
+            );
+            Ok(())
+        }
+        Cmd::GroupRemove {
+            data,
+            member,
+            peers,
+            master,
+        } => {
+            let link_key =
+                keys::load_link_key(&data, &master.source(&data.join(keys::MASTER_KEY_FILE)))?;
+            let addrs: Vec<String> = parse_peers(&peers)?.into_values().collect();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(group::remove_member(&addrs, &link_key, member))?;
+            println!("member {member} removed from the group; stop its process now");
+            Ok(())
+        }
+        Cmd::GroupAddMember { from, out, master } => {
+            if out.exists() {
+                bail!("{} already exists; give a new directory", out.display());
+            }
+            // The existing member's own master key file, if it uses one.
+            let src = MasterKeyArgs::default().source(&from.join(keys::MASTER_KEY_FILE));
+            let core_keys = keys::load(&from, &src)?;
+            let link_key = keys::load_link_key(&from, &src)?;
+            keys::init_with(
+                &out,
+                &master.source(&out.join(keys::MASTER_KEY_FILE)),
+                &core_keys,
+                Some(&link_key),
+            )?;
+            println!(
+                "wrote new member {}; start it with `coffer-vault core --data {} --member I ...`",
+                out.display(),
+                out.display()
+            );
             Ok(())
         }
         Cmd::Token {
@@ -267,6 +481,7 @@ fn main() -> Result<()> {
             listen,
             data,
             core,
+            records_in_core,
             settings,
             rate_limit,
             tenant_keys,
@@ -300,7 +515,11 @@ fn main() -> Result<()> {
                             "--max-guesses, --dummy-profile, --login-ttl and the master key flags are the core's settings: give them to `coffer-vault core`, not to a host with --core"
                         );
                     }
-                    CoreLink::Unix(Arc::new(UnixLink::new(unix_path(&addr, "--core")?)))
+                    let paths = addr
+                        .split(',')
+                        .map(|a| unix_path(a, "--core"))
+                        .collect::<Result<Vec<_>>>()?;
+                    CoreLink::Unix(Arc::new(UnixLink::group(paths)))
                 }
                 None => CoreLink::Embedded(settings.start(&data.join(CORE_DIR))?),
             };
@@ -312,7 +531,7 @@ fn main() -> Result<()> {
             let metrics = Arc::new(Metrics::new(metrics_commit_counters));
             let failpoint = std::env::var("COFFER_VAULT_FAILPOINT").ok();
             let metrics_for_listener = metrics.clone();
-            let state = AppState::new(
+            let mut state = AppState::new(
                 link,
                 auth,
                 storage,
@@ -320,6 +539,9 @@ fn main() -> Result<()> {
                 metrics,
                 failpoint,
             );
+            if records_in_core {
+                state = state.with_records_in_core();
+            }
             let app = router(Arc::new(state));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

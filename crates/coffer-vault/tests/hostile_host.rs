@@ -21,6 +21,8 @@
 //! vary). A failure prints the seed, the run and what the run did.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ use coffer_vault_core::{CoreError, KsfProfile};
 use coffer_vault_proto::client::{self, AwaitingKey};
 use coffer_vault_proto::owner::{OwnerKey, replace_content};
 use coffer_vault_proto::{CredentialId, OwnerOp};
+use common::Dice;
 use rand_core::{OsRng, RngCore};
 use ring::aead::{AES_256_GCM, LessSafeKey, UnboundKey};
 
@@ -48,26 +51,6 @@ const P: KsfProfile = KsfProfile::TestCheap;
 const PASSWORDS: [&[u8]; 3] = [b"pw-one", b"pw-two", b"pw-three"];
 /// Version byte of record bodies (record.rs): part of their AEAD's associated data.
 const RECORD_VERSION: u8 = 3;
-
-/// The choices of the hostile host: SplitMix64, seeded, so a run replays. Crypto uses
-/// the OS RNG; the replies then differ between replays, the schedule does not.
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.next().is_multiple_of(one_in)
-    }
-}
 
 // ---- the core process ----
 

@@ -229,7 +229,7 @@ fn the_last_guess_erases_the_record_key_and_leaves_no_body() {
     {
         use coffer_vault::coreproc::store::{EntryStore, RedbEntryStore};
         let store = RedbEntryStore::open(&core_dir.join("core.redb")).unwrap();
-        let sealed = store.get(&cred).unwrap().unwrap();
+        let sealed = store.get(&cred).unwrap().entry.unwrap();
         assert_eq!(sealed.len(), coffer_vault_core::ENTRY_LEN);
         assert!(matches!(
             core.open_entry(&cred, &sealed),
@@ -245,7 +245,7 @@ fn the_last_guess_erases_the_record_key_and_leaves_no_body() {
 }
 
 #[test]
-fn a_repository_head_is_kept_only_by_the_owner_and_only_rises() {
+fn a_repository_head_is_kept_only_by_the_owner_and_never_falls() {
     use coffer_vault_client::VaultHead;
     let (tmp, v) = vault(&["--rate-limit", "0"]);
     let tok = token(tmp.path(), "erin", "1h");
@@ -261,7 +261,7 @@ fn a_repository_head_is_kept_only_by_the_owner_and_only_rises() {
     c.put_head(&k, &VaultHead::new(2, "s2")).unwrap();
     let kept = c.head(&k).unwrap().unwrap();
     assert!(kept.seq == 2 && kept.names("s2"));
-    // Only rising, only by the record's key, and verified under it when read.
+    // Never falling, only by the record's key, and verified under it when read.
     assert!(matches!(
         c.put_head(&k, &VaultHead::new(1, "s1")),
         Err(VaultError::HeadNotNewer { .. })
@@ -283,6 +283,19 @@ fn a_repository_head_is_kept_only_by_the_owner_and_only_rises() {
     );
     c.put_head(&k, &VaultHead::new(3, "s3")).unwrap();
     assert_eq!(c.head(&k).unwrap().unwrap().seq, 3);
+    // After a key rotation the owner seals the same head again under the new key: the
+    // same sequence number is taken (a lower one still is not).
+    let rotated = [0xe2; 32];
+    c.register_replacing(b"right", &rotated, Some(&k), P)
+        .unwrap();
+    assert!(matches!(c.head(&rotated), Err(VaultError::Protocol { .. })));
+    c.put_head(&rotated, &VaultHead::new(3, "s3")).unwrap();
+    assert!(c.head(&rotated).unwrap().unwrap().names("s3"));
+    assert!(matches!(
+        c.put_head(&rotated, &VaultHead::new(2, "s2")),
+        Err(VaultError::HeadNotNewer { .. })
+    ));
+    let k = rotated;
     // Turning backups off takes the head with the record.
     c.delete(Some(&k)).unwrap();
     assert_eq!(c.head(&k).unwrap(), None);

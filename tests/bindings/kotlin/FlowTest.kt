@@ -2,7 +2,8 @@
 // (tests/bindings/kotlin/run.sh starts it): old device to new device with a wrong and a
 // right password, restore byte for byte, a recovery-key device restoring some paths, a
 // cancelled backup, a backup killed mid-way that resumes without uploading its finished
-// packs again, key rotation, a password change and disable.
+// packs again, a cancelled restore run again, key rotation with a new device connecting
+// right after it, a password change and disable.
 
 import coffer.*
 import java.io.File
@@ -59,6 +60,14 @@ class Listener(val cancel: CancelHandle? = null, val delayMs: Long = 0) : Progre
         if (event is ProgressEvent.File) files.incrementAndGet()
         cancel?.cancel()
         if (delayMs > 0) Thread.sleep(delayMs)
+    }
+}
+
+/** Cancels `handle` when the `after`-th file starts (events come from many threads). */
+class CancelAfter(val handle: CancelHandle, val after: Int) : ProgressListener {
+    val files = AtomicInteger()
+    override fun onEvent(event: ProgressEvent) {
+        if (event is ProgressEvent.File && files.incrementAndGet() == after) handle.cancel()
     }
 }
 
@@ -137,7 +146,7 @@ fun flow() {
     val new = Coffer.connectWithPassword(options(newDir, repo), vault, PASSWORD.toByteArray())
     check(vaultStatus(vault).guessesLeft == max) { "a good login resets the count" }
     val restored = File(work, "restored")
-    val r = new.restore("latest", restored.path, listOf(), Overwrite.NEVER, Listener())
+    val r = new.restore("latest", restored.path, listOf(), Overwrite.NEVER, Listener(), null)
     check(r.complete && r.files == 3uL) { "restore: $r" }
     check(tree(chat) == tree(File(restored, "chat"))) { "restored files differ" }
 
@@ -151,7 +160,7 @@ fun flow() {
     val third = Coffer.connectWithRecoveryKey(options(File(work, "third"), repo), recoveryKey, null)
     recoveryKey.fill(0)
     val some = File(work, "some")
-    val rs = third.restore("latest", some.path, listOf("chat/notes.txt"), Overwrite.NEVER, null)
+    val rs = third.restore("latest", some.path, listOf("chat/notes.txt"), Overwrite.NEVER, null, null)
     check(rs.files == 1uL) { "partial restore: $rs" }
     check(tree(some).keys == setOf("chat/notes.txt")) { "partial restore wrote ${tree(some).keys}" }
 
@@ -194,27 +203,46 @@ fun flow() {
     }
     check(resumed.files == 40uL) { "resumed: $resumed" }
     val again = File(work, "big-restored")
-    new.restore("latest", again.path, listOf(), Overwrite.NEVER, null)
+    new.restore("latest", again.path, listOf(), Overwrite.NEVER, null, null)
     check(tree(big) == tree(File(again, "big"))) { "the resumed snapshot does not restore byte for byte" }
 
-    step("rotate the key, change the password, connect a fourth device with it")
+    step("a cancelled restore keeps only complete files; the same restore again finishes")
+    val part = File(work, "big-part")
+    val stop = CancelHandle()
+    expectError("cancelled") {
+        new.restore("latest", part.path, listOf(), Overwrite.NEVER, CancelAfter(stop, 10), stop)
+    }
+    val source = tree(big)
+    val partial = tree(part)
+    check(partial.isNotEmpty() && partial.size < source.size) { "${partial.size} of ${source.size} files after the cancel" }
+    // Every file there is complete under its own name: no temporary or half-written one.
+    for ((name, data) in partial) {
+        check(source[File(name).relativeTo(File("big")).path] == data) { "$name is not a complete original" }
+    }
+    val rerun = new.restore("latest", part.path, listOf(), Overwrite.NEVER, null, null)
+    check(rerun.complete && rerun.unchanged == partial.size.toULong()) { "rerun: $rerun" }
+    check(tree(File(part, "big")) == source) { "the restore run again differs" }
+
+    step("rotate the key, change the password, connect a fourth device with it at once")
     val rot = old.rotateKey(PASSWORD.toByteArray())
     check(rot.vaultUpdated && rot.recoveryKey.size == 79) { "rotate: vault updated ${rot.vaultUpdated}" }
+    // The head the vault keeps is sealed again under the new key: a new device connects
+    // right away, with no backup in between.
+    check(rot.vaultHeadKept) { "rotate: the vault's head was not sealed under the new key" }
     rot.recoveryKey.fill(0)
     val newPassword = "a new password for the vault"
     old.changePassword(newPassword.toByteArray(), null)
-    // The vault's head was MAC'd under the old key; a backup puts a new one under the new
-    // key (until it does, a new device cannot connect: reported to the SDK's owner).
-    File(chat, "notes.txt").appendText("written after the rotation\n")
-    check(old.backup(listOf(chat.path), null, null).vaultHeadKept) { "head after rotation" }
     expectError("wrong_password") {
         Coffer.connectWithPassword(options(File(work, "fourth"), repo), vault, PASSWORD.toByteArray())
     }
     val fourth = Coffer.connectWithPassword(options(File(work, "fourth"), repo), vault, newPassword.toByteArray())
-    check(fourth.snapshots().size == 3) { "the fourth device sees ${fourth.snapshots().size} snapshots" }
+    check(fourth.snapshots().size == 2) { "the fourth device sees ${fourth.snapshots().size} snapshots" }
     val afterRotation = File(work, "after-rotation")
-    fourth.restore("latest", afterRotation.path, listOf(), Overwrite.NEVER, null)
-    check(tree(chat) == tree(File(afterRotation, "chat"))) { "restore after the rotation differs" }
+    fourth.restore("latest", afterRotation.path, listOf(), Overwrite.NEVER, null, null)
+    check(tree(big) == tree(File(afterRotation, "big"))) { "restore after the rotation differs" }
+    File(chat, "notes.txt").appendText("written after the rotation\n")
+    check(old.backup(listOf(chat.path), null, null).vaultHeadKept) { "head after rotation" }
+    check(fourth.snapshots().size == 3) { "the fourth device sees ${fourth.snapshots().size} snapshots" }
 
     step("disable: the vault record goes, the object refuses further calls")
     val d = old.disable(false)

@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,6 +55,23 @@ class Listener(coffer.ProgressListener):
             self.cancel.cancel()
         if self.delay:
             time.sleep(self.delay)
+
+
+class CancelAfter(coffer.ProgressListener):
+    """Cancels `handle` when the `after`-th file starts (events come from many threads)."""
+
+    def __init__(self, handle, after):
+        self.handle = handle
+        self.after = after
+        self.files = 0
+        self.lock = threading.Lock()
+
+    def on_event(self, event):
+        if event.is_file():
+            with self.lock:
+                self.files += 1
+                if self.files == self.after:
+                    self.handle.cancel()
 
 
 @pytest.fixture
@@ -109,7 +127,7 @@ def test_old_device_to_new_device_with_a_wrong_then_the_right_password(tmp_path,
 
     new = coffer.Coffer.connect_with_password(options(new_dir, repo), vault, PASSWORD)
     assert coffer.vault_status(vault).guesses_left == max_guesses
-    report = new.restore("latest", str(tmp_path / "restored"), [], coffer.Overwrite.NEVER, Listener())
+    report = new.restore("latest", str(tmp_path / "restored"), [], coffer.Overwrite.NEVER, Listener(), None)
     assert report.complete and report.files == 3
     assert tree(chat) == tree(tmp_path / "restored" / "chat")
 
@@ -122,22 +140,24 @@ def test_old_device_to_new_device_with_a_wrong_then_the_right_password(tmp_path,
     )
     recovery_key[:] = bytes(len(recovery_key))  # wipe the app's copy
     some = tmp_path / "some"
-    third.restore("latest", str(some), ["chat/notes.txt"], coffer.Overwrite.NEVER, None)
+    third.restore("latest", str(some), ["chat/notes.txt"], coffer.Overwrite.NEVER, None, None)
     assert list(tree(some)) == ["chat/notes.txt"]
 
-    # Rotate, then change the password; the new password connects a fourth device.
+    # Rotate, then change the password; the new password connects a fourth device at
+    # once: rotation sealed the head the vault keeps again under the new key.
     rotated = old.rotate_key(PASSWORD)
-    assert rotated.vault_updated and len(rotated.recovery_key) == 79
+    assert rotated.vault_updated and rotated.vault_head_kept and len(rotated.recovery_key) == 79
     old.change_password(b"a new password for the vault", None)
-    # The vault's head was MAC'd under the old key: a backup puts one under the new key
-    # (until then a new device cannot connect; reported to the SDK's owner).
-    assert old.backup([str(chat)], None, None).vault_head_kept
     with pytest.raises(coffer.CofferError) as old_password:
         coffer.Coffer.connect_with_password(options(tmp_path / "fourth", repo), vault, PASSWORD)
     assert old_password.value.code() == "wrong_password"
     fourth = coffer.Coffer.connect_with_password(
         options(tmp_path / "fourth", repo), vault, b"a new password for the vault"
     )
+    assert len(fourth.snapshots()) == 1
+    fourth.restore("latest", str(tmp_path / "after-rotation"), [], coffer.Overwrite.NEVER, None, None)
+    assert tree(chat) == tree(tmp_path / "after-rotation" / "chat")
+    assert old.backup([str(chat)], None, None).vault_head_kept
     assert len(fourth.snapshots()) == 2
 
     disabled = old.disable(False)
@@ -180,8 +200,24 @@ def test_a_cancelled_and_a_killed_backup_resume_without_uploading_finished_packs
     # Only what was not packed yet is uploaded (plus indexes, trees, the snapshot).
     assert resumed.bytes_added <= 40 * MIB - done + MIB
     out = tmp_path / "out"
-    device.restore("latest", str(out), [], coffer.Overwrite.NEVER, None)
+    device.restore("latest", str(out), [], coffer.Overwrite.NEVER, None, None)
     assert tree(big) == tree(out / "big")
+
+    # A cancelled restore: the files it finished are complete, the one it was writing is
+    # gone, nothing else is there; the same restore again finishes.
+    handle = coffer.CancelHandle()
+    part = tmp_path / "part"
+    with pytest.raises(coffer.CofferError) as stopped:
+        device.restore("latest", str(part), [], coffer.Overwrite.NEVER, CancelAfter(handle, 10), handle)
+    assert stopped.value.code() == "cancelled"
+    source, partial = tree(big), tree(part / "big")
+    assert 0 < len(partial) < len(source)
+    assert all(source.get(name) == data for name, data in partial.items()), "a partial file"
+    assert [p for p in part.rglob("*") if p.is_file() and p.parent.name != "big"] == []
+    again = device.restore("latest", str(part), [], coffer.Overwrite.NEVER, None, None)
+    assert again.complete and again.unchanged == len(partial)
+    assert again.files == len(source) - len(partial)
+    assert tree(part / "big") == source
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["child"]:

@@ -3,6 +3,7 @@
 //! orders "commit, then reply" ([`service`]), the socket it listens on ([`server`]), and
 //! the host's side of the link ([`link`]).
 
+pub mod group;
 pub mod keys;
 pub mod link;
 pub mod server;

@@ -249,3 +249,23 @@ pub fn try_recover_start(url: &str, tok: &str) -> Result<(u16, String), ureq::Er
     let status = resp.status().as_u16();
     Ok((status, resp.body_mut().read_to_string()?))
 }
+
+/// A harness's choices: SplitMix64, seeded, so a run replays. Crypto uses the OS RNG;
+/// the replies then differ between replays, the schedule does not.
+pub struct Dice(pub u64);
+
+impl Dice {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn chance(&mut self, one_in: u64) -> bool {
+        self.next().is_multiple_of(one_in)
+    }
+}
