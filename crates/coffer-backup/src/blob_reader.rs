@@ -9,13 +9,14 @@ use crate::keys::{Keyring, read_u32};
 use crate::repo::{BlobLoc, Index};
 use crate::storage::Store;
 
-/// Bytes of pack ranges kept in memory while restoring.
-const RANGE_CACHE: usize = 32 << 20;
+/// Bytes of pack ranges a reader of trees keeps: trees are read once per walk, so the
+/// cache only has to hold a range while the trees in it are read.
+pub(crate) const TREE_CACHE: usize = 4 << 20;
 /// Needed blobs closer than this are read in one request: a request costs more than
 /// reading a few KiB more (a round trip remotely, a syscall pair locally).
 const RANGE_GAP: u32 = 64 << 10;
 /// The most one request reads, unless a single blob is larger.
-const RANGE_MAX: u32 = 4 << 20;
+pub(crate) const RANGE_MAX: u32 = 4 << 20;
 
 /// One range read from a pack.
 struct Range {
@@ -24,45 +25,54 @@ struct Range {
     bytes: Arc<Vec<u8>>,
 }
 
-/// Reads and verifies blobs. Packs are read in ranges: a miss reads the blob and the
-/// needed blobs that follow it in the same pack (gaps under [`RANGE_GAP`], at most
-/// [`RANGE_MAX`]), so a restore reads only what it writes, in few requests.
-pub(crate) struct BlobReader<'a> {
-    store: &'a Store,
-    keyring: &'a Keyring,
-    index: &'a Index,
-    /// Per pack, the sorted (offset, end) of the blobs wanted; `None`: every blob.
-    wanted: Option<HashMap<u32, Vec<(u32, u32)>>>,
-    /// Each pack's key epoch, from its first 9 bytes.
-    epochs: Mutex<HashMap<u32, u32>>,
-    cache: Mutex<(VecDeque<Range>, usize)>,
+/// Ranges kept up to a byte budget, the least recently used evicted first: after a day
+/// of changes a file's chunks alternate between an old pack and a new one, and evicting
+/// the oldest read (first in, first out) dropped the range about to be used again.
+#[derive(Default)]
+struct Ranges {
+    /// Least recently used first.
+    kept: VecDeque<Range>,
+    bytes: usize,
 }
 
-impl<'a> BlobReader<'a> {
-    /// A reader that may be asked for any indexed blob.
-    pub(crate) fn new(store: &'a Store, keyring: &'a Keyring, index: &'a Index) -> Self {
-        BlobReader {
-            store,
-            keyring,
-            index,
-            wanted: None,
-            epochs: Mutex::new(HashMap::new()),
-            cache: Mutex::new((VecDeque::new(), 0)),
-        }
+impl Ranges {
+    /// The kept range holding `[o, e)` of pack `p`, marked as just used.
+    fn get(&mut self, p: u32, o: u32, e: u32) -> Option<(Arc<Vec<u8>>, u32)> {
+        let i = self.kept.iter().position(|r| {
+            r.pack == p && r.start <= o && e as usize <= r.start as usize + r.bytes.len()
+        })?;
+        let r = self.kept.remove(i)?;
+        let hit = (r.bytes.clone(), r.start);
+        self.kept.push_back(r);
+        Some(hit)
     }
 
-    /// A reader whose ranges cover only the blobs in `wanted` (the rest of a pack is
-    /// never read). Restore's (Unix only: lib.rs says why).
+    /// Keeps `r`, evicting the least recently used until within `max` (the newest stays
+    /// even alone over `max`: its reader is about to use it).
+    fn keep(&mut self, r: Range, max: usize) {
+        self.bytes += r.bytes.len();
+        self.kept.push_back(r);
+        while self.bytes > max && self.kept.len() > 1 {
+            if let Some(old) = self.kept.pop_front() {
+                self.bytes -= old.bytes.len();
+            }
+        }
+    }
+}
+
+/// The blobs a caller is about to read (restore: those of one batch of files), per
+/// pack the sorted (offset, end) of each: a miss reads its blob and the wanted blobs
+/// that follow it, and no byte of the pack that nobody wants.
+#[derive(Default)]
+pub(crate) struct Wanted(HashMap<u32, Vec<(u32, u32)>>);
+
+impl Wanted {
+    /// The wanted set of `ids`. Restore's (Unix only: lib.rs says why).
     #[cfg(unix)]
-    pub(crate) fn wanting(
-        store: &'a Store,
-        keyring: &'a Keyring,
-        index: &'a Index,
-        wanted: impl IntoIterator<Item = [u8; 32]>,
-    ) -> Self {
+    pub(crate) fn of<'i>(index: &Index, ids: impl IntoIterator<Item = &'i [u8; 32]>) -> Wanted {
         let mut by_pack: HashMap<u32, Vec<(u32, u32)>> = HashMap::new();
-        for id in wanted {
-            if let Some(loc) = index.get(&id) {
+        for id in ids {
+            if let Some(loc) = index.get(id) {
                 let (o, l) = (loc.entry.offset, loc.entry.length);
                 by_pack
                     .entry(loc.pack)
@@ -74,37 +84,60 @@ impl<'a> BlobReader<'a> {
             v.sort_unstable();
             v.dedup();
         }
+        Wanted(by_pack)
+    }
+}
+
+/// Reads and verifies blobs. Packs are read in ranges: a miss reads the blob and the
+/// needed blobs that follow it in the same pack (gaps under [`RANGE_GAP`], at most
+/// [`RANGE_MAX`]), so a restore reads only what it writes, in few requests. The ranges
+/// are shared by every thread that reads through one reader.
+pub(crate) struct BlobReader<'a> {
+    store: &'a Store,
+    keyring: &'a Keyring,
+    index: &'a Index,
+    /// Each pack's key epoch, from its first 9 bytes.
+    epochs: Mutex<HashMap<u32, u32>>,
+    cache: Mutex<Ranges>,
+    /// Bytes of ranges kept (see [`TREE_CACHE`], and restore's writers).
+    cache_max: usize,
+}
+
+impl<'a> BlobReader<'a> {
+    /// A reader that may be asked for any indexed blob, keeping `cache_max` bytes of
+    /// ranges read.
+    pub(crate) fn new(
+        store: &'a Store,
+        keyring: &'a Keyring,
+        index: &'a Index,
+        cache_max: usize,
+    ) -> Self {
         BlobReader {
-            wanted: Some(by_pack),
-            ..Self::new(store, keyring, index)
+            store,
+            keyring,
+            index,
+            epochs: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Ranges::default()),
+            cache_max,
         }
     }
 
     /// The cached range holding `[o, e)` of pack `p`.
     fn cached(&self, p: u32, o: u32, e: u32) -> Option<(Arc<Vec<u8>>, u32)> {
-        let c = self.cache.lock().ok()?;
-        c.0.iter()
-            .find(|r| r.pack == p && r.start <= o && e as usize <= r.start as usize + r.bytes.len())
-            .map(|r| (r.bytes.clone(), r.start))
+        self.cache.lock().ok()?.get(p, o, e)
     }
 
     fn keep(&self, r: Range) {
         if let Ok(mut c) = self.cache.lock() {
-            c.1 += r.bytes.len();
-            c.0.push_back(r);
-            while c.1 > RANGE_CACHE && c.0.len() > 1 {
-                if let Some(old) = c.0.pop_front() {
-                    c.1 -= old.bytes.len();
-                }
-            }
+            c.keep(r, self.cache_max);
         }
     }
 
     /// The range of pack `p` to read for the blob at `[o, e)`.
-    fn plan(&self, p: u32, o: u32, e: u32) -> (u32, u32) {
+    fn plan(&self, p: u32, o: u32, e: u32, wanted: Option<&Wanted>) -> (u32, u32) {
         let all;
-        let spans: &[(u32, u32)] = match &self.wanted {
-            Some(w) => w.get(&p).map(Vec::as_slice).unwrap_or(&[]),
+        let spans: &[(u32, u32)] = match wanted {
+            Some(w) => w.0.get(&p).map(Vec::as_slice).unwrap_or(&[]),
             None => {
                 let mut v: Vec<(u32, u32)> = self
                     .index
@@ -158,8 +191,18 @@ impl<'a> BlobReader<'a> {
         })
     }
 
-    /// The verified plaintext of a blob, or why it is unusable.
+    /// The verified plaintext of a blob, or why it is unusable; a miss reads the blob's
+    /// neighbours in its pack along.
     pub(crate) fn blob(&self, id: &[u8; 32]) -> Result<format::Plain, String> {
+        self.blob_of(id, None)
+    }
+
+    /// [`BlobReader::blob`] where a miss reads along only the neighbours in `wanted`.
+    pub(crate) fn blob_of(
+        &self,
+        id: &[u8; 32],
+        wanted: Option<&Wanted>,
+    ) -> Result<format::Plain, String> {
         let loc: BlobLoc = self
             .index
             .get(id)
@@ -173,7 +216,7 @@ impl<'a> BlobReader<'a> {
         let (bytes, start) = match self.cached(p, o, e) {
             Some(hit) => hit,
             None => {
-                let (start, end) = self.plan(p, o, e);
+                let (start, end) = self.plan(p, o, e, wanted);
                 let bytes = self.read_range(p, start, end)?;
                 let bytes = Arc::new(bytes);
                 self.keep(Range {
@@ -232,6 +275,27 @@ fn coalesce(spans: &[(u32, u32)], o: u32, e: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_least_recently_used_range_is_evicted() {
+        let range = |pack| Range {
+            pack,
+            start: 0,
+            bytes: Arc::new(vec![0u8; 100]),
+        };
+        let mut c = Ranges::default();
+        c.keep(range(1), 200);
+        c.keep(range(2), 200);
+        // A file's chunks alternate between packs 1 and 2; pack 1 was read first but
+        // used last, so reading pack 3 must evict pack 2.
+        assert!(c.get(1, 10, 20).is_some());
+        c.keep(range(3), 200);
+        assert!(c.get(1, 10, 20).is_some());
+        assert!(c.get(2, 10, 20).is_none());
+        assert!(c.get(3, 0, 100).is_some());
+        assert!(c.get(3, 0, 101).is_none());
+        assert_eq!(c.bytes, 200);
+    }
 
     #[test]
     fn ranges_cover_the_blob_and_wanted_neighbours_only() {

@@ -76,6 +76,8 @@ pub(crate) struct Chunker<'a, R: Read + ?Sized> {
     fixed: Option<usize>,
     buf: Vec<u8>,
     read_size: usize,
+    /// The input's expected size (`u64::MAX` when unknown).
+    size_hint: u64,
     start: usize,
     eof: bool,
 }
@@ -101,6 +103,7 @@ impl<'a, R: Read + ?Sized> Chunker<'a, R> {
         let read_size = size_hint.saturating_add(1).min(4 * 1024 * 1024) as usize;
         Chunker {
             read_size,
+            size_hint,
             reader,
             gear,
             params,
@@ -130,6 +133,13 @@ impl<'a, R: Read + ?Sized> Chunker<'a, R> {
         // beyond it, so the bytes moved to the front above stay under one chunk per
         // `read_size` read (with 4 MiB chunks and a 4 MiB target, every chunk moved ~3 MiB).
         let target = want.saturating_add(self.read_size);
+        // Exactly what is read: read_to_end would grow the buffer by doubling, to twice
+        // the bytes it holds, and leave the smaller copies to the allocator. A file of
+        // known size needs no more than that (a tiny file must not cost a 512 KiB
+        // allocation, an mmap and munmap per file).
+        let known = usize::try_from(self.size_hint.saturating_add(1)).unwrap_or(usize::MAX);
+        self.buf
+            .reserve_exact(target.min(known).saturating_sub(self.buf.len()));
         while self.buf.len() < target {
             let missing = (target - self.buf.len()) as u64;
             // read_to_end on a Take appends without zero-filling the buffer first.
@@ -208,6 +218,28 @@ mod tests {
         }
         let avg = data.len() / sizes.len();
         assert!(avg > SMALL.avg / 2 && avg < SMALL.avg * 2, "avg {avg}");
+    }
+
+    #[test]
+    fn a_tiny_file_of_known_size_reserves_only_its_size() {
+        // A 30-byte file used to reserve a whole largest chunk (512 KiB) plus its read:
+        // an mmap and munmap per tiny file.
+        let data = pseudo(30);
+        let g = table(1);
+        let mut r = &data[..];
+        let mut c = Chunker::with_size_hint(&mut r, &g, SMALL, None, 30);
+        assert_eq!(c.next_chunk().unwrap().unwrap(), data);
+        assert!(c.next_chunk().unwrap().is_none());
+        assert!(c.buf.capacity() < 4096, "capacity {}", c.buf.capacity());
+        // A file that grew past its hint is still read whole.
+        let data = pseudo(100_000);
+        let mut r = &data[..];
+        let mut c = Chunker::with_size_hint(&mut r, &g, SMALL, None, 30);
+        let mut got = Vec::new();
+        while let Some(x) = c.next_chunk().unwrap() {
+            got.extend_from_slice(&x);
+        }
+        assert_eq!(got, data);
     }
 
     #[test]

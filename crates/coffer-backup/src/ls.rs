@@ -27,9 +27,101 @@ fn resolve(m: &Manifest, p: &Path) -> Option<PathBuf> {
     })
 }
 
-/// The nodes at or below any of `include` (all nodes if empty), in snapshot order. A
-/// path that matches nothing is an error naming it: a typo must not restore zero files
-/// and succeed. In a tree snapshot only the trees on the way to `include` are read.
+/// The entries of a snapshot at or below some paths (all if none), walked as often as a
+/// caller needs without holding them: in a tree snapshot each walk reads only the trees
+/// on the way to the paths and below them.
+pub(crate) struct Selection<'a> {
+    trees: Trees<'a>,
+    m: &'a Manifest,
+    object: String,
+    wanted: Vec<PathBuf>,
+}
+
+impl<'a> Selection<'a> {
+    /// The selection of `include` in snapshot `id`. A path that matches nothing is an
+    /// error naming it, found before anything is done with the rest (a typo must not
+    /// restore zero files and succeed); finding it reads only the trees on its way.
+    pub(crate) fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        id: &str,
+        m: &'a Manifest,
+        include: &[PathBuf],
+    ) -> Result<Selection<'a>, Error> {
+        let mut wanted = Vec::with_capacity(include.len());
+        for p in include {
+            let r = resolve(m, p).ok_or_else(|| Error::PathNotInSnapshot {
+                path: p.clone(),
+                snapshot: id.to_string(),
+            })?;
+            wanted.push(r);
+        }
+        let sel = Selection {
+            trees: Trees::new(repo, index),
+            m,
+            object: format!("snapshots/{id}"),
+            wanted,
+        };
+        if sel.wanted.is_empty() {
+            return Ok(sel);
+        }
+        let mut hit = vec![false; sel.wanted.len()];
+        crate::walk::nodes(
+            &sel.trees,
+            m,
+            &sel.object,
+            // Only the directories above a wanted path: the path's own node is in its
+            // parent's tree.
+            &mut |dir| sel.wanted.iter().any(|w| w != dir && w.starts_with(dir)),
+            &mut |n| {
+                for (w, h) in sel.wanted.iter().zip(hit.iter_mut()) {
+                    *h |= n.path.starts_with(w);
+                }
+                Ok(())
+            },
+        )?;
+        if let Some(i) = hit.iter().position(|h| !h) {
+            return Err(Error::PathNotInSnapshot {
+                path: include[i].clone(),
+                snapshot: id.to_string(),
+            });
+        }
+        Ok(sel)
+    }
+
+    /// True for a tree snapshot, whose walk gives each directory before what is in it
+    /// and what is in it before anything else; a version 1/2 manifest's list has no
+    /// order.
+    pub(crate) fn is_tree(&self) -> bool {
+        self.m.tree.is_some()
+    }
+
+    /// Calls `f` for every selected node, in snapshot order.
+    pub(crate) fn each(&self, f: &mut dyn FnMut(Node) -> Result<(), Error>) -> Result<(), Error> {
+        let wanted = &self.wanted;
+        crate::walk::nodes(
+            &self.trees,
+            self.m,
+            &self.object,
+            &mut |dir| {
+                wanted.is_empty()
+                    || wanted
+                        .iter()
+                        .any(|w| w.starts_with(dir) || dir.starts_with(w))
+            },
+            &mut |n| {
+                if wanted.is_empty() || wanted.iter().any(|w| n.path.starts_with(w)) {
+                    f(n)
+                } else {
+                    Ok(())
+                }
+            },
+        )
+    }
+}
+
+/// The nodes at or below any of `include` (all nodes if empty), in snapshot order; see
+/// [`Selection`].
 pub(crate) fn select(
     repo: &Repository,
     index: &Index,
@@ -37,48 +129,11 @@ pub(crate) fn select(
     m: &Manifest,
     include: &[PathBuf],
 ) -> Result<Vec<Node>, Error> {
-    let mut wanted = Vec::with_capacity(include.len());
-    for p in include {
-        let r = resolve(m, p).ok_or_else(|| Error::PathNotInSnapshot {
-            path: p.clone(),
-            snapshot: id.to_string(),
-        })?;
-        wanted.push(r);
-    }
-    let mut hit = vec![false; wanted.len()];
     let mut out = Vec::new();
-    let trees = Trees::new(repo, index);
-    let object = format!("snapshots/{id}");
-    crate::walk::nodes(
-        &trees,
-        m,
-        &object,
-        &mut |dir| {
-            wanted.is_empty()
-                || wanted
-                    .iter()
-                    .any(|w| w.starts_with(dir) || dir.starts_with(w))
-        },
-        &mut |n| {
-            let mut keep = wanted.is_empty();
-            for (w, h) in wanted.iter().zip(hit.iter_mut()) {
-                if n.path.starts_with(w) {
-                    *h = true;
-                    keep = true;
-                }
-            }
-            if keep {
-                out.push(n);
-            }
-            Ok(())
-        },
-    )?;
-    if let Some(i) = hit.iter().position(|h| !h) {
-        return Err(Error::PathNotInSnapshot {
-            path: include[i].clone(),
-            snapshot: id.to_string(),
-        });
-    }
+    Selection::new(repo, index, id, m, include)?.each(&mut |n| {
+        out.push(n);
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -3,10 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::Error;
-use crate::blob_reader::BlobReader;
 use crate::format::{self, BlobEntry};
 use crate::lock;
-use crate::pipeline::PACK_TARGET;
+use crate::pipeline::{PACK_TARGET, pack_full};
 use crate::repo::{Repository, info, resolve_prefix};
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
 use crate::walk::{Found, Reach, Trees};
@@ -152,9 +151,6 @@ pub(crate) fn forget_ids(
     Ok(chosen)
 }
 
-/// A blob's sealed bytes as stored, with its entry, on its way into a new pack.
-type SealedBlob = (Vec<u8>, BlobEntry);
-
 pub(crate) fn prune(
     repo: &Repository,
     progress: Option<&dyn Progress>,
@@ -270,27 +266,41 @@ pub(crate) fn prune(
         report.tmp_removed += 1;
     }
 
-    // Copy live blobs of sparse packs into new packs, grouped by epoch. The new packs and
-    // their indexes are complete before any old object is deleted, so a crash leaves
+    // Copy live blobs of sparse packs into new packs, grouped by epoch and kind (trees
+    // stay apart from data, pipeline.rs, so tree readers read no data pack). Each new
+    // pack is written once full: memory holds the old pack being copied and one pack
+    // being filled per group, however many packs are rewritten. The new packs and their
+    // indexes are complete before any old object is deleted, so a crash leaves
     // duplicates (harmless), never a missing blob.
-    let reader = BlobReader::new(&repo.store, &repo.keyring, &index);
-    // Trees stay apart from data (pipeline.rs), so tree readers read no data pack.
-    let mut by_epoch: HashMap<(u32, bool), Vec<SealedBlob>> = HashMap::new();
+    let mut filling: HashMap<(u32, bool), (Vec<u8>, Vec<BlobEntry>)> = HashMap::new();
     let total = rewrite.len() as u64;
     for (done, (pi, live)) in rewrite.iter().enumerate() {
-        let name = &index.packs[*pi].name;
-        let bytes = repo.store.read(&format!("data/{name}"))?;
+        let object = format!("data/{}", index.packs[*pi].name);
+        let bytes = repo.store.read(&object)?;
+        if bytes.len() < 9 {
+            return Err(Error::integrity(&object, "shorter than a pack header"));
+        }
         let epoch = crate::keys::read_u32(&bytes, 5);
+        let ep = repo.keyring.epoch(epoch, &object)?;
         for (e, is_tree) in live {
-            // Verify before copying so damage is not carried into a new pack.
-            reader
-                .blob(&e.id)
-                .map_err(|d| Error::integrity(format!("data/{name}"), d))?;
-            let sealed = bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec();
-            by_epoch
+            // Verified before copying so damage is not carried into a new pack.
+            let sealed = verified(&bytes, e, ep).ok_or_else(|| {
+                Error::integrity(
+                    &object,
+                    format!("blob {} is damaged or missing", hex::encode(e.id)),
+                )
+            })?;
+            let (pack, entries) = filling
                 .entry((epoch, *is_tree))
-                .or_default()
-                .push((sealed, *e));
+                .or_insert_with(|| (format::pack_start(epoch), Vec::new()));
+            entries.push(BlobEntry {
+                offset: pack.len() as u32,
+                ..*e
+            });
+            pack.extend_from_slice(sealed);
+            if pack_full(pack.len(), entries.len(), PACK_TARGET) {
+                write_pack(repo, epoch, pack, entries)?;
+            }
         }
         if let Some(p) = progress {
             p.event(&ProgressEvent::Bytes {
@@ -299,35 +309,9 @@ pub(crate) fn prune(
             });
         }
     }
-    for ((epoch, _), blobs) in by_epoch {
-        let key = &repo.keyring.epoch(epoch, "prune")?.data;
-        let mut pack = format::pack_start(epoch);
-        let mut entries = Vec::new();
-        let n = blobs.len();
-        for (i, (sealed, e)) in blobs.into_iter().enumerate() {
-            entries.push(BlobEntry {
-                offset: pack.len() as u32,
-                ..e
-            });
-            pack.extend_from_slice(&sealed);
-            if pack.len() >= PACK_TARGET || i + 1 == n {
-                format::pack_finish(key, &mut pack, &entries)?;
-                let id = *blake3::hash(&pack).as_bytes();
-                let name = hex::encode(id);
-                let plen = pack.len() as u64;
-                let idx = format::seal_object_epoch(
-                    &repo.keyring,
-                    epoch,
-                    format::KIND_INDEX,
-                    &format::encode_index(&id, plen, &entries),
-                )?;
-                // F1: pack before its index.
-                repo.store
-                    .write(&format!("data/{name}"), std::mem::take(&mut pack))?;
-                repo.store.write(&format!("index/{name}"), idx)?;
-                pack = format::pack_start(epoch);
-                entries.clear();
-            }
+    for ((epoch, _), (mut pack, mut entries)) in filling {
+        if !entries.is_empty() {
+            write_pack(repo, epoch, &mut pack, &mut entries)?;
         }
     }
     report.packs_rewritten = rewrite.len() as u64;
@@ -339,4 +323,39 @@ pub(crate) fn prune(
         repo.store.delete(&format!("data/{name}"))?;
     }
     Ok(report)
+}
+
+/// The sealed bytes of blob `e` in `pack` if they open under the pack's key and hold the
+/// blob its id names (F6).
+fn verified<'p>(pack: &'p [u8], e: &BlobEntry, ep: &crate::keys::Epoch) -> Option<&'p [u8]> {
+    let end = (e.offset as usize).checked_add(e.length as usize)?;
+    let sealed = pack.get(e.offset as usize..end)?;
+    let data = format::open_blob(&ep.data, &e.id, e.raw_len, sealed)?;
+    (data.len() == e.raw_len as usize && ep.chunk_id(&data) == e.id).then_some(sealed)
+}
+
+/// Finishes `pack` (of key epoch `epoch`) with `entries`, writes it and then its index
+/// (F1: pack before its index), and starts the next one empty.
+fn write_pack(
+    repo: &Repository,
+    epoch: u32,
+    pack: &mut Vec<u8>,
+    entries: &mut Vec<BlobEntry>,
+) -> Result<(), Error> {
+    let key = &repo.keyring.epoch(epoch, "prune")?.data;
+    format::pack_finish(key, pack, entries)?;
+    let id = *blake3::hash(pack).as_bytes();
+    let name = hex::encode(id);
+    let plen = pack.len() as u64;
+    let idx = format::seal_object_epoch(
+        &repo.keyring,
+        epoch,
+        format::KIND_INDEX,
+        &format::encode_index(&id, plen, entries),
+    )?;
+    let full = std::mem::replace(pack, format::pack_start(epoch));
+    repo.store.write(&format!("data/{name}"), full)?;
+    repo.store.write(&format!("index/{name}"), idx)?;
+    entries.clear();
+    Ok(())
 }

@@ -21,6 +21,33 @@ use crate::storage::Store;
 pub(crate) const PACK_TARGET: usize = 8 * 1024 * 1024;
 /// Tree packs are closed sooner: readers of trees cache whole packs, and trees are small.
 pub(crate) const TREE_PACK_TARGET: usize = 2 * 1024 * 1024;
+/// Blobs per pack at most. A pack's header and its index object list 44 bytes per blob,
+/// as much as a tiny file's whole sealed blob: a pack of 8 MiB of tiny blobs would carry
+/// a 6 MiB header, built in memory three times over (entries, plain, sealed). Capped, a
+/// header stays under 1.5 MiB.
+pub(crate) const MAX_PACK_BLOBS: usize = 32 * 1024;
+/// Whether a pack of `len` bytes holding `blobs` blobs is closed: its blobs and the
+/// header they need reach `target`, or it holds [`MAX_PACK_BLOBS`].
+pub(crate) fn pack_full(len: usize, blobs: usize, target: usize) -> bool {
+    len + blobs * format::ENTRY_LEN >= target || blobs >= MAX_PACK_BLOBS
+}
+/// The capacity that holds any pack closed by [`pack_full`] with its header: the
+/// target, one more largest blob, and its entry and the header's sealing.
+fn pack_capacity(target: usize) -> usize {
+    target + format::MAX_BLOB as usize + format::ENTRY_LEN + 256
+}
+/// Data packs in memory at once: one being filled while the other is written. Each is
+/// reused for the next pack when the storage hands it back (a local folder), so the
+/// allocator never sees a pack-sized allocation after the first two.
+const DATA_PACK_BUFFERS: usize = 2;
+
+/// A closed pack on its way to an uploader: bytes, entries, and whether it is a data
+/// pack (whose buffer goes back to the packer).
+struct Finished {
+    pack: Vec<u8>,
+    entries: Vec<BlobEntry>,
+    data: bool,
+}
 
 struct Job {
     id: [u8; 32],
@@ -53,6 +80,51 @@ impl Shared {
     }
 }
 
+/// The ids of the blobs queued in this run, which the index does not hold yet: 32 bytes
+/// each in a sorted array, the newest few thousand in a hash set until they are merged
+/// in. A hash set of them all would take 56 to 110 bytes per id, and twice that while it
+/// grows (26 MB at 300,000 new blobs, the largest share of a first backup's memory).
+#[derive(Default)]
+struct Fresh {
+    sorted: Vec<[u8; 32]>,
+    recent: HashSet<[u8; 32]>,
+}
+
+impl Fresh {
+    /// Ids held in the hash set before they are merged into the array: a merge moves
+    /// the whole array, so it is done once per this many new blobs.
+    const RECENT: usize = 16 * 1024;
+
+    fn contains(&self, id: &[u8; 32]) -> bool {
+        self.recent.contains(id) || self.sorted.binary_search(id).is_ok()
+    }
+
+    /// Adds an id that is not in the set.
+    fn insert(&mut self, id: [u8; 32]) {
+        self.recent.insert(id);
+        if self.recent.len() < Self::RECENT {
+            return;
+        }
+        let mut batch: Vec<[u8; 32]> = self.recent.drain().collect();
+        batch.sort_unstable();
+        // Merged from the back in place: no second copy of the array.
+        let old = self.sorted.len();
+        self.sorted.reserve_exact(batch.len());
+        self.sorted.resize(old + batch.len(), [0; 32]);
+        let (mut i, mut k) = (old, self.sorted.len());
+        while let Some(b) = batch.last() {
+            k -= 1;
+            if i > 0 && self.sorted[i - 1] > *b {
+                i -= 1;
+                self.sorted[k] = self.sorted[i];
+            } else {
+                self.sorted[k] = *b;
+                batch.pop();
+            }
+        }
+    }
+}
+
 /// Statistics of a finished pipeline.
 pub(crate) struct Stats {
     pub(crate) bytes_added: u64,
@@ -63,7 +135,7 @@ pub(crate) struct Stats {
 pub(crate) struct Pipeline {
     keyring: Arc<Keyring>,
     index: Arc<Index>,
-    fresh: HashSet<[u8; 32]>,
+    fresh: Fresh,
     jobs: Option<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -86,12 +158,17 @@ impl Pipeline {
             bytes_added: AtomicU64::new(0),
             blobs_added: AtomicU64::new(0),
         });
-        // Memory in flight (FORMAT.md "What is held in memory"): a few chunks per worker,
-        // the packs being filled, and one pack per uploader; a finished pack waits for a
-        // free uploader instead of queueing.
+        // Memory in flight (FORMAT.md "What is held in memory"): two chunks queued and
+        // one being sealed per worker, two sealed per worker queued, and
+        // [`DATA_PACK_BUFFERS`] data packs (one filling, the rest being written); a
+        // finished pack waits for a free uploader instead of queueing.
         let (job_tx, job_rx) = bounded::<Job>(workers * 2);
         let (sealed_tx, sealed_rx) = bounded::<Sealed>(workers * 2);
-        let (pack_tx, pack_rx) = bounded::<(Vec<u8>, Vec<BlobEntry>)>(0);
+        let (pack_tx, pack_rx) = bounded::<Finished>(0);
+        let (free_tx, free_rx) = bounded::<Option<Vec<u8>>>(DATA_PACK_BUFFERS);
+        for _ in 0..DATA_PACK_BUFFERS {
+            let _ = free_tx.send(None);
+        }
         let mut threads = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -105,21 +182,24 @@ impl Pipeline {
             let kr = keyring.clone();
             let sh = shared.clone();
             threads.push(std::thread::spawn(move || {
-                packer(sealed_rx, pack_tx, kr, sh)
+                packer(sealed_rx, pack_tx, free_rx, kr, sh)
             }));
         }
         for _ in 0..2 {
             let rx = pack_rx.clone();
+            let free = free_tx.clone();
             let st = store.clone();
             let kr = keyring.clone();
             let sh = shared.clone();
             let lk = lock.clone();
-            threads.push(std::thread::spawn(move || uploader(rx, st, kr, sh, lk)));
+            threads.push(std::thread::spawn(move || {
+                uploader(rx, free, st, kr, sh, lk)
+            }));
         }
         Pipeline {
             keyring,
             index,
-            fresh: HashSet::new(),
+            fresh: Fresh::default(),
             jobs: Some(job_tx),
             threads,
             shared,
@@ -230,94 +310,120 @@ fn seal_worker(rx: Receiver<Job>, tx: Sender<Sealed>, kr: Arc<Keyring>, sh: Arc<
 
 fn packer(
     rx: Receiver<Sealed>,
-    tx: Sender<(Vec<u8>, Vec<BlobEntry>)>,
+    tx: Sender<Finished>,
+    free: Receiver<Option<Vec<u8>>>,
     kr: Arc<Keyring>,
     sh: Arc<Shared>,
 ) {
     let (epoch_no, epoch) = kr.current();
     // Sized once for a full pack and its largest last blob: growing by doubling would
     // copy the pack and leave freed buffers behind in the allocator.
-    let fresh = |target: usize| {
-        let mut p = format::pack_start(epoch_no);
-        p.reserve(target + format::MAX_BLOB as usize + 64);
+    let start = |buf: Option<Vec<u8>>, target: usize| {
+        let mut p = buf.unwrap_or_default();
+        p.clear();
+        p.reserve(pack_capacity(target));
+        p.extend_from_slice(&format::pack_start(epoch_no));
         p
     };
-    // Index 0 fills data packs, 1 tree packs.
-    let mut packs = [fresh(PACK_TARGET), fresh(TREE_PACK_TARGET)];
+    let targets = [PACK_TARGET, TREE_PACK_TARGET];
+    // Index 0 fills data packs, 1 tree packs; a data pack starts only when a buffer is
+    // free (DATA_PACK_BUFFERS), which is what bounds the packs in memory.
+    let mut packs: [Option<Vec<u8>>; 2] = [None, None];
     let mut entries: [Vec<BlobEntry>; 2] = [Vec::new(), Vec::new()];
-    let close = |pack: &mut Vec<u8>, entries: &mut Vec<BlobEntry>| -> bool {
-        let target = if pack.capacity() > PACK_TARGET + format::MAX_BLOB as usize {
-            PACK_TARGET
-        } else {
-            TREE_PACK_TARGET
-        };
-        let mut p = std::mem::replace(pack, fresh(target));
+    let close = |k: usize, pack: Vec<u8>, entries: &mut Vec<BlobEntry>| -> bool {
+        let mut p = pack;
         let e = std::mem::take(entries);
         if let Err(err) = format::pack_finish(&epoch.data, &mut p, &e) {
             sh.fail(err);
             return false;
         }
-        tx.send((p, e)).is_ok()
+        tx.send(Finished {
+            pack: p,
+            entries: e,
+            data: k == 0,
+        })
+        .is_ok()
     };
     for s in rx {
         if sh.failed.load(Ordering::Relaxed) {
             continue;
         }
         let k = usize::from(s.tree);
-        let (pack, list) = (&mut packs[k], &mut entries[k]);
-        list.push(BlobEntry {
+        let pack = match packs[k].take() {
+            Some(p) => p,
+            None if k == 0 => match free.recv() {
+                Ok(buf) => start(buf, targets[k]),
+                Err(_) => return,
+            },
+            None => start(None, targets[k]),
+        };
+        let mut pack = pack;
+        entries[k].push(BlobEntry {
             id: s.id,
             offset: pack.len() as u32,
             length: s.bytes.len() as u32,
             raw_len: s.raw_len,
         });
         pack.extend_from_slice(&s.bytes);
-        let target = if s.tree {
-            TREE_PACK_TARGET
+        drop(s);
+        if pack_full(pack.len(), entries[k].len(), targets[k]) {
+            if !close(k, pack, &mut entries[k]) {
+                return;
+            }
         } else {
-            PACK_TARGET
-        };
-        if pack.len() >= target && !close(pack, list) {
-            return;
+            packs[k] = Some(pack);
         }
     }
-    for (pack, list) in packs.iter_mut().zip(entries.iter_mut()) {
-        if !list.is_empty() && !sh.failed.load(Ordering::Relaxed) && !close(pack, list) {
+    for (k, pack) in packs.into_iter().enumerate() {
+        if let Some(pack) = pack
+            && !entries[k].is_empty()
+            && !sh.failed.load(Ordering::Relaxed)
+            && !close(k, pack, &mut entries[k])
+        {
             return;
         }
     }
 }
 
 fn uploader(
-    rx: Receiver<(Vec<u8>, Vec<BlobEntry>)>,
+    rx: Receiver<Finished>,
+    free: Sender<Option<Vec<u8>>>,
     store: Store,
     kr: Arc<Keyring>,
     sh: Arc<Shared>,
     lock: Arc<LockGuard>,
 ) {
-    for (pack, entries) in rx {
-        if sh.failed.load(Ordering::Relaxed) {
-            continue;
-        }
-        match store_pack(&store, &kr, pack, &entries) {
-            Ok(n) => {
-                sh.bytes_added.fetch_add(n, Ordering::SeqCst);
-                sh.blobs_added
-                    .fetch_add(entries.len() as u64, Ordering::SeqCst);
-                lock.refresh();
+    for f in rx {
+        let mut back = None;
+        if !sh.failed.load(Ordering::Relaxed) {
+            match store_pack(&store, &kr, f.pack, &f.entries) {
+                Ok((n, buf)) => {
+                    sh.bytes_added.fetch_add(n, Ordering::SeqCst);
+                    sh.blobs_added
+                        .fetch_add(f.entries.len() as u64, Ordering::SeqCst);
+                    lock.refresh();
+                    back = buf;
+                }
+                Err(e) => sh.fail(e),
             }
-            Err(e) => sh.fail(e),
+        }
+        // The packer waits for this buffer (or the right to allocate one) before it
+        // starts the next data pack; it never blocks here, since there are only
+        // DATA_PACK_BUFFERS of them.
+        if f.data {
+            let _ = free.try_send(back);
         }
     }
 }
 
-/// Writes a finished pack and then its index object; returns the bytes stored.
+/// Writes a finished pack and then its index object; returns the bytes stored, and the
+/// pack's buffer when the storage gives it back for reuse.
 pub(crate) fn store_pack(
     store: &Store,
     kr: &Keyring,
     pack: Vec<u8>,
     entries: &[BlobEntry],
-) -> Result<u64, Error> {
+) -> Result<(u64, Option<Vec<u8>>), Error> {
     let id = *blake3::hash(&pack).as_bytes();
     let name = hex::encode(id);
     let len = pack.len() as u64;
@@ -329,7 +435,27 @@ pub(crate) fn store_pack(
     let ilen = index.len() as u64;
     // F1: the pack is complete on storage before an index names it, so an index
     // never points at missing data after a crash.
-    store.write(&format!("data/{name}"), pack)?;
+    let back = store.write_reusing(&format!("data/{name}"), pack)?;
     store.write(&format!("index/{name}"), index)?;
-    Ok(len + ilen)
+    Ok((len + ilen, back))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_ids_are_found_before_and_after_merges() {
+        let id = |n: u32| *blake3::hash(&n.to_le_bytes()).as_bytes();
+        let mut f = Fresh::default();
+        let n = Fresh::RECENT as u32 * 2 + 77;
+        for k in 0..n {
+            assert!(!f.contains(&id(k)));
+            f.insert(id(k));
+        }
+        assert_eq!(f.sorted.len() + f.recent.len(), n as usize);
+        assert!(f.sorted.windows(2).all(|w| w[0] < w[1]));
+        assert!((0..n).all(|k| f.contains(&id(k))));
+        assert!(!f.contains(&id(n)));
+    }
 }

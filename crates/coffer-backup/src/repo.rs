@@ -63,6 +63,18 @@ pub(crate) struct Index {
     /// Positions into `entries`, sorted by id; equal ids keep load order, so the first
     /// pack loaded that holds a blob is where the blob is read from.
     by_id: Vec<u32>,
+    /// Where in `by_id` the ids starting with each 12-bit prefix begin (16 KiB): ids are
+    /// keyed hashes, spread evenly, so a lookup searches a few entries of one bucket
+    /// instead of the whole table. Each probe of that search is a cache miss into
+    /// `entries`; a restore looks up every chunk, and the full search was 7% of it.
+    fanout: Vec<u32>,
+}
+
+/// Bits of an id's prefix that pick its [`Index::fanout`] bucket.
+const FANOUT_BITS: u32 = 12;
+
+fn bucket(id: &[u8; 32]) -> usize {
+    usize::from(u16::from_be_bytes([id[0], id[1]]) >> (16 - FANOUT_BITS))
 }
 
 /// One indexed pack.
@@ -91,7 +103,15 @@ impl Index {
         let mut by_id: Vec<u32> = (0..self.entries.len() as u32).collect();
         let entries = &self.entries;
         by_id.sort_by(|a, b| entries[*a as usize].id.cmp(&entries[*b as usize].id));
+        let mut fanout = vec![0u32; (1 << FANOUT_BITS) + 1];
+        for &p in &by_id {
+            fanout[bucket(&entries[p as usize].id) + 1] += 1;
+        }
+        for b in 1..fanout.len() {
+            fanout[b] += fanout[b - 1];
+        }
         self.by_id = by_id;
+        self.fanout = fanout;
     }
 
     /// The entries of pack `p`, in pack order.
@@ -102,10 +122,13 @@ impl Index {
 
     /// The position (in pack order) of the copy of `id` that is read.
     pub(crate) fn position(&self, id: &[u8; 32]) -> Option<usize> {
-        let i = self
-            .by_id
-            .partition_point(|&p| self.entries[p as usize].id < *id);
-        let p = *self.by_id.get(i)? as usize;
+        let b = bucket(id);
+        let (lo, hi) = (
+            *self.fanout.get(b)? as usize,
+            *self.fanout.get(b + 1)? as usize,
+        );
+        let i = lo + self.by_id[lo..hi].partition_point(|&p| self.entries[p as usize].id < *id);
+        let p = *self.by_id[..hi].get(i)? as usize;
         (self.entries[p].id == *id).then_some(p)
     }
 
@@ -607,4 +630,69 @@ fn write_keyring(store: &Store, key: &BackupKey, keyring: &Keyring) -> Result<St
     let object = format!("keys/{}", hex::encode(rnd));
     store.write(&object, bytes)?;
     Ok(object)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entry(id: [u8; 32], offset: u32) -> BlobEntry {
+        BlobEntry {
+            id,
+            offset,
+            length: 1,
+            raw_len: 1,
+        }
+    }
+
+    /// Lookups go through the bucket of the id's first 12 bits: ids at both ends of the
+    /// range, several in one bucket, a duplicate in a later pack, and ids that are not
+    /// there (in an empty bucket, between two present ids of one bucket, past the last).
+    #[test]
+    fn lookups_find_every_id_and_only_those() {
+        let id = |a: u8, b: u8, c: u8| {
+            let mut x = [c; 32];
+            x[0] = a;
+            x[1] = b;
+            x
+        };
+        let first = vec![
+            entry(id(0xff, 0xff, 9), 0),
+            entry(id(0, 0, 1), 1),
+            entry(id(0x12, 0x30, 5), 2),
+            entry(id(0x12, 0x3f, 1), 3),
+        ];
+        let second = vec![entry(id(0x12, 0x30, 5), 7), entry(id(0x80, 0, 0), 8)];
+        let mut ix = Index::default();
+        assert!(
+            ix.get(&id(0, 0, 1)).is_none(),
+            "an unsealed index finds nothing"
+        );
+        ix.add_pack("a".into(), 10, first);
+        ix.add_pack("b".into(), 10, second);
+        ix.seal();
+        for (i, (want, pack, offset)) in [
+            (id(0xff, 0xff, 9), 0, 0),
+            (id(0, 0, 1), 0, 1),
+            (id(0x12, 0x30, 5), 0, 2),
+            (id(0x12, 0x3f, 1), 0, 3),
+            (id(0x80, 0, 0), 1, 8),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let loc = ix.get(&want).unwrap_or_else(|| panic!("id {i} not found"));
+            assert_eq!((loc.pack, loc.entry.offset), (pack, offset), "id {i}");
+        }
+        for absent in [
+            id(0x40, 0, 0),
+            id(0x12, 0x30, 6),
+            id(0x12, 0x31, 0),
+            id(0xff, 0xff, 10),
+        ] {
+            assert!(!ix.contains(&absent));
+        }
+        assert_eq!(ix.blob_count(), 5);
+    }
 }

@@ -23,7 +23,6 @@
 //! Directories already made stay with their default mode (their final modes come last,
 //! which a cancelled run skips), so the next run can still write into them.
 
-use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -31,25 +30,22 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
+
+use crossbeam_channel::bounded;
 
 use crate::Error;
 use crate::beneath::{self, Beneath, Denied, DirCache, Existing};
-use crate::blob_reader::BlobReader;
-use crate::repo::Repository;
+use crate::blob_reader::{BlobReader, RANGE_MAX, Wanted};
+use crate::ls::Selection;
+use crate::repo::{Index, Repository};
 use crate::snapshot::{Node, NodeKind};
 use crate::types::{Overwrite, ProgressEvent, RestoreOptions, RestoreSummary};
 
 /// Only plain names: no root, no `.` or `..`, not empty.
 fn safe_rel(p: &Path) -> bool {
     p.components().all(|c| matches!(c, Component::Normal(_))) && p.components().next().is_some()
-}
-
-/// One selected entry and its path relative to the target.
-struct Entry<'m> {
-    node: &'m Node,
-    rel: PathBuf,
 }
 
 /// The outcome of one entry.
@@ -93,6 +89,71 @@ impl From<Denied> for Outcome {
     }
 }
 
+/// What the restore's passes share.
+struct Run<'a> {
+    opts: &'a RestoreOptions,
+    dirs: DirCache<'a>,
+    /// The target was empty or missing: nothing to compare, every file written in place.
+    fresh: bool,
+    mode_mask: u32,
+    summary: Mutex<RestoreSummary>,
+    /// A file was left unwritten because of the cancel flag: the writers drop what is
+    /// queued, the walk stops, and the restore returns [`Error::RestoreCancelled`].
+    stopped: AtomicBool,
+}
+
+impl Run<'_> {
+    fn record(&self, rel: &Path, o: Outcome) {
+        let Ok(mut s) = self.summary.lock() else {
+            return;
+        };
+        match o {
+            Outcome::Written(b) => {
+                s.files += 1;
+                s.bytes += b;
+            }
+            Outcome::Linked => {}
+            Outcome::Unchanged => s.unchanged += 1,
+            Outcome::Refused(why) => s.refused.push((rel.to_path_buf(), why)),
+            Outcome::Failed(why) => s.failed.push((rel.to_path_buf(), why)),
+            // Not a result: the restore returns RestoreCancelled instead of a summary.
+            Outcome::Cancelled => {}
+        }
+    }
+
+    /// How `n` compares with the target; a fresh target holds nothing.
+    fn compare(&self, n: &Node) -> Compared {
+        if self.fresh {
+            Compared::Fresh
+        } else {
+            compare(&self.dirs, n)
+        }
+    }
+
+    /// Whether an entry found as `c` is left as it is.
+    fn skip(&self, c: &Compared) -> bool {
+        matches!(c, Compared::Unchanged) && self.opts.overwrite != Overwrite::Always
+    }
+}
+
+/// Files handed to one writer thread at a time: a run of one directory (at most
+/// [`UNIT_FILES`] files and about [`UNIT_BYTES`]), written whole by one thread, since two
+/// threads creating names in one directory wait on its lock (5% of a 300,000-file
+/// restore's time).
+type Unit = Vec<Node>;
+const UNIT_FILES: usize = 4096;
+const UNIT_BYTES: u64 = 16 << 20;
+
+/// Restores in passes over the snapshot's walk, holding at a time one directory's trees,
+/// a few units of files on their way to the writer threads, and the pack ranges being
+/// read, never the list of what is restored (FORMAT.md "What is held in memory"):
+///
+/// 1. a pass that writes nothing: it reads every tree (a damaged one stops the restore
+///    before anything is written) and, with [`Overwrite::Never`] into a target that
+///    holds something, compares (a refusal leaves the target exactly as it was);
+/// 2. directories as the walk meets them, and files in units by writer threads;
+/// 3. symlinks, once every file and directory is in place, and each directory's mode
+///    and time once what is in it is complete.
 pub(crate) fn restore(
     repo: &Repository,
     snapshot: &str,
@@ -102,198 +163,239 @@ pub(crate) fn restore(
 ) -> Result<RestoreSummary, Error> {
     let (id, manifest) = repo.find_snapshot(snapshot)?;
     let (index, _) = repo.load_index()?;
-    let selected = crate::ls::select(repo, &index, &id, &manifest, include)?;
-    // An empty or new target holds nothing to compare or replace: no walk per entry, and
-    // every file is written in place.
+    let sel = Selection::new(repo, &index, &id, &manifest, include)?;
     let fresh = is_empty_or_missing(target);
     let root = Beneath::open(target).map_err(|e| Error::io(target, e))?;
-    let dirs_open = DirCache::new(&root);
-    let mut summary = RestoreSummary::default();
-    let (mut dirs, mut files, mut links) = (Vec::new(), Vec::new(), Vec::new());
-    for node in &selected {
-        let rel = node.rel_path();
-        if !safe_rel(&rel) {
-            summary.refused.push((
-                rel,
-                "unsafe name in snapshot (absolute, .. or empty)".into(),
-            ));
-            continue;
-        }
-        let e = Entry { node, rel };
-        match node.kind {
-            NodeKind::Dir => dirs.push(e),
-            NodeKind::File => files.push(e),
-            NodeKind::Symlink => links.push(e),
-        }
-    }
+    let run = Run {
+        opts,
+        dirs: DirCache::new(&root),
+        fresh,
+        mode_mask: if opts.preserve_setuid { 0o7777 } else { 0o1777 },
+        summary: Mutex::new(RestoreSummary::default()),
+        stopped: AtomicBool::new(false),
+    };
 
-    // Nothing is written before the whole target was compared with the snapshot: with
-    // Overwrite::Never a refusal leaves the target exactly as it was.
+    // Pass 1 reads every tree before a byte is written: a damaged or hostile tree
+    // anywhere stops the restore with the target as it was.
+    let never = !fresh && opts.overwrite == Overwrite::Never;
     let mut differs = Vec::new();
-    let mut unchanged = HashSet::new();
-    // Names that exist: written through a temporary name and a rename, never in place.
-    let mut present = HashSet::new();
-    for e in dirs.iter().chain(&files).chain(&links) {
-        if fresh {
-            break;
+    sel.each(&mut |n| {
+        if never && safe_rel(&n.path) && matches!(compare(&run.dirs, &n), Compared::Differs) {
+            differs.push(n.path);
         }
-        let c = compare(&dirs_open, e);
-        if !matches!(c, Compared::Fresh) {
-            present.insert(e.rel.clone());
-        }
-        match c {
-            Compared::Differs => differs.push(e.rel.clone()),
-            Compared::Unchanged => {
-                unchanged.insert(e.rel.clone());
-            }
-            Compared::Fresh | Compared::Partial => {}
-        }
-    }
-    if opts.overwrite == Overwrite::Never && !differs.is_empty() {
+        Ok(())
+    })?;
+    if !differs.is_empty() {
         differs.sort();
         return Err(Error::WouldOverwrite { paths: differs });
     }
     if opts.cancelled() {
         return Err(Error::RestoreCancelled { files: 0 });
     }
-    let skip = |e: &Entry<'_>| opts.overwrite != Overwrite::Always && unchanged.contains(&e.rel);
-    let replace = opts.overwrite != Overwrite::Never;
-    let mode_mask = if opts.preserve_setuid { 0o7777 } else { 0o1777 };
 
-    let mut outcomes: Vec<(PathBuf, Outcome)> = Vec::new();
-    // Directories first (their final mode and time come last, in finish_dirs).
-    for e in &dirs {
-        let r = dirs_open.parent(&e.rel, true).and_then(|p| match p {
-            Some((fd, name)) => beneath::make_dir(&fd, name, replace),
-            None => Err(Denied::Refused("parent vanished".into())),
-        });
-        if let Err(d) = r {
-            outcomes.push((e.rel.clone(), d.into()));
-        }
-    }
-
-    let wanted = files
-        .iter()
-        .filter(|e| !skip(e) && e.node.chunks_valid())
-        .flat_map(|e| e.node.chunk_ids());
-    let reader = BlobReader::wanting(&repo.store, &repo.keyring, &index, wanted);
-    let writer = Writer {
-        reader: &reader,
-        mode_mask,
-        opts,
-    };
-    let units = work_units(&files);
-    let next = AtomicUsize::new(0);
-    let written = AtomicU64::new(0);
-    let results = Mutex::new(Vec::new());
-    let stopped = AtomicBool::new(false);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 8);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                while let Some(unit) = units.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    for e in &files[unit.clone()] {
-                        let outcome = if skip(e) {
-                            Outcome::Unchanged
-                        } else if opts.cancelled() {
-                            Outcome::Cancelled
-                        } else {
-                            if let Some(p) = &opts.progress {
-                                p.event(&ProgressEvent::File {
-                                    path: e.rel.display().to_string(),
-                                });
-                            }
-                            let in_place = !present.contains(&e.rel);
-                            restore_file(&writer, &dirs_open, e, in_place)
-                        };
-                        if matches!(outcome, Outcome::Cancelled) {
-                            // The other threads see the caller's flag at their next check.
-                            stopped.store(true, Ordering::SeqCst);
-                            return;
-                        }
-                        if let Outcome::Written(b) = outcome {
-                            let done = written.fetch_add(b, Ordering::SeqCst) + b;
-                            if let Some(p) = &opts.progress {
-                                p.event(&ProgressEvent::Bytes {
-                                    done,
-                                    total: manifest.bytes,
-                                });
-                            }
-                        }
-                        if let Ok(mut v) = results.lock() {
-                            v.push((e.rel.clone(), outcome));
-                        }
-                    }
-                }
-            });
-        }
-    });
-    let results = results.into_inner().unwrap_or_default();
+    let wrote = write_dirs_and_files(repo, &index, &sel, &run, manifest.bytes);
     // A cancel that came after the last file stopped nothing: the restore completes.
-    if stopped.into_inner() {
-        let files = results
-            .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Written(_)))
-            .count() as u64;
+    if run.stopped.load(Ordering::SeqCst) {
+        let files = run.summary.lock().map(|s| s.files).unwrap_or(0);
         return Err(Error::RestoreCancelled { files });
     }
-    outcomes.extend(results);
+    wrote?;
+    links_and_dir_modes(&sel, &run)?;
 
-    // Symlinks last: every file and directory is in place before a link that could
-    // lead elsewhere exists, and the walks above never follow one anyway.
-    for e in &links {
-        if skip(e) {
-            continue;
-        }
-        outcomes.push((e.rel.clone(), restore_symlink(&dirs_open, e)));
-    }
-    finish_dirs(&dirs_open, &mut dirs, mode_mask);
-
-    for (rel, o) in outcomes {
-        match o {
-            Outcome::Written(b) => {
-                summary.files += 1;
-                summary.bytes += b;
-            }
-            Outcome::Linked => {}
-            Outcome::Unchanged => summary.unchanged += 1,
-            Outcome::Refused(why) => summary.refused.push((rel, why)),
-            Outcome::Failed(why) => summary.failed.push((rel, why)),
-            // Never reaches here: a stopped restore returned RestoreCancelled above.
-            Outcome::Cancelled => summary.failed.push((rel, "cancelled".into())),
-        }
-    }
+    let mut summary = run.summary.into_inner().unwrap_or_default();
     summary.failed.sort();
     summary.refused.sort();
     Ok(summary)
 }
 
-/// The files split into runs that share a directory (at most `UNIT_FILES` files and
-/// about `UNIT_BYTES` each), handed out to the threads whole: two threads creating
-/// names in one directory wait on its lock (5% of a 300,000-file restore's time).
-fn work_units(files: &[Entry<'_>]) -> Vec<std::ops::Range<usize>> {
-    const UNIT_FILES: usize = 4096;
-    const UNIT_BYTES: u64 = 16 << 20;
-    let mut units = Vec::new();
-    let (mut start, mut bytes) = (0, 0u64);
-    for (i, e) in files.iter().enumerate() {
-        let split = i > start
-            && (e.rel.parent() != files[start].rel.parent()
-                || i - start >= UNIT_FILES
-                || bytes >= UNIT_BYTES);
-        if split {
-            units.push(start..i);
-            (start, bytes) = (i, 0);
+/// Pass 2: the walk makes each directory as it meets it (before what is in it) and
+/// hands files in units to writer threads through a short queue.
+fn write_dirs_and_files(
+    repo: &Repository,
+    index: &Index,
+    sel: &Selection<'_>,
+    run: &Run<'_>,
+    total: u64,
+) -> Result<(), Error> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    // The range each writer reads from, and two more (FORMAT.md "What is held in
+    // memory"): after a day of changes a file's chunks alternate between an old pack and
+    // a new one, so a writer goes back to the range before the one it reads now. The
+    // least recently used range goes first.
+    let cache = (threads + 2) * RANGE_MAX as usize;
+    let reader = BlobReader::new(&repo.store, &repo.keyring, index, cache);
+    let written = AtomicU64::new(0);
+    let (tx, rx) = bounded::<Unit>(threads);
+    let replace = run.opts.overwrite != Overwrite::Never;
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let rx = rx.clone();
+            let (reader, written) = (&reader, &written);
+            s.spawn(move || {
+                for unit in rx {
+                    write_unit(reader, index, run, &unit, written, total);
+                }
+            });
         }
-        bytes += e.node.size;
+        drop(rx);
+        let mut unit: Unit = Vec::new();
+        let mut unit_bytes = 0u64;
+        let send = |unit: &mut Unit| {
+            // A closed queue means every writer is gone: nothing left to hand out.
+            let _ = tx.send(std::mem::take(unit));
+        };
+        let mut visit = |n: Node| {
+            if run.stopped.load(Ordering::SeqCst) {
+                // Ends the walk; restore() turns it into the count of files written.
+                return Err(Error::RestoreCancelled { files: 0 });
+            }
+            if !safe_rel(&n.path) {
+                run.record(
+                    &n.path,
+                    Outcome::Refused("unsafe name in snapshot (absolute, .. or empty)".into()),
+                );
+                return Ok(());
+            }
+            match n.kind {
+                NodeKind::Dir => {
+                    let r = run.dirs.parent(&n.path, true).and_then(|p| match p {
+                        Some((fd, name)) => beneath::make_dir(&fd, name, replace),
+                        None => Err(Denied::Refused("parent vanished".into())),
+                    });
+                    if let Err(d) = r {
+                        run.record(&n.path, d.into());
+                    }
+                }
+                NodeKind::File => {
+                    let split = unit.first().is_some_and(|f: &Node| {
+                        f.path.parent() != n.path.parent()
+                            || unit.len() >= UNIT_FILES
+                            || unit_bytes >= UNIT_BYTES
+                    });
+                    if split {
+                        send(&mut unit);
+                        unit_bytes = 0;
+                    }
+                    unit_bytes += n.size;
+                    unit.push(n);
+                }
+                NodeKind::Symlink => {}
+            }
+            Ok(())
+        };
+        // A version 1/2 list has no order: its directories first, then its files.
+        let mut r = Ok(());
+        if sel.is_tree() {
+            r = sel.each(&mut visit);
+        } else {
+            for kind in [NodeKind::Dir, NodeKind::File] {
+                if r.is_ok() {
+                    r = sel.each(&mut |n| if n.kind == kind { visit(n) } else { Ok(()) });
+                }
+            }
+        }
+        if !unit.is_empty() {
+            send(&mut unit);
+        }
+        drop(tx);
+        r
+    })
+}
+
+/// Writes one unit of files (a writer thread).
+fn write_unit(
+    reader: &BlobReader<'_>,
+    index: &Index,
+    run: &Run<'_>,
+    unit: &[Node],
+    written: &AtomicU64,
+    total: u64,
+) {
+    if run.stopped.load(Ordering::SeqCst) {
+        return;
     }
-    if start < files.len() {
-        units.push(start..files.len());
+    let found: Vec<Compared> = unit.iter().map(|n| run.compare(n)).collect();
+    // Read along only the blobs of the files this unit writes.
+    let wanted = Wanted::of(
+        index,
+        unit.iter()
+            .zip(&found)
+            .filter(|(n, c)| !run.skip(c) && n.chunks_valid())
+            .flat_map(|(n, _)| n.chunks.iter()),
+    );
+    let w = Writer {
+        reader,
+        wanted: &wanted,
+        run,
+    };
+    for (n, c) in unit.iter().zip(found) {
+        let outcome = if run.skip(&c) {
+            Outcome::Unchanged
+        } else if run.opts.cancelled() {
+            Outcome::Cancelled
+        } else {
+            if let Some(p) = &run.opts.progress {
+                p.event(&ProgressEvent::File {
+                    path: n.path.display().to_string(),
+                });
+            }
+            // Names that exist are written through a temporary name and a rename,
+            // never in place.
+            let in_place = matches!(c, Compared::Fresh);
+            restore_file(&w, n, in_place)
+        };
+        if matches!(outcome, Outcome::Cancelled) {
+            // The other writers see the caller's flag at their next check.
+            run.stopped.store(true, Ordering::SeqCst);
+            return;
+        }
+        if let Outcome::Written(b) = outcome {
+            let done = written.fetch_add(b, Ordering::SeqCst) + b;
+            if let Some(p) = &run.opts.progress {
+                p.event(&ProgressEvent::Bytes { done, total });
+            }
+        }
+        run.record(&n.path, outcome);
     }
-    units
+}
+
+/// Pass 3: symlinks last, so every file and directory is in place before a link that
+/// could lead elsewhere exists (the walks above never follow one anyway); a directory's
+/// mode and time once everything in it is done, since writing into a directory changes
+/// its mtime and a read-only mode would stop the writes. In a tree walk a directory is
+/// complete when the walk leaves it, so only the directories on the current path wait;
+/// a version 1/2 list is in memory anyway and is finished deepest first.
+fn links_and_dir_modes(sel: &Selection<'_>, run: &Run<'_>) -> Result<(), Error> {
+    let tree = sel.is_tree();
+    let mut open: Vec<Node> = Vec::new();
+    sel.each(&mut |n| {
+        if !safe_rel(&n.path) {
+            return Ok(());
+        }
+        while tree && open.last().is_some_and(|d| !n.path.starts_with(&d.path)) {
+            if let Some(d) = open.pop() {
+                finish_dir(&run.dirs, &d, run.mode_mask);
+            }
+        }
+        match n.kind {
+            NodeKind::Dir => open.push(n),
+            NodeKind::Symlink => {
+                if !run.skip(&run.compare(&n)) {
+                    run.record(&n.path, restore_symlink(&run.dirs, &n));
+                }
+            }
+            NodeKind::File => {}
+        }
+        Ok(())
+    })?;
+    open.sort_by_key(|d| std::cmp::Reverse(d.path.components().count()));
+    for d in &open {
+        finish_dir(&run.dirs, d, run.mode_mask);
+    }
+    Ok(())
 }
 
 /// True when `target` does not exist or is an empty directory.
@@ -314,15 +416,14 @@ enum Compared {
     Partial,
 }
 
-fn compare(dirs: &DirCache<'_>, e: &Entry<'_>) -> Compared {
+fn compare(dirs: &DirCache<'_>, n: &Node) -> Compared {
     // A path that cannot be walked is refused later, which is no overwrite.
-    let Ok(Some((dir, name))) = dirs.parent(&e.rel, false) else {
+    let Ok(Some((dir, name))) = dirs.parent(&n.path, false) else {
         return Compared::Fresh;
     };
     let Ok(found) = beneath::existing(&dir, name) else {
         return Compared::Fresh;
     };
-    let n = e.node;
     match (n.kind, found) {
         (_, Existing::Nothing) => Compared::Fresh,
         (NodeKind::Dir, Existing::Dir) => Compared::Fresh,
@@ -351,11 +452,11 @@ fn link_target(n: &Node) -> Option<Vec<u8>> {
     n.target.as_ref().and_then(|t| hex::decode(t).ok())
 }
 
-fn restore_symlink(dirs: &DirCache<'_>, e: &Entry<'_>) -> Outcome {
-    let Some(t) = link_target(e.node) else {
+fn restore_symlink(dirs: &DirCache<'_>, n: &Node) -> Outcome {
+    let Some(t) = link_target(n) else {
         return Outcome::Failed("symlink without a target".into());
     };
-    let r = dirs.parent(&e.rel, true).and_then(|p| match p {
+    let r = dirs.parent(&n.path, true).and_then(|p| match p {
         Some((dir, name)) => beneath::make_symlink(&dir, name, OsStr::from_bytes(&t)),
         None => Err(Denied::Refused("parent vanished".into())),
     });
@@ -365,18 +466,14 @@ fn restore_symlink(dirs: &DirCache<'_>, e: &Entry<'_>) -> Outcome {
     }
 }
 
-/// Directory modes and times last and deepest first: writing into a directory changes
-/// its mtime, and a read-only mode would stop the writes. Each is set through a
-/// descriptor reached by the same no-follow walk.
-fn finish_dirs(open: &DirCache<'_>, dirs: &mut [Entry<'_>], mode_mask: u32) {
-    dirs.sort_by_key(|e| std::cmp::Reverse(e.rel.components().count()));
-    for e in dirs.iter() {
-        if let Ok(Some(fd)) = open.dir(&e.rel, false)
-            && let Ok(f) = beneath::as_file(&fd)
-        {
-            let _ = f.set_permissions(std::fs::Permissions::from_mode(e.node.mode & mode_mask));
-            let _ = f.set_modified(mtime(e.node));
-        }
+/// Sets a directory's mode and time through a descriptor reached by the same no-follow
+/// walk as everything else.
+fn finish_dir(open: &DirCache<'_>, d: &Node, mode_mask: u32) {
+    if let Ok(Some(fd)) = open.dir(&d.path, false)
+        && let Ok(f) = beneath::as_file(&fd)
+    {
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(d.mode & mode_mask));
+        let _ = f.set_modified(mtime(d));
     }
 }
 
@@ -412,15 +509,16 @@ fn write_sparse(f: &File, data: &[u8], pos: u64) -> std::io::Result<u64> {
 /// What every file write needs besides the file.
 struct Writer<'a> {
     reader: &'a BlobReader<'a>,
-    mode_mask: u32,
-    opts: &'a RestoreOptions,
+    /// The blobs of the unit being written, read along on a miss.
+    wanted: &'a Wanted,
+    run: &'a Run<'a>,
 }
 
-fn restore_file(w: &Writer<'_>, dirs: &DirCache<'_>, e: &Entry<'_>, in_place: bool) -> Outcome {
-    if !e.node.chunks_valid() {
+fn restore_file(w: &Writer<'_>, n: &Node, in_place: bool) -> Outcome {
+    if !n.chunks_valid() {
         return Outcome::Failed("malformed chunk list".into());
     }
-    let (dir, name) = match dirs.parent(&e.rel, true) {
+    let (dir, name) = match w.run.dirs.parent(&n.path, true) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Refused("parent vanished".into()),
         Err(d) => return d.into(),
@@ -432,7 +530,7 @@ fn restore_file(w: &Writer<'_>, dirs: &DirCache<'_>, e: &Entry<'_>, in_place: bo
     if in_place {
         match beneath::create_new(&dir, name) {
             Ok(Some(f)) => {
-                return match write_file(w, &f, e.node) {
+                return match write_file(w, &f, n) {
                     Ok(b) => Outcome::Written(b),
                     // Failed or cancelled: nothing half written keeps the name.
                     Err(stop) => {
@@ -450,7 +548,7 @@ fn restore_file(w: &Writer<'_>, dirs: &DirCache<'_>, e: &Entry<'_>, in_place: bo
         Ok(x) => x,
         Err(err) => return Outcome::Failed(err.to_string()),
     };
-    match write_file(w, &f, e.node) {
+    match write_file(w, &f, n) {
         // Rename makes the verified file visible atomically under its name; no fsync
         // per file (FORMAT.md "Restore"): a power cut may lose restored files, and
         // restore is simply run again.
@@ -475,11 +573,11 @@ fn remove(dir: &OwnedFd, name: impl rustix::path::Arg) {
 fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
     let mut pos = 0u64;
     let mut written_to = 0u64;
-    for id in n.chunk_ids() {
-        if w.opts.cancelled() {
+    for id in &n.chunks {
+        if w.run.opts.cancelled() {
             return Err(Stop::Cancelled);
         }
-        let data = w.reader.blob(&id)?;
+        let data = w.reader.blob_of(id, Some(w.wanted))?;
         let end = write_sparse(f, &data, pos).map_err(|e| e.to_string())?;
         written_to = written_to.max(end);
         pos += data.len() as u64;
@@ -493,7 +591,7 @@ fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
     if written_to < pos {
         f.set_len(pos).map_err(|e| e.to_string())?;
     }
-    f.set_permissions(std::fs::Permissions::from_mode(n.mode & w.mode_mask))
+    f.set_permissions(std::fs::Permissions::from_mode(n.mode & w.run.mode_mask))
         .map_err(|e| e.to_string())?;
     f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
     Ok(pos)

@@ -275,6 +275,21 @@ impl Store {
             .map_err(|e| self.storage("write", path, e))
     }
 
+    /// [`Store::write`] that gives `data` back when the storage did not need to keep it
+    /// (a local folder), so a pack buffer serves the next pack.
+    pub(crate) fn write_reusing(
+        &self,
+        path: &str,
+        data: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        if let Some(root) = &self.local_root {
+            self.write_local(root, path, &data)
+                .map_err(|e| self.local_error("write", path, e))?;
+            return Ok(Some(data));
+        }
+        self.write(path, data).map(|()| None)
+    }
+
     /// Deletes an object, durably (a crash cannot bring it back once this returned).
     pub(crate) fn delete(&self, path: &str) -> Result<(), Error> {
         if let Some(root) = &self.local_root {

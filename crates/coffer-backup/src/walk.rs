@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::Error;
-use crate::blob_reader::BlobReader;
+use crate::blob_reader::{BlobReader, TREE_CACHE};
 use crate::platform;
 use crate::repo::{Index, Repository};
 use crate::snapshot::{Manifest, Node, NodeKind};
@@ -27,7 +27,7 @@ pub(crate) struct Trees<'a> {
 impl<'a> Trees<'a> {
     pub(crate) fn new(repo: &'a Repository, index: &'a Index) -> Self {
         Trees {
-            reader: BlobReader::new(&repo.store, &repo.keyring, index),
+            reader: BlobReader::new(&repo.store, &repo.keyring, index, TREE_CACHE),
             index,
         }
     }
