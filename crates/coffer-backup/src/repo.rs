@@ -74,7 +74,7 @@ pub(crate) struct Index {
 const FANOUT_BITS: u32 = 12;
 
 fn bucket(id: &[u8; 32]) -> usize {
-    usize::from(u16::from_be_bytes([id[0], id[1]]) >> (16 - FANOUT_BITS))
+    ((usize::from(id[0]) << 8) | usize::from(id[1])) >> (16 - FANOUT_BITS)
 }
 
 /// One indexed pack.
