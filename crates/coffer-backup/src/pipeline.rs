@@ -465,6 +465,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_blob_that_would_overfill_a_pack_waits_for_the_next() {
+        let t = PACK_TARGET;
+        let e = format::ENTRY_LEN;
+        assert!(fits(9, 0, 2 * t, t), "a first blob always fits");
+        assert!(
+            fits(1000, 3, t - 1000 - 4 * e, t),
+            "up to the target with the header"
+        );
+        assert!(!fits(1000, 3, t - 1000 - 4 * e + 1, t));
+        // What fits, closed with its header, stays within the buffer's capacity.
+        assert!(1000 + (t - 1000 - 4 * e) + 4 * e + 64 <= pack_capacity(t));
+    }
+
+    #[test]
     fn fresh_ids_are_found_before_and_after_merges() {
         let id = |n: u32| *blake3::hash(&n.to_le_bytes()).as_bytes();
         let mut f = Fresh::default();

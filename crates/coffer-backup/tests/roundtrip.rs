@@ -68,6 +68,23 @@ fn files_of_every_kind_round_trip() {
         "sparse hole must dedup: {}",
         s.bytes_added
     );
+    // FORMAT.md "Packs": a backup never fills a pack past 8 MiB with its header, so the
+    // pack buffers it holds stay within that (50 MiB of 1 MiB chunks makes several packs).
+    let mut packs = Vec::new();
+    for d in std::fs::read_dir(repo_dir.join("data")).unwrap() {
+        let d = d.unwrap().path();
+        let files: Vec<_> = if d.is_dir() {
+            std::fs::read_dir(&d)
+                .unwrap()
+                .map(|f| f.unwrap().path())
+                .collect()
+        } else {
+            vec![d]
+        };
+        packs.extend(files.iter().map(|f| std::fs::metadata(f).unwrap().len()));
+    }
+    assert!(packs.len() >= 6, "{packs:?}");
+    assert!(packs.iter().all(|&n| n <= 8 << 20), "{packs:?}");
 
     let out = tmp.path().join("out");
     let r = repo
