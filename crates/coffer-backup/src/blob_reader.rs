@@ -58,6 +58,24 @@ impl Ranges {
             }
         }
     }
+
+    /// Evicts the least recently used ranges until `need` more bytes fit within `max`,
+    /// and returns the buffer of one that no reader holds any more, for the read that
+    /// needs the room. Reusing evicted buffers keeps the ranges' memory at the budget: a
+    /// fresh buffer per range left glibc's arenas holding a trail of freed 4 MiB blocks.
+    fn room(&mut self, need: usize, max: usize) -> Vec<u8> {
+        let mut reuse = None;
+        while self.bytes + need > max {
+            let Some(old) = self.kept.pop_front() else {
+                break;
+            };
+            self.bytes -= old.bytes.len();
+            if reuse.is_none() {
+                reuse = Arc::try_unwrap(old.bytes).ok();
+            }
+        }
+        reuse.unwrap_or_default()
+    }
 }
 
 /// The blobs a caller is about to read (restore: those of one batch of files), per
@@ -127,6 +145,14 @@ impl<'a> BlobReader<'a> {
         self.cache.lock().ok()?.get(p, o, e)
     }
 
+    /// Room in the cache for a range of `need` bytes, and a buffer to read it into.
+    fn room(&self, need: usize) -> Vec<u8> {
+        self.cache
+            .lock()
+            .map(|mut c| c.room(need, self.cache_max))
+            .unwrap_or_default()
+    }
+
     fn keep(&self, r: Range) {
         if let Ok(mut c) = self.cache.lock() {
             c.keep(r, self.cache_max);
@@ -160,9 +186,14 @@ impl<'a> BlobReader<'a> {
         let short = || format!("pack {name} is shorter than its index says");
         // The epoch sits in bytes 5..9; a range near the start reads it along.
         let from = if start <= RANGE_GAP { 0 } else { start };
-        let bytes = self
+        let mut bytes = self
             .store
-            .read_range(&object, from as u64, end as u64)
+            .read_range_into(
+                &object,
+                from as u64,
+                end as u64,
+                self.room((end - from) as usize),
+            )
             .map_err(|e| e.to_string())?;
         if bytes.len() < (end - from) as usize {
             return Err(short());
@@ -184,11 +215,8 @@ impl<'a> BlobReader<'a> {
         if let Ok(mut m) = self.epochs.lock() {
             m.insert(p, epoch);
         }
-        Ok(if from == start {
-            bytes
-        } else {
-            bytes[(start - from) as usize..].to_vec()
-        })
+        bytes.drain(..(start - from) as usize);
+        Ok(bytes)
     }
 
     /// The verified plaintext of a blob, or why it is unusable; a miss reads the blob's
@@ -295,6 +323,19 @@ mod tests {
         assert!(c.get(3, 0, 100).is_some());
         assert!(c.get(3, 0, 101).is_none());
         assert_eq!(c.bytes, 200);
+        // Pack 2's buffer was held by nobody: kept for the next read. A range a reader
+        // still holds when evicted is not (it is freed when the reader drops it).
+        // Room for a read evicts first, and hands back the buffer of a range nobody
+        // holds; a range a reader still holds is freed when the reader drops it.
+        let (held, _) = c.get(1, 10, 20).unwrap();
+        let buf = c.room(100, 200); // evicts 3 (least recently used), unused
+        assert_eq!(buf.capacity(), 100);
+        assert_eq!(c.bytes, 100);
+        assert!(c.get(3, 0, 100).is_none());
+        let buf = c.room(200, 200); // evicts 1, held
+        assert_eq!(buf.capacity(), 0);
+        assert_eq!(c.bytes, 0);
+        drop(held);
     }
 
     #[test]

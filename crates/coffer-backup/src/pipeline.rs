@@ -49,10 +49,10 @@ fn pack_capacity(target: usize) -> usize {
 /// reused for the next pack when the storage hands it back (a local folder), so the
 /// allocator never sees a pack-sized allocation after the first two.
 const DATA_PACK_BUFFERS: usize = 2;
-/// Chunks queued per worker, and sealed blobs queued per worker. One each keeps every
-/// worker busy (measured: the 300,000-file and 2 GiB sets back up as fast as with two)
-/// and holds up to 4 MiB less per worker and queue at 4 MiB chunks.
-const JOBS_PER_WORKER: usize = 1;
+/// Chunks queued per worker, and sealed blobs queued per worker. One each held up to
+/// 4 MiB less per worker and queue, but backups of all three benchmark sets took 10-45%
+/// longer (the reading thread waits on a worker that is briefly busy).
+const JOBS_PER_WORKER: usize = 2;
 
 /// A closed pack on its way to an uploader: bytes, entries, and whether it is a data
 /// pack (whose buffer goes back to the packer).
@@ -171,8 +171,8 @@ impl Pipeline {
             bytes_added: AtomicU64::new(0),
             blobs_added: AtomicU64::new(0),
         });
-        // Memory in flight (FORMAT.md "What is held in memory"): one chunk queued and
-        // one being sealed per worker, one sealed per worker queued, and
+        // Memory in flight (FORMAT.md "What is held in memory"): two chunks queued and
+        // one being sealed per worker, two sealed per worker queued, and
         // [`DATA_PACK_BUFFERS`] data packs (one filling, the rest being written); a
         // finished pack waits for a free uploader instead of queueing.
         let (job_tx, job_rx) = bounded::<Job>(workers * JOBS_PER_WORKER);

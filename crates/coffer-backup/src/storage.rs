@@ -125,34 +125,17 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
     })
 }
 
-/// `pread` until `end` or the end of the file.
-#[cfg(unix)]
-fn read_local_range(p: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::File::open(p)?;
-    let mut buf = vec![0u8; end.saturating_sub(start) as usize];
-    let mut got = 0;
-    while got < buf.len() {
-        match f.read_at(&mut buf[got..], start + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(got);
-    Ok(buf)
-}
-
-/// Windows has no positioned read that leaves the cursor alone; a seek and a bounded
-/// read on a file opened for this one call do the same.
-#[cfg(not(unix))]
-fn read_local_range(p: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+/// Bytes `[start, end)` of a file, fewer at its end, into `buf`'s allocation.
+fn read_local_range(p: &Path, start: u64, end: u64, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::File::open(p)?;
     f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::new();
-    f.take(end.saturating_sub(start)).read_to_end(&mut buf)?;
+    let n = end.saturating_sub(start);
+    buf.clear();
+    buf.reserve_exact(usize::try_from(n).unwrap_or(usize::MAX));
+    // read_to_end on a Take reads into the spare capacity without zero-filling it first
+    // (a fresh zeroed buffer per range was 3% of a restore).
+    f.take(n).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -235,12 +218,24 @@ impl Store {
     }
     /// Bytes `[start, end)` of an object; fewer when the object is shorter.
     pub(crate) fn read_range(&self, path: &str, start: u64, end: u64) -> Result<Vec<u8>, Error> {
+        self.read_range_into(path, start, end, Vec::new())
+    }
+
+    /// [`Store::read_range`] into `buf` (emptied first): a local folder reuses its
+    /// allocation, other storage hands back its own.
+    pub(crate) fn read_range_into(
+        &self,
+        path: &str,
+        start: u64,
+        end: u64,
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
         if let Some(root) = &self.local_root {
             let p = root.join(path);
             if let Some(f) = &self.faults {
                 f.alive().map_err(|e| Error::io(&p, e))?;
             }
-            return read_local_range(&p, start, end).map_err(|e| match e.kind() {
+            return read_local_range(&p, start, end, buf).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Error::integrity(path, "object is missing"),
                 _ => Error::io(p, e),
             });
