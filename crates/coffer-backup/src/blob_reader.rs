@@ -327,7 +327,7 @@ mod tests {
         // still holds when evicted is not (it is freed when the reader drops it).
         // Room for a read evicts first, and hands back the buffer of a range nobody
         // holds; a range a reader still holds is freed when the reader drops it.
-        let (held, _) = c.get(1, 10, 20).unwrap();
+        let (held, _) = c.get(1, 10, 20).expect("pack 1 is kept");
         let buf = c.room(100, 200); // evicts 3 (least recently used), unused
         assert_eq!(buf.capacity(), 100);
         assert_eq!(c.bytes, 100);
