@@ -219,9 +219,7 @@ fn verify_pack(
     };
     for e in &entries {
         let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
-        let ok = format::open_blob(&ep.data, &e.id, e.raw_len, sealed)
-            .is_some_and(|d| d.len() == e.raw_len as usize && ep.chunk_id(&d) == e.id);
-        if !ok {
+        if !format::blob_is_sound(ep, e, sealed) {
             errs.push(format!("{object}: blob {} is damaged", hex::encode(e.id)));
         }
     }

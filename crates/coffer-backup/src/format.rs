@@ -512,6 +512,14 @@ pub(crate) fn open_blob(
     }
 }
 
+/// Whether `sealed` opens under `ep` and holds the blob `e` names: its declared length,
+/// and its id recomputed from the plaintext (F6), so a blob cannot be swapped for
+/// another valid one.
+pub(crate) fn blob_is_sound(ep: &keys::Epoch, e: &BlobEntry, sealed: &[u8]) -> bool {
+    open_blob(&ep.data, &e.id, e.raw_len, sealed)
+        .is_some_and(|d| d.len() == e.raw_len as usize && ep.chunk_id(&d) == e.id)
+}
+
 /// Decompresses a zstd frame, refusing output over `cap` bytes; memory stays within
 /// about `cap` whatever the frame claims. The error is the reason, for a message.
 pub(crate) fn decompress_bounded(b: &[u8], cap: usize) -> Result<Vec<u8>, String> {

@@ -75,7 +75,7 @@ fn use_manifest(m: Result<Manifest, crate::Error>) {
     let Ok(m) = m else { return };
     let nodes: Vec<_> = m.nodes.iter().map(|n| n.to_node()).collect();
     for n in &nodes {
-        let _ = n.chunks_valid() && !n.chunk_ids().is_empty();
+        let _ = n.chunks_valid() && !n.chunks.is_empty();
         let _ = crate::ls::entry(n);
     }
     let _ = m.root("fuzz");

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use crate::Error;
 use crate::format::{self, BlobEntry};
 use crate::lock;
-use crate::pipeline::{PACK_TARGET, pack_full};
+use crate::pipeline::{PACK_TARGET, pack_full, store_pack};
 use crate::repo::{Repository, info, resolve_prefix};
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
 use crate::walk::{Found, Reach, Trees};
@@ -325,17 +325,16 @@ pub(crate) fn prune(
     Ok(report)
 }
 
-/// The sealed bytes of blob `e` in `pack` if they open under the pack's key and hold the
-/// blob its id names (F6).
+/// The sealed bytes of blob `e` in `pack` if they are there and sound
+/// ([`format::blob_is_sound`]).
 fn verified<'p>(pack: &'p [u8], e: &BlobEntry, ep: &crate::keys::Epoch) -> Option<&'p [u8]> {
     let end = (e.offset as usize).checked_add(e.length as usize)?;
     let sealed = pack.get(e.offset as usize..end)?;
-    let data = format::open_blob(&ep.data, &e.id, e.raw_len, sealed)?;
-    (data.len() == e.raw_len as usize && ep.chunk_id(&data) == e.id).then_some(sealed)
+    format::blob_is_sound(ep, e, sealed).then_some(sealed)
 }
 
-/// Finishes `pack` (of key epoch `epoch`) with `entries`, writes it and then its index
-/// (F1: pack before its index), and starts the next one empty.
+/// Finishes `pack` (of key epoch `epoch`) with `entries`, stores it as a backup does
+/// (pack, then its index), and starts the next one empty.
 fn write_pack(
     repo: &Repository,
     epoch: u32,
@@ -344,18 +343,8 @@ fn write_pack(
 ) -> Result<(), Error> {
     let key = &repo.keyring.epoch(epoch, "prune")?.data;
     format::pack_finish(key, pack, entries)?;
-    let id = *blake3::hash(pack).as_bytes();
-    let name = hex::encode(id);
-    let plen = pack.len() as u64;
-    let idx = format::seal_object_epoch(
-        &repo.keyring,
-        epoch,
-        format::KIND_INDEX,
-        &format::encode_index(&id, plen, entries),
-    )?;
     let full = std::mem::replace(pack, format::pack_start(epoch));
-    repo.store.write(&format!("data/{name}"), full)?;
-    repo.store.write(&format!("index/{name}"), idx)?;
+    store_pack(&repo.store, &repo.keyring, epoch, full, entries)?;
     entries.clear();
     Ok(())
 }

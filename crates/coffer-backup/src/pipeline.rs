@@ -416,7 +416,7 @@ fn uploader(
     for f in rx {
         let mut back = None;
         if !sh.failed.load(Ordering::Relaxed) {
-            match store_pack(&store, &kr, f.pack, &f.entries) {
+            match store_pack(&store, &kr, kr.current().0, f.pack, &f.entries) {
                 Ok((n, buf)) => {
                     sh.bytes_added.fetch_add(n, Ordering::SeqCst);
                     sh.blobs_added
@@ -436,19 +436,21 @@ fn uploader(
     }
 }
 
-/// Writes a finished pack and then its index object; returns the bytes stored, and the
-/// pack's buffer when the storage gives it back for reuse.
+/// Writes a finished pack of key epoch `epoch` and then its index object; returns the
+/// bytes stored, and the pack's buffer when the storage gives it back for reuse.
 pub(crate) fn store_pack(
     store: &Store,
     kr: &Keyring,
+    epoch: u32,
     pack: Vec<u8>,
     entries: &[BlobEntry],
 ) -> Result<(u64, Option<Vec<u8>>), Error> {
     let id = *blake3::hash(&pack).as_bytes();
     let name = hex::encode(id);
     let len = pack.len() as u64;
-    let index = format::seal_object(
+    let index = format::seal_object_epoch(
         kr,
+        epoch,
         format::KIND_INDEX,
         &format::encode_index(&id, len, entries),
     )?;

@@ -40,9 +40,6 @@ impl Node {
     pub(crate) fn rel_path(&self) -> PathBuf {
         self.path.clone()
     }
-    pub(crate) fn chunk_ids(&self) -> Vec<[u8; 32]> {
-        self.chunks.clone()
-    }
     /// True if the chunk list is well formed (checked before use).
     pub(crate) fn chunks_valid(&self) -> bool {
         self.chunks_ok
