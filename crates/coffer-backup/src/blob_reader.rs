@@ -323,8 +323,6 @@ mod tests {
         assert!(c.get(3, 0, 100).is_some());
         assert!(c.get(3, 0, 101).is_none());
         assert_eq!(c.bytes, 200);
-        // Pack 2's buffer was held by nobody: kept for the next read. A range a reader
-        // still holds when evicted is not (it is freed when the reader drops it).
         // Room for a read evicts first, and hands back the buffer of a range nobody
         // holds; a range a reader still holds is freed when the reader drops it.
         let (held, _) = c.get(1, 10, 20).expect("pack 1 is kept");

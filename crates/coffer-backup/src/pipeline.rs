@@ -329,18 +329,20 @@ fn packer(
     sh: Arc<Shared>,
 ) {
     let (epoch_no, epoch) = kr.current();
-    // Sized once for a full pack and its largest last blob: growing by doubling would
-    // copy the pack and leave freed buffers behind in the allocator.
-    let start = |buf: Option<Vec<u8>>, target: usize| {
-        let mut p = buf.unwrap_or_default();
-        p.clear();
-        p.reserve(pack_capacity(target));
-        p.extend_from_slice(&format::pack_start(epoch_no));
-        p
-    };
     let targets = [PACK_TARGET, TREE_PACK_TARGET];
     // Index 0 fills data packs, 1 tree packs; a data pack starts only when a buffer is
-    // free (DATA_PACK_BUFFERS), which is what bounds the packs in memory.
+    // free (DATA_PACK_BUFFERS), which is what bounds the packs in memory. `None`: the
+    // uploaders are gone.
+    let new_pack = |k: usize| -> Option<Vec<u8>> {
+        let buf = if k == 0 { free.recv().ok()? } else { None };
+        let mut p = buf.unwrap_or_default();
+        p.clear();
+        // Sized once for a full pack: growing by doubling would copy the pack and leave
+        // freed buffers behind in the allocator.
+        p.reserve(pack_capacity(targets[k]));
+        p.extend_from_slice(&format::pack_start(epoch_no));
+        Some(p)
+    };
     let mut packs: [Option<Vec<u8>>; 2] = [None, None];
     let mut entries: [Vec<BlobEntry>; 2] = [Vec::new(), Vec::new()];
     let close = |k: usize, pack: Vec<u8>, entries: &mut Vec<BlobEntry>| -> bool {
@@ -362,22 +364,20 @@ fn packer(
             continue;
         }
         let k = usize::from(s.tree);
-        if let Some(pack) = packs[k].take() {
-            if fits(pack.len(), entries[k].len(), s.bytes.len(), targets[k]) {
-                packs[k] = Some(pack);
-            } else if !close(k, pack, &mut entries[k]) {
-                return;
+        let mut pack = match packs[k].take() {
+            Some(p) if fits(p.len(), entries[k].len(), s.bytes.len(), targets[k]) => p,
+            full => {
+                if let Some(p) = full
+                    && !close(k, p, &mut entries[k])
+                {
+                    return;
+                }
+                let Some(p) = new_pack(k) else {
+                    return;
+                };
+                p
             }
-        }
-        let pack = match packs[k].take() {
-            Some(p) => p,
-            None if k == 0 => match free.recv() {
-                Ok(buf) => start(buf, targets[k]),
-                Err(_) => return,
-            },
-            None => start(None, targets[k]),
         };
-        let mut pack = pack;
         entries[k].push(BlobEntry {
             id: s.id,
             offset: pack.len() as u32,
