@@ -15,8 +15,9 @@ pub(crate) const TREE_CACHE: usize = 4 << 20;
 /// Needed blobs closer than this are read in one request: a request costs more than
 /// reading a few KiB more (a round trip remotely, a syscall pair locally).
 const RANGE_GAP: u32 = 64 << 10;
-/// The most one request reads, unless a single blob is larger.
-pub(crate) const RANGE_MAX: u32 = 4 << 20;
+/// The most one request reads, unless a single blob is larger. 4 MiB restored no faster
+/// and, with the ranges held per writer thread, took restore's peak 25 MiB higher.
+pub(crate) const RANGE_MAX: u32 = 2 << 20;
 
 /// One range read from a pack.
 struct Range {

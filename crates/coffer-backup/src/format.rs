@@ -421,12 +421,14 @@ pub(crate) struct Plain {
 }
 
 thread_local! {
-    /// Two spare blob buffers per thread, for the next blob opened on it (a compressed
-    /// blob needs two: the decrypted frame and its output). A restore opens every chunk
-    /// (up to 4 MiB each) and frees it after writing: with glibc's malloc, which stops
-    /// returning blocks of that size to the system once it has seen one freed, each
-    /// writer thread's arena kept a trail of them, and restore's peak RSS grew by a
-    /// third. Reusing them keeps that memory at what is live.
+    /// A spare blob buffer per thread, for the next blob opened on it. A restore opens
+    /// every chunk (up to 4 MiB each) and frees it after writing: with glibc's malloc,
+    /// which stops returning blocks of that size to the system once it has seen one
+    /// freed, each writer thread's arena kept a trail of them, and restore's peak RSS grew
+    /// by a third. Reusing one keeps that memory at what is live. One, not two: a
+    /// compressed blob's output takes a fresh buffer, but the large blobs of a restore
+    /// are mostly media, stored as they are, and a second spare of up to 4 MiB per thread
+    /// took a 2 GiB restore past 64 MiB.
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -443,12 +445,10 @@ fn give_back(buf: Vec<u8>) {
         let Ok(mut s) = s.try_borrow_mut() else {
             return;
         };
-        if s.len() < 2 {
-            s.push(buf);
-        } else if let Some(small) = s.iter_mut().min_by_key(|b| b.capacity())
-            && small.capacity() < buf.capacity()
-        {
-            *small = buf;
+        match s.first_mut() {
+            None => s.push(buf),
+            Some(kept) if kept.capacity() < buf.capacity() => *kept = buf,
+            Some(_) => {}
         }
     });
 }
@@ -495,7 +495,8 @@ pub(crate) fn open_blob(
             if c.is_none() {
                 *c = zstd::bulk::Decompressor::new().ok();
             }
-            // Into a spare buffer too; the compressed one becomes the spare.
+            // Into a fresh buffer (the spare holds the frame); the frame's buffer is
+            // the spare afterwards.
             let mut buf = spare();
             buf.clear();
             buf.reserve(raw_len as usize);

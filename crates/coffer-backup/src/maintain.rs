@@ -299,7 +299,7 @@ pub(crate) fn prune(
             });
             pack.extend_from_slice(sealed);
             if pack_full(pack.len(), entries.len(), PACK_TARGET) {
-                write_pack(repo, epoch, pack, entries)?;
+                write_pack(repo, epoch, *is_tree, pack, entries)?;
             }
         }
         if let Some(p) = progress {
@@ -309,9 +309,9 @@ pub(crate) fn prune(
             });
         }
     }
-    for ((epoch, _), (mut pack, mut entries)) in filling {
+    for ((epoch, trees), (mut pack, mut entries)) in filling {
         if !entries.is_empty() {
-            write_pack(repo, epoch, &mut pack, &mut entries)?;
+            write_pack(repo, epoch, trees, &mut pack, &mut entries)?;
         }
     }
     report.packs_rewritten = rewrite.len() as u64;
@@ -333,18 +333,19 @@ fn verified<'p>(pack: &'p [u8], e: &BlobEntry, ep: &crate::keys::Epoch) -> Optio
     format::blob_is_sound(ep, e, sealed).then_some(sealed)
 }
 
-/// Finishes `pack` (of key epoch `epoch`) with `entries`, stores it as a backup does
-/// (pack, then its index), and starts the next one empty.
+/// Finishes `pack` (of key epoch `epoch`, of trees or not) with `entries`, stores it as
+/// a backup does (pack, then its index), and starts the next one empty.
 fn write_pack(
     repo: &Repository,
     epoch: u32,
+    trees: bool,
     pack: &mut Vec<u8>,
     entries: &mut Vec<BlobEntry>,
 ) -> Result<(), Error> {
     let key = &repo.keyring.epoch(epoch, "prune")?.data;
     format::pack_finish(key, pack, entries)?;
     let full = std::mem::replace(pack, format::pack_start(epoch));
-    store_pack(&repo.store, &repo.keyring, epoch, full, entries)?;
+    store_pack(&repo.store, &repo.keyring, epoch, trees, full, entries)?;
     entries.clear();
     Ok(())
 }

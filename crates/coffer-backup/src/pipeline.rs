@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -53,6 +53,11 @@ const DATA_PACK_BUFFERS: usize = 2;
 /// 4 MiB less per worker and queue, but backups of all three benchmark sets took 10-45%
 /// longer (the reading thread waits on a worker that is briefly busy).
 const JOBS_PER_WORKER: usize = 2;
+/// Bytes of chunks between the reading thread and the packer at most (queued, being
+/// sealed, sealed and queued). The queues' lengths alone bound nothing useful: chunks run
+/// from 4 KiB (SQLite pages) to 4 MiB, so ten queued chunks were 40 KiB or 40 MiB.
+/// Eight average large chunks keep both workers busy (twelve measured no faster).
+const IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 
 /// A closed pack on its way to an uploader: bytes, entries, and whether it is a data
 /// pack (whose buffer goes back to the packer).
@@ -66,6 +71,7 @@ struct Job {
     id: [u8; 32],
     data: Vec<u8>,
     tree: bool,
+    permit: Permit,
 }
 
 struct Sealed {
@@ -73,6 +79,8 @@ struct Sealed {
     raw_len: u32,
     bytes: Vec<u8>,
     tree: bool,
+    /// Given back once the packer has copied the blob into its pack.
+    _permit: Permit,
 }
 
 struct Shared {
@@ -80,15 +88,81 @@ struct Shared {
     error: Mutex<Option<Error>>,
     bytes_added: AtomicU64,
     blobs_added: AtomicU64,
+    /// Bytes of chunks in flight ([`IN_FLIGHT_BYTES`]), and its wake-up.
+    in_flight: Mutex<usize>,
+    returned: Condvar,
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            bytes_added: AtomicU64::new(0),
+            blobs_added: AtomicU64::new(0),
+            in_flight: Mutex::new(0),
+            returned: Condvar::new(),
+        }
+    }
+
     fn fail(&self, e: Error) {
         self.failed.store(true, Ordering::SeqCst);
         if let Ok(mut g) = self.error.lock()
             && g.is_none()
         {
             *g = Some(e);
+        }
+        // The reading thread may wait for bytes that no stage returns any more.
+        let _guard = self.in_flight.lock();
+        self.returned.notify_all();
+    }
+
+    /// Waits until `n` more bytes fit in [`IN_FLIGHT_BYTES`] (a chunk alone always fits);
+    /// `None` once the pipeline failed.
+    fn admit(self: &Arc<Self>, n: usize) -> Option<Permit> {
+        let mut used = self.in_flight.lock().ok()?;
+        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
+            if self.failed.load(Ordering::SeqCst) {
+                return None;
+            }
+            used = self.returned.wait(used).ok()?;
+        }
+        *used += n;
+        Some(Permit {
+            shared: self.clone(),
+            n,
+        })
+    }
+}
+
+/// A chunk's share of [`IN_FLIGHT_BYTES`], carried from the reading thread through the
+/// sealing worker to the packer. Given back when dropped, wherever that happens: a stage
+/// that skips work after a failure, a channel dropped with messages in it, or a thread
+/// unwinding, so the reading thread never waits on bytes nobody will return.
+struct Permit {
+    shared: Arc<Shared>,
+    n: usize,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Ok(mut used) = self.shared.in_flight.lock() {
+            *used -= self.n;
+            self.shared.returned.notify_all();
+        }
+    }
+}
+
+/// Held by every pipeline thread: a thread that panics fails the pipeline, so the
+/// others stop and the reading thread does not wait on it.
+struct FailOnPanic(Arc<Shared>);
+
+impl Drop for FailOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail(Error::Internal {
+                detail: "a pipeline thread panicked".into(),
+            });
         }
     }
 }
@@ -165,14 +239,10 @@ impl Pipeline {
             .map(|n| n.get())
             .unwrap_or(2)
             .clamp(1, 8);
-        let shared = Arc::new(Shared {
-            failed: AtomicBool::new(false),
-            error: Mutex::new(None),
-            bytes_added: AtomicU64::new(0),
-            blobs_added: AtomicU64::new(0),
-        });
-        // Memory in flight (FORMAT.md "What is held in memory"): two chunks queued and
-        // one being sealed per worker, two sealed per worker queued, and
+        let shared = Arc::new(Shared::new());
+        // Memory in flight (FORMAT.md "What is held in memory"): [`IN_FLIGHT_BYTES`] of
+        // chunks between the reading thread and the packer (at most two queued and one
+        // being sealed per worker, two sealed per worker queued), and
         // [`DATA_PACK_BUFFERS`] data packs (one filling, the rest being written); a
         // finished pack waits for a free uploader instead of queueing.
         let (job_tx, job_rx) = bounded::<Job>(workers * JOBS_PER_WORKER);
@@ -188,13 +258,17 @@ impl Pipeline {
             let tx = sealed_tx.clone();
             let kr = keyring.clone();
             let sh = shared.clone();
-            threads.push(std::thread::spawn(move || seal_worker(rx, tx, kr, sh)));
+            threads.push(std::thread::spawn(move || {
+                let _f = FailOnPanic(sh.clone());
+                seal_worker(rx, tx, kr, sh)
+            }));
         }
         drop(sealed_tx);
         {
             let kr = keyring.clone();
             let sh = shared.clone();
             threads.push(std::thread::spawn(move || {
+                let _f = FailOnPanic(sh.clone());
                 packer(sealed_rx, pack_tx, free_rx, kr, sh)
             }));
         }
@@ -206,6 +280,7 @@ impl Pipeline {
             let sh = shared.clone();
             let lk = lock.clone();
             threads.push(std::thread::spawn(move || {
+                let _f = FailOnPanic(sh.clone());
                 uploader(rx, free, st, kr, sh, lk)
             }));
         }
@@ -242,10 +317,19 @@ impl Pipeline {
         }
         if !self.has(&id) {
             self.fresh.insert(id);
+            let Some(permit) = self.shared.admit(data.len()) else {
+                return Err(self.take_error());
+            };
+            let job = Job {
+                id,
+                data,
+                tree,
+                permit,
+            };
             let sent = self
                 .jobs
                 .as_ref()
-                .map(|tx| tx.send(Job { id, data, tree }).is_ok())
+                .map(|tx| tx.send(job).is_ok())
                 .unwrap_or(false);
             if !sent {
                 return Err(self.take_error());
@@ -304,13 +388,23 @@ fn seal_worker(rx: Receiver<Job>, tx: Sender<Sealed>, kr: Arc<Keyring>, sh: Arc<
         if sh.failed.load(Ordering::Relaxed) {
             continue;
         }
-        match format::seal_blob(&epoch.data, &mut zc, &job.id, &job.data) {
+        let Job {
+            id,
+            data,
+            tree,
+            permit,
+        } = job;
+        match format::seal_blob(&epoch.data, &mut zc, &id, &data) {
             Ok(bytes) => {
+                let raw_len = data.len() as u32;
+                // Not held while the packer is busy: only the sealed copy goes on.
+                drop(data);
                 let s = Sealed {
-                    id: job.id,
-                    raw_len: job.data.len() as u32,
+                    id,
+                    raw_len,
                     bytes,
-                    tree: job.tree,
+                    tree,
+                    _permit: permit,
                 };
                 if tx.send(s).is_err() {
                     return;
@@ -416,7 +510,7 @@ fn uploader(
     for f in rx {
         let mut back = None;
         if !sh.failed.load(Ordering::Relaxed) {
-            match store_pack(&store, &kr, kr.current().0, f.pack, &f.entries) {
+            match store_pack(&store, &kr, kr.current().0, !f.data, f.pack, &f.entries) {
                 Ok((n, buf)) => {
                     sh.bytes_added.fetch_add(n, Ordering::SeqCst);
                     sh.blobs_added
@@ -437,11 +531,14 @@ fn uploader(
 }
 
 /// Writes a finished pack of key epoch `epoch` and then its index object; returns the
-/// bytes stored, and the pack's buffer when the storage gives it back for reuse.
+/// bytes stored, and the pack's buffer when the storage gives it back for reuse. Data
+/// packs bypass the page cache where they can (`Store::write_pack`); tree packs, read
+/// again by every backup's change detection, do not.
 pub(crate) fn store_pack(
     store: &Store,
     kr: &Keyring,
     epoch: u32,
+    trees: bool,
     pack: Vec<u8>,
     entries: &[BlobEntry],
 ) -> Result<(u64, Option<Vec<u8>>), Error> {
@@ -457,7 +554,7 @@ pub(crate) fn store_pack(
     let ilen = index.len() as u64;
     // F1: the pack is complete on storage before an index names it, so an index
     // never points at missing data after a crash.
-    let back = store.write_reusing(&format!("data/{name}"), pack)?;
+    let back = store.write_pack(&format!("data/{name}"), pack, !trees)?;
     store.write(&format!("index/{name}"), index)?;
     Ok((len + ilen, back))
 }
@@ -478,6 +575,49 @@ mod tests {
         assert!(!fits(1000, 3, t - 1000 - 4 * e + 1, t));
         // What fits, closed with its header, stays within the buffer's capacity.
         assert!(1000 + (t - 1000 - 4 * e) + 4 * e + 64 <= pack_capacity(t));
+    }
+
+    #[test]
+    fn chunks_in_flight_are_bounded_in_bytes_and_a_failure_wakes_the_reader() {
+        let sh = Arc::new(Shared::new());
+        let used = |sh: &Shared| *sh.in_flight.lock().expect("lock");
+        // A chunk alone is admitted even if it is over the budget.
+        let big = sh.admit(IN_FLIGHT_BYTES + 1).expect("admitted");
+        drop(big);
+        assert_eq!(used(&sh), 0);
+        let a = sh.admit(IN_FLIGHT_BYTES - 10).expect("admitted");
+        let b = sh.admit(10).expect("admitted");
+        // The next byte waits until a permit is dropped (by whatever stage held it).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let sh = sh.clone();
+            std::thread::spawn(move || tx.send(sh.admit(4096).map(|p| p.n)))
+        };
+        let wait = std::time::Duration::from_millis(200);
+        assert!(rx.recv_timeout(wait).is_err(), "admitted over the budget");
+        drop(b);
+        assert!(
+            rx.recv_timeout(wait).is_err(),
+            "4096 bytes do not fit in 10"
+        );
+        drop(a);
+        assert_eq!(rx.recv_timeout(wait * 50).expect("woken"), Some(4096));
+        waiter.join().expect("join").expect("sent");
+        assert_eq!(used(&sh), 0, "every permit given back");
+        // A failed pipeline releases a waiting reader with nothing.
+        let full = sh.admit(IN_FLIGHT_BYTES).expect("admitted");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let sh = sh.clone();
+            std::thread::spawn(move || tx.send(sh.admit(1).is_none()))
+        };
+        assert!(rx.recv_timeout(wait).is_err());
+        sh.fail(Error::Internal {
+            detail: "test".into(),
+        });
+        assert!(rx.recv_timeout(wait * 50).expect("woken"), "refused");
+        waiter.join().expect("join").expect("sent");
+        drop(full);
     }
 
     #[test]

@@ -128,11 +128,11 @@ pub(crate) fn connect(location: &str, create: bool) -> Result<Store, Error> {
 /// Bytes `[start, end)` of a file, fewer at its end, into `buf`'s allocation.
 fn read_local_range(p: &Path, start: u64, end: u64, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(p)?;
-    f.seek(SeekFrom::Start(start))?;
     let n = end.saturating_sub(start);
     buf.clear();
     buf.reserve_exact(usize::try_from(n).unwrap_or(usize::MAX));
+    let mut f = std::fs::File::open(p)?;
+    f.seek(SeekFrom::Start(start))?;
     // read_to_end on a Take reads into the spare capacity without zero-filling it first
     // (a fresh zeroed buffer per range was 3% of a restore).
     f.take(n).read_to_end(&mut buf)?;
@@ -261,7 +261,7 @@ impl Store {
     pub(crate) fn write(&self, path: &str, data: Vec<u8>) -> Result<(), Error> {
         if let Some(root) = &self.local_root {
             return self
-                .write_local(root, path, &data)
+                .write_local(root, path, &data, false)
                 .map_err(|e| self.local_error("write", path, e));
         }
         self.rt
@@ -270,15 +270,18 @@ impl Store {
             .map_err(|e| self.storage("write", path, e))
     }
 
-    /// [`Store::write`] that gives `data` back when the storage did not need to keep it
-    /// (a local folder), so a pack buffer serves the next pack.
-    pub(crate) fn write_reusing(
+    /// [`Store::write`] for a pack: gives `data` back when the storage did not need to
+    /// keep it (a local folder), so a pack buffer serves the next pack; `direct` writes it
+    /// past the page cache where the platform and file system allow
+    /// ([`crate::platform::direct`]).
+    pub(crate) fn write_pack(
         &self,
         path: &str,
         data: Vec<u8>,
+        direct: bool,
     ) -> Result<Option<Vec<u8>>, Error> {
         if let Some(root) = &self.local_root {
-            self.write_local(root, path, &data)
+            self.write_local(root, path, &data, direct)
                 .map_err(|e| self.local_error("write", path, e))?;
             return Ok(Some(data));
         }
@@ -313,7 +316,13 @@ impl Store {
     /// Local write: tmp file, fsync, rename, fsync of the directory. The write order of
     /// FORMAT.md F1 (pack, then index, then snapshot) holds on disk only if each object is
     /// durable before the next is written; `testing::Faults` checks these steps.
-    fn write_local(&self, root: &Path, path: &str, data: &[u8]) -> std::io::Result<()> {
+    fn write_local(
+        &self,
+        root: &Path,
+        path: &str,
+        data: &[u8],
+        direct: bool,
+    ) -> std::io::Result<()> {
         let dest = root.join(path);
         let dir = dest.parent().unwrap_or(root).to_path_buf();
         let mut rnd = [0u8; 16];
@@ -321,8 +330,18 @@ impl Store {
         let tmp = root.join("tmp").join(format!("{}.tmp", hex::encode(rnd)));
         let result = (|| {
             self.step()?;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(data)?;
+            let direct = match direct {
+                true => crate::platform::direct::create(&tmp, data)?,
+                false => None,
+            };
+            let f = match direct {
+                Some(f) => f,
+                None => {
+                    let mut f = std::fs::File::create(&tmp)?;
+                    f.write_all(data)?;
+                    f
+                }
+            };
             self.record(|| Undo::Data(tmp.clone()));
             // Data before name: without this fsync a crash after the rename can leave the
             // object's name pointing at a truncated or empty file.

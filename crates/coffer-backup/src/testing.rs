@@ -101,7 +101,7 @@ pub fn write_pack(repo: &Repository, blobs: &[([u8; 32], u32, Vec<u8>)]) -> Resu
         pack.extend_from_slice(&sealed);
     }
     format::pack_finish(&epoch.data, &mut pack, &entries)?;
-    crate::pipeline::store_pack(&repo.store, &repo.keyring, n, pack, &entries).map(|_| ())
+    crate::pipeline::store_pack(&repo.store, &repo.keyring, n, false, pack, &entries).map(|_| ())
 }
 
 /// The chunk id of `data` under the repository's current key.

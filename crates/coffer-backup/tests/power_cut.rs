@@ -119,3 +119,41 @@ fn a_power_cut_at_any_step_of_forget_and_prune_leaves_the_kept_snapshot_restorab
         |root| tree(&root.join("src")),
     );
 }
+
+/// A storage failure while far more is read than the pipeline holds in flight: the
+/// reading thread, waiting for sealed chunks to be packed, is released and the backup
+/// ends in an error instead of waiting on stages that stopped. Cuts at steps spread over
+/// a whole run, each into a fresh repository (so nothing is deduplicated away).
+#[test]
+fn a_backup_larger_than_what_is_in_flight_fails_cleanly_wherever_storage_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..3 {
+        std::fs::write(src.join(format!("big{i}")), pseudo(i, 24 << 20)).unwrap();
+    }
+    let run = |n: u64| {
+        let loc = tmp.path().join(format!("repo{n}"));
+        let loc = loc.to_str().unwrap().to_string();
+        Repository::init(&loc, &key()).unwrap();
+        let faults = Faults::fail_at(n);
+        let repo = Repository::open_with_faults(&loc, &key(), faults.clone()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = src.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(repo.backup(&[s], &BackupOptions::default()).is_ok());
+        });
+        let done = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("step {n}: the backup hangs after a storage failure"));
+        (done, faults)
+    };
+    let (done, all) = run(u64::MAX);
+    assert!(done);
+    let total = all.ops();
+    assert!(total > 20, "{total} steps");
+    for n in [2, total / 4, total / 2, total * 3 / 4] {
+        let (done, faults) = run(n);
+        assert!(!done && faults.crashed(), "step {n} of {total}: no failure");
+    }
+}
