@@ -54,7 +54,10 @@ enum Outcome {
     Linked,
     Unchanged,
     Refused(String),
+    /// The data could not be read back sound (a damaged or missing blob).
     Failed(String),
+    /// The target could not take the file (a full disk, no permission).
+    Unwritten(String),
     /// Stopped by the cancel flag; what was written of the file was removed.
     Cancelled,
 }
@@ -62,7 +65,13 @@ enum Outcome {
 /// Why writing one file stopped.
 enum Stop {
     Failed(String),
+    Unwritten(String),
     Cancelled,
+}
+
+/// A target-side error: the file system refused what restore wrote.
+fn unwritten(e: std::io::Error) -> Stop {
+    Stop::Unwritten(e.to_string())
 }
 
 impl From<String> for Stop {
@@ -75,6 +84,7 @@ impl From<Stop> for Outcome {
     fn from(s: Stop) -> Self {
         match s {
             Stop::Failed(why) => Outcome::Failed(why),
+            Stop::Unwritten(why) => Outcome::Unwritten(why),
             Stop::Cancelled => Outcome::Cancelled,
         }
     }
@@ -84,7 +94,7 @@ impl From<Denied> for Outcome {
     fn from(d: Denied) -> Self {
         match d {
             Denied::Refused(why) => Outcome::Refused(why),
-            Denied::Io(e) => Outcome::Failed(e.to_string()),
+            Denied::Io(e) => Outcome::Unwritten(e.to_string()),
         }
     }
 }
@@ -116,6 +126,7 @@ impl Run<'_> {
             Outcome::Unchanged => s.unchanged += 1,
             Outcome::Refused(why) => s.refused.push((rel.to_path_buf(), why)),
             Outcome::Failed(why) => s.failed.push((rel.to_path_buf(), why)),
+            Outcome::Unwritten(why) => s.unwritten.push((rel.to_path_buf(), why)),
             // Not a result: the restore returns RestoreCancelled instead of a summary.
             Outcome::Cancelled => {}
         }
@@ -204,6 +215,7 @@ pub(crate) fn restore(
 
     let mut summary = run.summary.into_inner().unwrap_or_default();
     summary.failed.sort();
+    summary.unwritten.sort();
     summary.refused.sort();
     Ok(summary)
 }
@@ -541,12 +553,12 @@ fn restore_file(w: &Writer<'_>, n: &Node, in_place: bool) -> Outcome {
                 };
             }
             Ok(None) => {}
-            Err(err) => return Outcome::Failed(err.to_string()),
+            Err(err) => return Outcome::Unwritten(err.to_string()),
         }
     }
     let (f, tmp) = match beneath::create_temp(&dir) {
         Ok(x) => x,
-        Err(err) => return Outcome::Failed(err.to_string()),
+        Err(err) => return Outcome::Unwritten(err.to_string()),
     };
     match write_file(w, &f, n) {
         // Rename makes the verified file visible atomically under its name; no fsync
@@ -578,7 +590,7 @@ fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
             return Err(Stop::Cancelled);
         }
         let data = w.reader.blob_of(id, Some(w.wanted))?;
-        let end = write_sparse(f, &data, pos).map_err(|e| e.to_string())?;
+        let end = write_sparse(f, &data, pos).map_err(unwritten)?;
         written_to = written_to.max(end);
         pos += data.len() as u64;
         if pos > n.size {
@@ -589,10 +601,10 @@ fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
         return Err(format!("size {pos} does not match the recorded {}", n.size).into());
     }
     if written_to < pos {
-        f.set_len(pos).map_err(|e| e.to_string())?;
+        f.set_len(pos).map_err(unwritten)?;
     }
     f.set_permissions(std::fs::Permissions::from_mode(n.mode & w.run.mode_mask))
-        .map_err(|e| e.to_string())?;
-    f.set_modified(mtime(n)).map_err(|e| e.to_string())?;
+        .map_err(unwritten)?;
+    f.set_modified(mtime(n)).map_err(unwritten)?;
     Ok(pos)
 }

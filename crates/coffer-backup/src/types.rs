@@ -174,6 +174,10 @@ pub struct RestoreSummary {
     /// Files not restored (a damaged or missing blob), with the reason.
     #[serde(serialize_with = "lossy_pairs")]
     pub failed: Vec<(PathBuf, String)>,
+    /// Files the target could not take (a full disk, no permission), with the reason: the
+    /// data is sound, and restoring again once the target is fixed completes them.
+    #[serde(serialize_with = "lossy_pairs")]
+    pub unwritten: Vec<(PathBuf, String)>,
     /// Entries refused because restoring them could write outside the target (a `..` or
     /// absolute name, a path through a symlink) or would replace a directory, with the
     /// reason. Non-empty means the restore is incomplete.
@@ -184,7 +188,7 @@ pub struct RestoreSummary {
 impl RestoreSummary {
     /// True when every selected entry was restored (or found unchanged).
     pub fn is_complete(&self) -> bool {
-        self.failed.is_empty() && self.refused.is_empty()
+        self.failed.is_empty() && self.refused.is_empty() && self.unwritten.is_empty()
     }
 }
 

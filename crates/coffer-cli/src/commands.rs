@@ -474,8 +474,9 @@ fn snapshots(ctx: &Ctx) -> Result<Output, Failure> {
     out(json!({ "snapshots": list, "damaged": damaged }), human)
 }
 
-/// A restore's outcome: damaged data is exit 6, refused entries exit 8 (incomplete), each
-/// listed by name; the JSON error carries the whole summary.
+/// A restore's outcome: damaged data is exit 6; refused entries, and files the target
+/// could not take (a full disk), exit 8 (incomplete); each listed by name; the JSON error
+/// carries the whole summary.
 fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
     if !s.is_complete() {
         let list = |v: &[(PathBuf, String)]| -> String {
@@ -495,6 +496,13 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
                 list(&s.failed)
             );
         }
+        if !s.unwritten.is_empty() {
+            message += &format!(
+                "; {} could not be written into the target:{}",
+                s.unwritten.len(),
+                list(&s.unwritten)
+            );
+        }
         if !s.refused.is_empty() {
             message += &format!(
                 "; {} refused because restoring them could write outside the target or replace a folder:{}",
@@ -503,11 +511,18 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
             );
         }
         let mut f = if s.failed.is_empty() {
+            let mut hints = Vec::new();
+            if !s.unwritten.is_empty() {
+                hints.push("the backup is sound: free space (or fix permissions) on the target and run the same restore again; files already restored are kept");
+            }
+            if !s.refused.is_empty() {
+                hints.push("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls");
+            }
             Failure::other(
                 ErrorCode::RestoreIncomplete,
                 8,
                 message,
-                Some("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls".into()),
+                Some(hints.join("; ")),
             )
         } else {
             Failure::other(
@@ -521,7 +536,7 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
             )
         };
         let summary = to_json(&s);
-        for k in ["failed", "refused"] {
+        for k in ["failed", "unwritten", "refused"] {
             f.extra.push((k, summary[k].clone()));
         }
         f.extra.push(("restored_files", json!(s.files)));

@@ -84,3 +84,74 @@ fn prune_frees_space_on_a_full_disk() {
     );
     dev.run(&["check", "--read-data"], "").ok();
 }
+
+/// A restore into a target that fills up: the files it could not take are named as
+/// "could not be written into the target" (not as damaged data), the exit is 8 with a
+/// hint to free space and restore again, nothing half written keeps a name, and the same
+/// restore run again once there is room completes.
+#[test]
+fn a_restore_onto_a_full_disk_says_so_and_completes_when_run_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let target = root.join("target");
+    std::fs::create_dir(&target).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&target)
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = Mount(target.clone());
+    let dev = Device::new(root, "dev");
+    let repo = root.join("repo");
+    dev.run(&["init", "--repo", s(&repo), "--recovery-key-only"], "")
+        .ok();
+    let src = root.join("src");
+    std::fs::create_dir(&src).unwrap();
+    for i in 0..6u8 {
+        std::fs::write(src.join(format!("f{i}.bin")), noise(i, 700 * 1024)).unwrap();
+    }
+    dev.run(&["backup", s(&src)], "").ok();
+    let out = dev.run(&["--json", "restore", "latest", "--target", s(&target)], "");
+    assert_eq!(out.err_code(), "restore_incomplete", "{}", out.stdout);
+    let j = out.json();
+    let unwritten = j["error"]["unwritten"].as_array().unwrap();
+    assert!(!unwritten.is_empty(), "{}", out.stdout);
+    assert!(
+        j["error"]["failed"].as_array().unwrap().is_empty(),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("could not be written into the target")
+            && out.stdout.contains("free space")
+            && !out.stdout.contains("damaged"),
+        "{}",
+        out.stdout
+    );
+    // What is there is whole: a restored file is complete, a failed one has no name.
+    for e in std::fs::read_dir(target.join("src")).unwrap() {
+        let p = e.unwrap().path();
+        let i: u8 = p.file_name().unwrap().to_str().unwrap()[1..2]
+            .parse()
+            .unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), noise(i, 700 * 1024), "{p:?}");
+    }
+    let room = Command::new("mount")
+        .args(["-o", "remount,size=20m"])
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(room.success());
+    dev.run(&["restore", "latest", "--target", s(&target)], "")
+        .ok();
+    for i in 0..6u8 {
+        assert_eq!(
+            std::fs::read(target.join(format!("src/f{i}.bin"))).unwrap(),
+            noise(i, 700 * 1024)
+        );
+    }
+}

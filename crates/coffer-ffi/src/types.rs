@@ -188,6 +188,9 @@ pub struct RestoreReport {
     pub unchanged: u64,
     /// Files not restored (damaged or missing data).
     pub failed: Vec<PathProblem>,
+    /// Files the target could not take (a full disk, no permission): the data is sound,
+    /// and restoring again once the target has room completes them.
+    pub unwritten: Vec<PathProblem>,
     /// Entries refused because they would write outside the target.
     pub refused: Vec<PathProblem>,
     /// Every selected entry was restored or found unchanged.
@@ -202,6 +205,7 @@ impl From<coffer_client::RestoreSummary> for RestoreReport {
             bytes: s.bytes,
             unchanged: s.unchanged,
             failed: problems(s.failed),
+            unwritten: problems(s.unwritten),
             refused: problems(s.refused),
         }
     }
