@@ -32,22 +32,30 @@ impl Drop for Mount {
     }
 }
 
+/// A tmpfs of `size` mounted at `dir` (made here), unmounted when dropped; `None` (and a
+/// SKIP line) where mounting needs a root this test does not have.
+fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
+    std::fs::create_dir(dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+        return None;
+    }
+    Some(Mount(dir.to_path_buf()))
+}
+
 #[test]
 fn prune_frees_space_on_a_full_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let disk = root.join("disk");
-    std::fs::create_dir(&disk).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(&disk)
-        .status()
-        .is_ok_and(|st| st.success());
-    if !mounted {
-        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+    let Some(_unmount) = tmpfs(&disk, "3m") else {
         return;
-    }
-    let _unmount = Mount(disk.clone());
+    };
     let repo = disk.join("repo");
     let dev = Device::new(root, "dev");
     dev.run(&["init", "--repo", s(&repo), "--recovery-key-only"], "")
@@ -94,17 +102,9 @@ fn a_restore_onto_a_full_disk_says_so_and_completes_when_run_again() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let target = root.join("target");
-    std::fs::create_dir(&target).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&target)
-        .status()
-        .is_ok_and(|st| st.success());
-    if !mounted {
-        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+    let Some(_unmount) = tmpfs(&target, "2m") else {
         return;
-    }
-    let _unmount = Mount(target.clone());
+    };
     let dev = Device::new(root, "dev");
     let repo = root.join("repo");
     dev.run(&["init", "--repo", s(&repo), "--recovery-key-only"], "")
