@@ -429,12 +429,13 @@ thread_local! {
     /// compressed blob's output takes a fresh buffer, but the large blobs of a restore
     /// are mostly media, stored as they are, and a second spare of up to 4 MiB per thread
     /// took a 2 GiB restore past 64 MiB.
-    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// An empty `Vec` (no allocation) when there is none.
+    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn spare() -> Vec<u8> {
     SPARE
-        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .try_with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)).ok())
         .ok()
         .flatten()
         .unwrap_or_default()
@@ -445,10 +446,8 @@ fn give_back(buf: Vec<u8>) {
         let Ok(mut s) = s.try_borrow_mut() else {
             return;
         };
-        match s.first_mut() {
-            None => s.push(buf),
-            Some(kept) if kept.capacity() < buf.capacity() => *kept = buf,
-            Some(_) => {}
+        if s.capacity() < buf.capacity() {
+            *s = buf;
         }
     });
 }

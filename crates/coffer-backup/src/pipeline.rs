@@ -263,8 +263,8 @@ impl Pipeline {
             .clamp(1, 8);
         let shared = Arc::new(Shared::new());
         // Memory in flight (FORMAT.md "What is held in memory"): [`IN_FLIGHT_BYTES`] of
-        // chunks between the reading thread and the packer (at most two queued and one
-        // being sealed per worker, two sealed per worker queued), and
+        // chunks between the reading thread and the packer (in batches: at most two
+        // queued and one being sealed per worker, two sealed per worker queued), and
         // [`DATA_PACK_BUFFERS`] data packs (one filling, the rest being written); a
         // finished pack waits for a free uploader instead of queueing.
         let (job_tx, job_rx) = bounded::<Job>(workers * JOBS_PER_WORKER);

@@ -125,12 +125,15 @@ pub(crate) mod direct {
 
     /// Offsets, lengths and buffer addresses of direct I/O are multiples of this (a
     /// device's logical block is 512 or 4096 bytes).
-    pub(crate) const ALIGN: usize = 4096;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const ALIGN: usize = 4096;
     /// Objects smaller than this are written buffered: one device round trip each is
     /// more than the copy they save.
-    pub(crate) const MIN_LEN: usize = 512 * 1024;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const MIN_LEN: usize = 512 * 1024;
     /// Bytes moved per direct call, through one staging buffer per writing thread (a pack
     /// buffer is not aligned, and a pack-sized aligned copy would cost 8 MiB per thread).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     const STAGE: usize = 1024 * 1024;
 
     /// Creates `path` for direct writes; `None` where the file system refuses them.

@@ -330,9 +330,10 @@ impl Store {
         let tmp = root.join("tmp").join(format!("{}.tmp", hex::encode(rnd)));
         let result = (|| {
             self.step()?;
-            let direct = match direct {
-                true => crate::platform::direct::create(&tmp, data)?,
-                false => None,
+            let direct = if direct {
+                crate::platform::direct::create(&tmp, data)?
+            } else {
+                None
             };
             let f = match direct {
                 Some(f) => f,
