@@ -9,22 +9,28 @@
 # For each: wall and CPU seconds, peak RSS (/usr/bin/time), bytes each backup added to the
 # repository. Ratios matter, not absolute figures: the machine is shared and noisy.
 #
-#   bench/backup-vs-restic.sh [--scale 1.0] [--sets shared,tiny,rand] [--also NAME=BINARY]...
+#   bench/backup-vs-restic.sh [--scale 1.0] [--sets shared,tiny,rand] [--runs N] [--also NAME=BINARY]...
 #
 # COFFER_BIN=PATH uses that release build of `coffer` instead of building one.
 # --also runs another coffer binary (say the build before a change) as one more tool, in
-# the same run. Generated data is cached under bench/out/ (gitignored). Needs python3;
+# the same run. --runs N repeats the initial backup (each time into a fresh repository)
+# and the restore (each time into a fresh folder) N times per tool, the tools taking turns,
+# and reports the run with the median time and the range: one timing per step moved a
+# ratio by a third between runs here. Generated data is cached under bench/out/
+# (gitignored). Needs python3;
 # restic, time and tar come from apt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=1.0
 SETS=shared,tiny,rand
+RUNS=1
 TOOLS=(coffer)
 declare -A BIN
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) SCALE="$2"; shift 2 ;;
     --sets) SETS="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
     --also) TOOLS+=("${2%%=*}"); BIN[${2%%=*}]=$(realpath "${2#*=}"); shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -83,27 +89,34 @@ timed() {
   sync
   /usr/bin/time -f "%e %U %S %M" -o "$OUT/$name.time" "$@" >/dev/null
 }
-# op TOOL SET STEP: one step of one tool on one data set
+# op TOOL SET STEP [ROUND]: one step of one tool on one data set. Round 1 is the
+# repository and restore the later steps use; rounds 2.. of `init`, `backup` and
+# `restore` use their own repository, configuration and target (suffix .rN).
 op() {
-  local tool=$1 set=$2 step=$3 data=$OUT/work-$set
-  local repo=$OUT/repo-$tool-$set dir
+  local tool=$1 set=$2 step=$3 round=${4:-1} data=$OUT/work-$set
+  local sfx="" dir
+  [ "$round" -gt 1 ] && sfx=".r$round"
+  local repo=$OUT/repo-$tool-$set$sfx
+  local target=$OUT/restore-$tool-$set$sfx
   dir=$(cd "$data" && pwd)/$set
   if [ "$tool" = restic ]; then
     case $step in
       init) restic init --repo "$repo" >/dev/null ;;
-      backup*) timed "$set-$tool-$step" restic backup --quiet --repo "$repo" "$dir"
-               size "$repo" > "$OUT/$set-$tool-$step.size" ;;
-      restore) timed "$set-$tool-$step" restic restore --quiet --repo "$repo" latest --target "$OUT/restore-$tool-$set" ;;
+      backup*) timed "$set-$tool-$step$sfx" restic backup --quiet --repo "$repo" "$dir"
+               size "$repo" > "$OUT/$set-$tool-$step$sfx.size" ;;
+      restore) timed "$set-$tool-$step$sfx" restic restore --quiet --repo "$OUT/repo-$tool-$set" latest --target "$target" ;;
       check) timed "$set-$tool-$step" restic check --quiet --repo "$repo" ;;
     esac
   else
-    local c=("${BIN[$tool]}" --config-dir "$OUT/cfg-$tool-$set")
+    local c=("${BIN[$tool]}" --config-dir "$OUT/cfg-$tool-$set$sfx")
+    # Restores of every round read round 1's repository.
+    [ "$step" = restore ] && c=("${BIN[$tool]}" --config-dir "$OUT/cfg-$tool-$set")
     case $step in
       init) "${c[@]}" init --repo "$repo" --recovery-key-only >/dev/null ;;
-      backup*) timed "$set-$tool-$step" "${c[@]}" backup "$dir"
-               size "$repo" > "$OUT/$set-$tool-$step.size" ;;
-      restore) timed "$set-$tool-$step" "${c[@]}" restore --target "$OUT/restore-$tool-$set" latest
-               diff -r -q "$dir" "$OUT/restore-$tool-$set/$set" >/dev/null \
+      backup*) timed "$set-$tool-$step$sfx" "${c[@]}" backup "$dir"
+               size "$repo" > "$OUT/$set-$tool-$step$sfx.size" ;;
+      restore) timed "$set-$tool-$step$sfx" "${c[@]}" restore --target "$target" latest
+               diff -r -q "$dir" "$target/$set" >/dev/null \
                  || { echo "$tool restore of $set differs from the data" >&2; exit 1; } ;;
       check) timed "$set-$tool-$step" "${c[@]}" check ;;
     esac
@@ -122,7 +135,7 @@ turns() {
 IFS=, read -ra SETLIST <<< "$SETS"
 for set in "${SETLIST[@]}"; do
   echo "== $set" >&2
-  rm -rf "$OUT/work-$set" "$OUT"/repo-*-"$set" "$OUT"/restore-*-"$set" "$OUT"/cfg-*-"$set" "$OUT/$set"-*
+  rm -rf "$OUT/work-$set" "$OUT"/repo-*-"$set"* "$OUT"/restore-*-"$set"* "$OUT"/cfg-*-"$set"* "$OUT/$set"-*
   mkdir -p "$OUT/work-$set"
   case $set in
     shared) cp -a "$BASE" "$OUT/work-$set/$set" ;;
@@ -133,39 +146,61 @@ for set in "${SETLIST[@]}"; do
   find "$OUT/work-$set/$set" -type f | wc -l > "$OUT/$set-data.files"
   for t in "${TOOLS[@]}"; do op "$t" "$set" init; done
   for t in "${TOOLS[@]}"; do size "$OUT/repo-$t-$set" > "$OUT/$set-$t-init.size"; done
-  for step in backup backup-same; do
-    echo "   $step" >&2
-    for t in $(turns); do op "$t" "$set" "$step"; done
+  echo "   backup" >&2
+  for ((r = 1; r <= RUNS; r++)); do
+    if [ "$r" -gt 1 ]; then for t in "${TOOLS[@]}"; do op "$t" "$set" init "$r"; done; fi
+    for t in $(turns); do op "$t" "$set" backup "$r"; done
     TURN=$((TURN + 1))
   done
+  # The extra rounds' repositories served only to time a backup.
+  rm -rf "$OUT"/repo-*-"$set".r* "$OUT"/cfg-*-"$set".r*
+  echo "   backup-same" >&2
+  for t in $(turns); do op "$t" "$set" backup-same; done
+  TURN=$((TURN + 1))
   if [ "$set" = shared ]; then
     python3 "$GEN/mutate_dataset.py" "$OUT/work-$set/$set" --day 1 >/dev/null
     echo "   backup-day1" >&2
     for t in $(turns); do op "$t" "$set" backup-day1; done
     TURN=$((TURN + 1))
   fi
-  for step in restore check; do
-    echo "   $step" >&2
-    for t in $(turns); do op "$t" "$set" "$step"; done
+  # Every round restores into a folder of its own, all removed at the end: removing a
+  # restored tree between restores made the next tool's file creation slower (ext4
+  # searches its inode tables past recently deleted inodes).
+  echo "   restore" >&2
+  for ((r = 1; r <= RUNS; r++)); do
+    for t in $(turns); do op "$t" "$set" restore "$r"; done
     TURN=$((TURN + 1))
   done
+  echo "   check" >&2
+  for t in $(turns); do op "$t" "$set" check; done
+  TURN=$((TURN + 1))
   if [ "$set" = tiny ]; then
     rm -rf "$OUT/restore-tar-tiny"; mkdir -p "$OUT/restore-tar-tiny"
     timed tiny-tar-restore tar -xf "$OUT/tiny/tiny.tar" -C "$OUT/restore-tar-tiny"
   fi
-  rm -rf "$OUT"/restore-*-"$set"
+  rm -rf "$OUT"/restore-*-"$set"*
 done
 
 python3 - "$OUT" "$SETS" "${TOOLS[@]}" <<'PY'
 import os, sys
 out, sets, tools = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
 MB = 1e6
-def t(name):
-    p = f"{out}/{name}.time"
-    if not os.path.exists(p):
-        return None
+def t1(p):
     wall, user, sys_, rss = open(p).read().split()[-4:]
     return float(wall), float(user) + float(sys_), int(rss) / 1024
+spread = {}
+def t(name):
+    """The round with the median wall time (rounds: NAME.time, NAME.r2.time, ...)."""
+    rounds, r = [], 1
+    while os.path.exists(p := f"{out}/{name}{'' if r == 1 else f'.r{r}'}.time"):
+        rounds.append(t1(p))
+        r += 1
+    if not rounds:
+        return None
+    rounds.sort()
+    if len(rounds) > 1:
+        spread[name] = (rounds[0][0], rounds[-1][0], len(rounds))
+    return rounds[(len(rounds) - 1) // 2]
 def size(name):
     return int(open(f"{out}/{name}.size").read())
 for s in sets:
@@ -181,6 +216,8 @@ for s in sets:
             r = t(f"{s}-{tool}-{st}")
             res[tool, st] = r
             cell = f"{r[0]:.2f} s, {r[1]:.1f} CPU-s, {r[2]:.0f} MiB"
+            if (sp := spread.get(f"{s}-{tool}-{st}")):
+                cell += f" (median of {sp[2]}: {sp[0]:.2f}-{sp[1]:.2f} s)"
             if st in ("backup", "restore"):
                 cell += f", {data / MB / r[0]:.0f} MB/s"
             if st.startswith("backup"):

@@ -14,6 +14,8 @@
 #
 # Usage: scripts/bindings.sh              (debug build; fine for tests)
 #        scripts/bindings.sh --release    (what an app ships)
+# With COFFER_BINDINGS_PREBUILT=1 nothing is built: the library and the generator that
+# `cargo test --workspace` built are used (scripts/test.sh does this).
 # Honours CARGO_TARGET_DIR for the build; the bindings always go to target/bindings in
 # the repository (COFFER_BINDINGS_DIR overrides it).
 set -euo pipefail
@@ -31,14 +33,23 @@ case "$target" in /*) ;; *) target="$root/$target" ;; esac
 
 # The library is built without the generator's dependencies; the generator is built
 # separately (the `bindgen` feature) and only reads the library's metadata.
-cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --lib "${cargo_profile[@]}"
-cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --features bindgen \
-    --bin uniffi-bindgen "${cargo_profile[@]}"
+if [ "${COFFER_BINDINGS_PREBUILT:-0}" != 1 ]; then
+    cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --lib "${cargo_profile[@]}"
+    cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --features bindgen \
+        --bin uniffi-bindgen "${cargo_profile[@]}"
+fi
 
 case "$(uname -s)" in
-    Darwin) lib="$target/$profile/libcoffer_ffi.dylib" ;;
-    *) lib="$target/$profile/libcoffer_ffi.so" ;;
+    Darwin) lib="libcoffer_ffi.dylib" ;;
+    *) lib="libcoffer_ffi.so" ;;
 esac
+# `cargo build -p coffer-ffi` leaves the library in target/<profile>; `cargo test` (built
+# as a dependency of coffer-ffi's tests) leaves it in target/<profile>/deps.
+if [ "${COFFER_BINDINGS_PREBUILT:-0}" = 1 ]; then
+    lib="$target/$profile/deps/$lib"
+else
+    lib="$target/$profile/$lib"
+fi
 bindgen="$target/$profile/uniffi-bindgen"
 out="${COFFER_BINDINGS_DIR:-$root/target/bindings}"
 rm -rf "$out"

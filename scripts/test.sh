@@ -12,17 +12,42 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== vault suite over the split deployment (core process + host)"
-COFFER_VAULT_SPLIT=1 cargo test -p coffer-vault --locked
+# Everything is built once, by one `cargo test --workspace`, so every dependency is
+# compiled with one set of features. Cargo unifies features over the packages a command
+# selects: `cargo test -p coffer-vault` or `cargo build -p coffer-ffi` each compiled about
+# seventy dependencies again (six to seven minutes each of a cold CI run). So step 1 runs
+# the vault's test binaries from this build, as cargo would (from the package's
+# directory), and step 2 uses the library, the bindings generator and coffer-vault that
+# this build made (coffer-ffi's own tests need the first two, the vault's the third).
+echo "== build the tests (at ${SECONDS} s)"
+cargo test --workspace --locked --no-run
 
-echo "== SDK bindings (Kotlin, Python)"
+echo "== vault suite over the split deployment (core process + host) (at ${SECONDS} s)"
+vault_tests=$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and m["profile"]["test"] and m["target"]["src_path"].startswith(sys.argv[1]):
+        print(m["executable"])
+' "$PWD/crates/coffer-vault/")
+[ -n "$vault_tests" ] || { echo "no coffer-vault test binaries found" >&2; exit 1; }
+for t in $vault_tests; do
+    echo "-- $(basename "$t")"
+    (cd crates/coffer-vault && COFFER_VAULT_SPLIT=1 "$t" -q)
+done
+
+echo "== SDK bindings (Kotlin, Python) (at ${SECONDS} s)"
 kotlinc="${KOTLINC:-$(command -v kotlinc || true)}"
 have_bindings_tools() {
     [ -n "$kotlinc" ] && [ -x "$kotlinc" ] && [ -f "${JNA_JAR:-/usr/share/java/jna.jar}" ] &&
         python3 -c 'import pytest' 2>/dev/null
 }
 if have_bindings_tools; then
-    KOTLINC="$kotlinc" tests/bindings/kotlin/run.sh
+    # The library, the generator and coffer-vault are already built (step "build").
+    COFFER_BINDINGS_PREBUILT=1 scripts/bindings.sh
+    KOTLINC="$kotlinc" COFFER_TEST_SKIP_BUILD=1 tests/bindings/kotlin/run.sh
     COFFER_TEST_SKIP_BUILD=1 tests/bindings/python/run.sh
 elif [ "${COFFER_REQUIRE_BINDINGS_TESTS:-0}" = 1 ]; then
     echo "bindings tests need kotlinc (KOTLINC), JNA (JNA_JAR or /usr/share/java/jna.jar) and pytest; see .ci/run" >&2
@@ -31,5 +56,6 @@ else
     echo "SKIP: bindings tests (install kotlinc, libjna-java and pytest as .ci/run does)"
 fi
 
-echo "== cargo test --workspace"
+echo "== cargo test --workspace (at ${SECONDS} s)"
 cargo test --workspace --locked "$@"
+echo "== done (at ${SECONDS} s)"
