@@ -89,7 +89,8 @@ timed() {
   sync
   /usr/bin/time -f "%e %U %S %M" -o "$OUT/$name.time" "$@" >/dev/null
 }
-# op TOOL SET STEP [ROUND]: one step of one tool on one data set. Round 1 is the
+# op TOOL SET STEP [ROUND]: one step of one tool (a coffer build, restic, or tar: the
+# tiny set's restore only) on one data set. Round 1 is the
 # repository and restore the later steps use; rounds 2.. of `init`, `backup` and
 # `restore` use their own repository, configuration and target (suffix .rN).
 op() {
@@ -99,7 +100,10 @@ op() {
   local repo=$OUT/repo-$tool-$set$sfx
   local target=$OUT/restore-$tool-$set$sfx
   dir=$(cd "$data" && pwd)/$set
-  if [ "$tool" = restic ]; then
+  if [ "$tool" = tar ]; then   # restore only: the floor for writing the same files
+    mkdir -p "$target"
+    timed "$set-$tool-$step$sfx" tar -xf "$OUT/$set/$set.tar" -C "$target"
+  elif [ "$tool" = restic ]; then
     case $step in
       init) restic init --repo "$repo" >/dev/null ;;
       backup*) timed "$set-$tool-$step$sfx" restic backup --quiet --repo "$repo" "$dir"
@@ -172,15 +176,7 @@ for set in "${SETLIST[@]}"; do
   # same conditions (the file system's inode tables fill up round after round).
   extra=(); [ "$set" = tiny ] && extra=(tar)
   for ((r = 1; r <= RUNS; r++)); do
-    for t in $(turns "${extra[@]}"); do
-      if [ "$t" = tar ]; then
-        sfx=""; [ "$r" -gt 1 ] && sfx=".r$r"
-        mkdir -p "$OUT/restore-tar-tiny$sfx"
-        timed "tiny-tar-restore$sfx" tar -xf "$OUT/tiny/tiny.tar" -C "$OUT/restore-tar-tiny$sfx"
-      else
-        op "$t" "$set" restore "$r"
-      fi
-    done
+    for t in $(turns "${extra[@]}"); do op "$t" "$set" restore "$r"; done
     TURN=$((TURN + 1))
   done
   echo "   check" >&2
@@ -197,6 +193,9 @@ def t1(p):
     wall, user, sys_, rss = open(p).read().split()[-4:]
     return float(wall), float(user) + float(sys_), int(rss) / 1024
 spread = {}
+def rng(name):
+    sp = spread.get(name)
+    return f" (median of {sp[2]}: {sp[0]:.2f}-{sp[1]:.2f} s)" if sp else ""
 def t(name):
     """The round with the median wall time (rounds: NAME.time, NAME.r2.time, ...)."""
     rounds, r = [], 1
@@ -224,8 +223,7 @@ for s in sets:
             r = t(f"{s}-{tool}-{st}")
             res[tool, st] = r
             cell = f"{r[0]:.2f} s, {r[1]:.1f} CPU-s, {r[2]:.0f} MiB"
-            if (sp := spread.get(f"{s}-{tool}-{st}")):
-                cell += f" (median of {sp[2]}: {sp[0]:.2f}-{sp[1]:.2f} s)"
+            cell += rng(f"{s}-{tool}-{st}")
             if st in ("backup", "restore"):
                 cell += f", {data / MB / r[0]:.0f} MB/s"
             if st.startswith("backup"):
@@ -236,9 +234,7 @@ for s in sets:
         print(f"| {tool} | " + " | ".join(cells) + f" | {prev / MB:.0f} MB |")
     if s == "tiny":
         r = t("tiny-tar-restore")
-        sp = spread.get("tiny-tar-restore")
-        sp = f" (median of {sp[2]}: {sp[0]:.2f}-{sp[1]:.2f} s)" if sp else ""
-        print(f"| tar -x | | | {r[0]:.2f} s, {r[1]:.1f} CPU-s, {r[2]:.0f} MiB{sp} | | |")
+        print(f"| tar -x | | | {r[0]:.2f} s, {r[1]:.1f} CPU-s, {r[2]:.0f} MiB{rng('tiny-tar-restore')} | | |")
     print()
     for tool in tools:
         if tool == "restic":

@@ -33,23 +33,21 @@ case "$target" in /*) ;; *) target="$root/$target" ;; esac
 
 # The library is built without the generator's dependencies; the generator is built
 # separately (the `bindgen` feature) and only reads the library's metadata.
-if [ "${COFFER_BINDINGS_PREBUILT:-0}" != 1 ]; then
-    cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --lib "${cargo_profile[@]}"
-    cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --features bindgen \
-        --bin uniffi-bindgen "${cargo_profile[@]}"
-fi
-
-case "$(uname -s)" in
-    Darwin) lib="libcoffer_ffi.dylib" ;;
-    *) lib="libcoffer_ffi.so" ;;
-esac
 # `cargo build -p coffer-ffi` leaves the library in target/<profile>; `cargo test` (built
 # as a dependency of coffer-ffi's tests) leaves it in target/<profile>/deps.
 if [ "${COFFER_BINDINGS_PREBUILT:-0}" = 1 ]; then
-    lib="$target/$profile/deps/$lib"
+    libdir="$target/$profile/deps"
 else
-    lib="$target/$profile/$lib"
+    cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --lib "${cargo_profile[@]}"
+    cargo build --manifest-path "$root/Cargo.toml" -p coffer-ffi --features bindgen \
+        --bin uniffi-bindgen "${cargo_profile[@]}"
+    libdir="$target/$profile"
 fi
+
+case "$(uname -s)" in
+    Darwin) lib="$libdir/libcoffer_ffi.dylib" ;;
+    *) lib="$libdir/libcoffer_ffi.so" ;;
+esac
 bindgen="$target/$profile/uniffi-bindgen"
 out="${COFFER_BINDINGS_DIR:-$root/target/bindings}"
 rm -rf "$out"

@@ -19,11 +19,10 @@ cd "$(dirname "$0")/.."
 # the vault's test binaries from this build, as cargo would (from the package's
 # directory), and step 2 uses the library, the bindings generator and coffer-vault that
 # this build made (coffer-ffi's own tests need the first two, the vault's the third).
+# The build prints its progress and diagnostics as usual on stderr; its JSON on stdout
+# names the vault's test binaries.
 echo "== build the tests (at ${SECONDS} s)"
-cargo test --workspace --locked --no-run
-
-echo "== vault suite over the split deployment (core process + host) (at ${SECONDS} s)"
-vault_tests=$(cargo test --workspace --locked --no-run --message-format=json 2>/dev/null |
+vault_tests=$(cargo test --workspace --locked --no-run --message-format=json-render-diagnostics |
     python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -33,6 +32,8 @@ for line in sys.stdin:
         print(m["executable"])
 ' "$PWD/crates/coffer-vault/")
 [ -n "$vault_tests" ] || { echo "no coffer-vault test binaries found" >&2; exit 1; }
+
+echo "== vault suite over the split deployment (core process + host) (at ${SECONDS} s)"
 for t in $vault_tests; do
     echo "-- $(basename "$t")"
     (cd crates/coffer-vault && COFFER_VAULT_SPLIT=1 "$t" -q)
