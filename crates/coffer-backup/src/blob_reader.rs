@@ -18,6 +18,11 @@ const RANGE_GAP: u32 = 64 << 10;
 /// The most one request reads, unless a single blob is larger. 4 MiB restored no faster
 /// and, with the ranges held per writer thread, took restore's peak 25 MiB higher.
 pub(crate) const RANGE_MAX: u32 = 2 << 20;
+/// Opened groups a reader keeps (each at most [`format::MAX_GROUP`], about 64 KiB as
+/// backup writes them): a restore reads a group's members one after another, often from
+/// several writer threads, and opening the group for each member would decompress it as
+/// many times.
+const GROUPS_KEPT: usize = 8;
 
 /// One range read from a pack.
 struct Range {
@@ -120,6 +125,8 @@ pub(crate) struct BlobReader<'a> {
     cache: Mutex<Ranges>,
     /// Bytes of ranges kept (see [`TREE_CACHE`], and restore's writers).
     cache_max: usize,
+    /// Opened groups by pack and offset, the most recently used last ([`GROUPS_KEPT`]).
+    groups: Mutex<VecDeque<(u32, u32, Arc<format::Plain>)>>,
 }
 
 impl<'a> BlobReader<'a> {
@@ -138,6 +145,26 @@ impl<'a> BlobReader<'a> {
             epochs: Mutex::new(HashMap::new()),
             cache: Mutex::new(Ranges::default()),
             cache_max,
+            groups: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The kept opened group at offset `o` of pack `p`.
+    fn group(&self, p: u32, o: u32) -> Option<Arc<format::Plain>> {
+        let mut g = self.groups.lock().ok()?;
+        let i = g.iter().position(|(gp, go, _)| (*gp, *go) == (p, o))?;
+        let hit = g.remove(i)?;
+        let data = hit.2.clone();
+        g.push_back(hit);
+        Some(data)
+    }
+
+    fn keep_group(&self, p: u32, o: u32, data: Arc<format::Plain>) {
+        if let Ok(mut g) = self.groups.lock() {
+            g.push_back((p, o, data));
+            if g.len() > GROUPS_KEPT {
+                g.pop_front();
+            }
         }
     }
 
@@ -242,6 +269,19 @@ impl<'a> BlobReader<'a> {
         let e = o
             .checked_add(loc.entry.length)
             .ok_or_else(|| format!("pack {pname} is shorter than its index says"))?;
+        let mismatch = || {
+            format!(
+                "blob {} in pack {pname} does not match its id",
+                hex::encode(id)
+            )
+        };
+        if loc.entry.grouped()
+            && let Some(g) = self.group(p, o)
+        {
+            return format::member(self.epoch_of(p)?, &g, &loc.entry)
+                .map(format::Plain::copy_of)
+                .ok_or_else(mismatch);
+        }
         let (bytes, start) = match self.cached(p, o, e) {
             Some(hit) => hit,
             None => {
@@ -256,33 +296,43 @@ impl<'a> BlobReader<'a> {
                 (bytes, start)
             }
         };
+        let epoch = self.epoch_of(p)?;
+        let sealed = &bytes[(o - start) as usize..(e - start) as usize];
+        let unsealed = || {
+            format!(
+                "blob {} in pack {pname} does not authenticate",
+                hex::encode(id)
+            )
+        };
+        if loc.entry.grouped() {
+            let g = Arc::new(format::open_group(&epoch.data, sealed).ok_or_else(unsealed)?);
+            self.keep_group(p, o, g.clone());
+            return format::member(epoch, &g, &loc.entry)
+                .map(format::Plain::copy_of)
+                .ok_or_else(mismatch);
+        }
+        let data =
+            format::open_blob(&epoch.data, id, loc.entry.raw_len, sealed).ok_or_else(unsealed)?;
+        // F6: the id is recomputed from the plaintext, so a blob can not be swapped for
+        // another valid blob.
+        if data.len() != loc.entry.raw_len as usize || epoch.chunk_id(&data) != *id {
+            return Err(mismatch());
+        }
+        Ok(data)
+    }
+
+    /// The key epoch of pack `p`, known once a range of it was read.
+    fn epoch_of(&self, p: u32) -> Result<&crate::keys::Epoch, String> {
+        let pname = &self.index.packs[p as usize].name;
         let epoch_no = self
             .epochs
             .lock()
             .ok()
             .and_then(|m| m.get(&p).copied())
             .ok_or_else(|| format!("pack {pname}: epoch unknown"))?;
-        let epoch = self
-            .keyring
+        self.keyring
             .epoch(epoch_no, pname)
-            .map_err(|e| e.to_string())?;
-        let sealed = &bytes[(o - start) as usize..(e - start) as usize];
-        let data =
-            format::open_blob(&epoch.data, id, loc.entry.raw_len, sealed).ok_or_else(|| {
-                format!(
-                    "blob {} in pack {pname} does not authenticate",
-                    hex::encode(id)
-                )
-            })?;
-        // F6: the id is recomputed from the plaintext, so a blob can not be swapped for
-        // another valid blob.
-        if data.len() != loc.entry.raw_len as usize || epoch.chunk_id(&data) != *id {
-            return Err(format!(
-                "blob {} in pack {pname} does not match its id",
-                hex::encode(id)
-            ));
-        }
-        Ok(data)
+            .map_err(|e| e.to_string())
     }
 }
 

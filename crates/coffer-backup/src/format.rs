@@ -1,4 +1,5 @@
-//! Byte layouts of format version 1 (docs/FORMAT.md). No I/O here.
+//! Byte layouts of format version 1, packs and indexes version 2 (docs/FORMAT.md). No I/O
+//! here.
 
 use ring::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
 use subtle::ConstantTimeEq;
@@ -11,8 +12,11 @@ use crate::keys::{self, Keyring, read_u32, read_u64};
 pub(crate) const MAGIC: &[u8; 4] = b"CFFR";
 /// Magic of pack objects.
 pub(crate) const PACK_MAGIC: &[u8; 4] = b"CFPK";
-/// Format version written by this build.
+/// Format version written by this build (keyring and sealed objects).
 pub(crate) const VERSION: u8 = 1;
+/// Version of the packs and index payloads this build writes: version 2 entries carry a
+/// blob's place in its group. Version 1 packs and indexes are still read.
+pub(crate) const PACK_VERSION: u8 = 2;
 /// AES-GCM tag length.
 pub(crate) const TAG: usize = 16;
 /// Per-blob storage overhead: nonce and tag.
@@ -23,6 +27,14 @@ pub(crate) const BLOB_OVERHEAD: usize = NONCE_LEN + TAG;
 pub(crate) const MAX_BLOB: u32 = 4 * 1024 * 1024;
 const _: () = assert!(crate::chunker::LARGE.max as u64 <= MAX_BLOB as u64);
 const _: () = assert!(crate::chunker::SMALL.max as u64 <= MAX_BLOB as u64);
+
+/// The largest data a group blob holds (FORMAT.md "Bounds"). Backup makes groups of about
+/// [`crate::pipeline::GROUP_TARGET`] bytes of chunks each under
+/// [`crate::pipeline::GROUP_MEMBER_MAX`].
+pub(crate) const MAX_GROUP: u32 = 256 * 1024;
+
+/// The `start` of an entry whose chunk is a blob of its own, not a member of a group.
+pub(crate) const ALONE: u32 = u32::MAX;
 
 /// The largest decompressed snapshot manifest (FORMAT.md "Bounds"): a few hundred
 /// thousand files. Backup refuses to write a larger one.
@@ -203,6 +215,12 @@ pub(crate) fn blob_aad(id: &[u8; 32]) -> [u8; 37] {
     a
 }
 
+/// Associated data of a group blob: "CFGR" | PACK_VERSION. It names no chunk: a group
+/// holds several, and each member is checked against its id once opened (F6), which is
+/// what keeps a group from being swapped for another.
+pub(crate) const GROUP_AAD: &[u8; 5] = b"CFGR\x02";
+const _: () = assert!(GROUP_AAD[4] == PACK_VERSION);
+
 /// One blob's place in a pack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BlobEntry {
@@ -211,14 +229,32 @@ pub(crate) struct BlobEntry {
     pub(crate) offset: u32,
     /// Sealed length (nonce + ciphertext + tag).
     pub(crate) length: u32,
-    /// Plaintext (uncompressed) length.
+    /// Plaintext (uncompressed) length of the chunk.
     pub(crate) raw_len: u32,
+    /// Where the chunk starts in its group's data, or [`ALONE`] for a blob of its own.
+    pub(crate) start: u32,
 }
 
-/// Size of one encoded entry.
-pub(crate) const ENTRY_LEN: usize = 44;
+impl BlobEntry {
+    /// Whether the chunk is a member of a group blob.
+    pub(crate) fn grouped(&self) -> bool {
+        self.start != ALONE
+    }
 
-/// Pack header / index payload: count u32 | entries (id | offset | length | raw_len).
+    /// Whether `other` is another member of the same group blob (same sealed range).
+    pub(crate) fn same_group(&self, other: &BlobEntry) -> bool {
+        self.grouped()
+            && other.grouped()
+            && (self.offset, self.length) == (other.offset, other.length)
+    }
+}
+
+/// Size of one encoded entry of version 2 packs and indexes (version 1: 44, no start).
+pub(crate) const ENTRY_LEN: usize = 48;
+const ENTRY_LEN_V1: usize = 44;
+
+/// Pack header / index payload, version 2: count u32 | entries (id | offset | length |
+/// raw_len | start).
 pub(crate) fn encode_entries(entries: &[BlobEntry], out: &mut Vec<u8>) {
     out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
     for e in entries {
@@ -226,21 +262,29 @@ pub(crate) fn encode_entries(entries: &[BlobEntry], out: &mut Vec<u8>) {
         out.extend_from_slice(&e.offset.to_le_bytes());
         out.extend_from_slice(&e.length.to_le_bytes());
         out.extend_from_slice(&e.raw_len.to_le_bytes());
+        out.extend_from_slice(&e.start.to_le_bytes());
     }
 }
 
-pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, Error> {
+/// Decodes an entry table of pack or index `version` (1 or 2), checking each entry's
+/// bounds; the layout across entries (groups, tiling) is [`pack_header`]'s to check.
+pub(crate) fn decode_entries(b: &[u8], version: u8, object: &str) -> Result<Vec<BlobEntry>, Error> {
     if b.len() < 4 {
         return Err(Error::integrity(object, "entry table truncated"));
     }
+    let len = if version == 1 {
+        ENTRY_LEN_V1
+    } else {
+        ENTRY_LEN
+    };
     // The count is checked against the bytes present before anything is allocated.
     let n = read_u32(b, 0) as usize;
-    if n.checked_mul(ENTRY_LEN).and_then(|l| l.checked_add(4)) != Some(b.len()) {
+    if n.checked_mul(len).and_then(|l| l.checked_add(4)) != Some(b.len()) {
         return Err(Error::integrity(object, "entry table length mismatch"));
     }
     let mut v = Vec::with_capacity(n);
     for i in 0..n {
-        let o = 4 + i * ENTRY_LEN;
+        let o = 4 + i * len;
         let mut id = [0u8; 32];
         id.copy_from_slice(&b[o..o + 32]);
         let e = BlobEntry {
@@ -248,6 +292,11 @@ pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, E
             offset: read_u32(b, o + 32),
             length: read_u32(b, o + 36),
             raw_len: read_u32(b, o + 40),
+            start: if version == 1 {
+                ALONE
+            } else {
+                read_u32(b, o + 44)
+            },
         };
         // A blob is at most MAX_BLOB bytes, and stored at most one flag byte and the
         // AEAD's overhead longer (compression is kept only when it saves, F8).
@@ -262,7 +311,19 @@ pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, E
                 ),
             ));
         }
-        let sealed_max = e.raw_len as usize + 1 + BLOB_OVERHEAD;
+        // A member lies within its group's data, whose sealed form is bounded the same way.
+        let data_max = if e.grouped() {
+            if u64::from(e.start) + u64::from(e.raw_len) > u64::from(MAX_GROUP) {
+                return Err(Error::integrity(
+                    object,
+                    format!("blob {} lies outside its group", hex::encode(e.id)),
+                ));
+            }
+            MAX_GROUP
+        } else {
+            e.raw_len
+        };
+        let sealed_max = data_max as usize + 1 + BLOB_OVERHEAD;
         if (e.length as usize) < 1 + BLOB_OVERHEAD || e.length as usize > sealed_max {
             return Err(Error::integrity(
                 object,
@@ -274,10 +335,10 @@ pub(crate) fn decode_entries(b: &[u8], object: &str) -> Result<Vec<BlobEntry>, E
     Ok(v)
 }
 
-/// Index payload: VERSION | pack id[32] | pack length u64 | entries.
+/// Index payload: PACK_VERSION | pack id[32] | pack length u64 | entries.
 pub(crate) fn encode_index(pack_id: &[u8; 32], pack_len: u64, entries: &[BlobEntry]) -> Vec<u8> {
     let mut v = Vec::with_capacity(41 + 4 + entries.len() * ENTRY_LEN);
-    v.push(VERSION);
+    v.push(PACK_VERSION);
     v.extend_from_slice(pack_id);
     v.extend_from_slice(&pack_len.to_le_bytes());
     encode_entries(entries, &mut v);
@@ -295,7 +356,7 @@ pub(crate) fn decode_index(b: &[u8], object: &str) -> Result<IndexPayload, Error
     if b.len() < 41 {
         return Err(Error::integrity(object, "index payload truncated"));
     }
-    if b[0] != VERSION {
+    if b[0] == 0 || b[0] > PACK_VERSION {
         return Err(Error::UnsupportedVersion {
             object: object.into(),
             version: b[0],
@@ -306,7 +367,7 @@ pub(crate) fn decode_index(b: &[u8], object: &str) -> Result<IndexPayload, Error
     Ok(IndexPayload {
         pack_id,
         pack_len: read_u64(b, 33),
-        entries: decode_entries(&b[41..], object)?,
+        entries: decode_entries(&b[41..], b[0], object)?,
     })
 }
 
@@ -317,11 +378,12 @@ pub(crate) fn pack_header_aad(head: &[u8]) -> Vec<u8> {
     a
 }
 
-/// Pack: "CFPK" | VERSION | epoch u32 | sealed blobs | sealed header | header length u32.
+/// Pack: "CFPK" | PACK_VERSION | epoch u32 | sealed blobs | sealed header | header
+/// length u32.
 pub(crate) fn pack_start(epoch: u32) -> Vec<u8> {
     let mut v = Vec::with_capacity(9);
     v.extend_from_slice(PACK_MAGIC);
-    v.push(VERSION);
+    v.push(PACK_VERSION);
     v.extend_from_slice(&epoch.to_le_bytes());
     v
 }
@@ -340,7 +402,8 @@ pub(crate) fn pack_finish(
     Ok(())
 }
 
-/// Reads a pack's header; checks that blobs tile the pack exactly (F7).
+/// Reads a pack's header; checks that blobs tile the pack exactly and each group's
+/// members its data (F7).
 pub(crate) fn pack_header(
     keyring: &Keyring,
     pack: &[u8],
@@ -349,10 +412,11 @@ pub(crate) fn pack_header(
     if pack.len() < 13 + BLOB_OVERHEAD || &pack[..4] != PACK_MAGIC {
         return Err(Error::integrity(object, "bad pack magic or truncated"));
     }
-    if pack[4] != VERSION {
+    let version = pack[4];
+    if version == 0 || version > PACK_VERSION {
         return Err(Error::UnsupportedVersion {
             object: object.into(),
-            version: pack[4],
+            version,
         });
     }
     let epoch = read_u32(pack, 5);
@@ -368,13 +432,25 @@ pub(crate) fn pack_header(
         &pack[hstart..pack.len() - 4],
     )
     .ok_or_else(|| Error::integrity(object, "pack header does not authenticate"))?;
-    let entries = decode_entries(&plain, object)?;
+    let entries = decode_entries(&plain, version, object)?;
     let mut pos = 9usize;
+    let mut prev: Option<&BlobEntry> = None;
     for en in &entries {
-        if en.offset as usize != pos {
-            return Err(Error::integrity(object, "pack blobs do not tile the pack"));
+        match prev {
+            // The next member of a group: it starts where the one before it ends.
+            Some(p) if en.same_group(p) => {
+                if u64::from(en.start) != u64::from(p.start) + u64::from(p.raw_len) {
+                    return Err(Error::integrity(object, "group members do not tile it"));
+                }
+            }
+            _ => {
+                if en.offset as usize != pos || (en.grouped() && en.start != 0) {
+                    return Err(Error::integrity(object, "pack blobs do not tile the pack"));
+                }
+                pos += en.length as usize;
+            }
         }
-        pos += en.length as usize;
+        prev = Some(en);
     }
     if pos != hstart {
         return Err(Error::integrity(object, "pack blobs do not tile the pack"));
@@ -390,11 +466,32 @@ pub(crate) fn seal_blob(
     id: &[u8; 32],
     data: &[u8],
 ) -> Result<Vec<u8>, Error> {
+    seal_data(key, zc, &blob_aad(id), data, true)
+}
+
+/// A group blob: the data of its members back to back, sealed as one blob (F10). Its
+/// members are small files and database pages, mostly compressible: no probe, which
+/// would compress a group's first 16 KiB twice.
+pub(crate) fn seal_group(
+    key: &LessSafeKey,
+    zc: &mut zstd::bulk::Compressor<'static>,
+    data: &[u8],
+) -> Result<Vec<u8>, Error> {
+    seal_data(key, zc, GROUP_AAD, data, false)
+}
+
+fn seal_data(
+    key: &LessSafeKey,
+    zc: &mut zstd::bulk::Compressor<'static>,
+    aad: &[u8],
+    data: &[u8],
+    probe: bool,
+) -> Result<Vec<u8>, Error> {
     const PROBE: usize = 16 * 1024;
     let saves = |c: &[u8], n: usize| c.len() < n - n / 16;
     let compressed = if data.len() < 128 {
         None
-    } else if data.len() <= PROBE {
+    } else if data.len() <= PROBE || !probe {
         zc.compress(data).ok().filter(|c| saves(c, data.len()))
     } else {
         let probe_ok = zc
@@ -408,8 +505,8 @@ pub(crate) fn seal_blob(
         }
     };
     match compressed {
-        Some(c) => seal_parts(key, &blob_aad(id), &[&[1u8], &c]),
-        None => seal_parts(key, &blob_aad(id), &[&[0u8], data]),
+        Some(c) => seal_parts(key, aad, &[&[1u8], &c]),
+        None => seal_parts(key, aad, &[&[0u8], data]),
     }
 }
 
@@ -452,6 +549,16 @@ fn give_back(buf: Vec<u8>) {
     });
 }
 
+impl Plain {
+    /// A copy of `data` (a member of a group) in the thread's spare buffer.
+    pub(crate) fn copy_of(data: &[u8]) -> Plain {
+        let mut buf = spare();
+        buf.clear();
+        buf.extend_from_slice(data);
+        Plain { buf, start: 0 }
+    }
+}
+
 impl Drop for Plain {
     fn drop(&mut self) {
         give_back(std::mem::take(&mut self.buf));
@@ -472,18 +579,37 @@ pub(crate) fn open_blob(
     raw_len: u32,
     sealed: &[u8],
 ) -> Option<Plain> {
+    // The declared length bounds the decompression (FORMAT.md "Bounds"): a frame that
+    // expands further fails instead of allocating.
+    if raw_len > MAX_BLOB {
+        return None;
+    }
+    open_sealed(key, &blob_aad(id), raw_len as usize, false, sealed)
+}
+
+/// Opens a group blob and returns its data (its members back to back), unverified:
+/// [`member`] checks each member against its id.
+pub(crate) fn open_group(key: &LessSafeKey, sealed: &[u8]) -> Option<Plain> {
+    open_sealed(key, GROUP_AAD, MAX_GROUP as usize, true, sealed)
+}
+
+/// Opens sealed `flag | data` under `aad`, decompressing at most `cap` bytes. `sized`:
+/// room for the frame's declared content size instead of `cap` (a group's cap is far
+/// above its usual size; a frame without a size, or over `cap`, is refused).
+fn open_sealed(
+    key: &LessSafeKey,
+    aad: &[u8],
+    cap: usize,
+    sized: bool,
+    sealed: &[u8],
+) -> Option<Plain> {
     thread_local! {
         // One decompression context per thread: creating one per 4 KiB page costs more
         // than decompressing the page.
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
     }
-    // The declared length bounds the decompression (FORMAT.md "Bounds"): a frame that
-    // expands further fails instead of allocating.
-    if raw_len > MAX_BLOB {
-        return None;
-    }
-    let plain = open_into(key, &blob_aad(id), sealed, spare())?;
+    let plain = open_into(key, aad, sealed, spare())?;
     match plain.first()? {
         0 => Some(Plain {
             buf: plain,
@@ -494,16 +620,22 @@ pub(crate) fn open_blob(
             if c.is_none() {
                 *c = zstd::bulk::Decompressor::new().ok();
             }
+            let room = if sized {
+                let n = zstd::zstd_safe::get_frame_content_size(&plain[1..]).ok()??;
+                usize::try_from(n).ok().filter(|n| *n <= cap)?
+            } else {
+                cap
+            };
             // Into a fresh buffer (the spare holds the frame); the frame's buffer is
             // the spare afterwards.
             let mut buf = spare();
             buf.clear();
-            buf.reserve(raw_len as usize);
+            buf.reserve(room);
             let out = c.as_mut()?.decompress_to_buffer(&plain[1..], &mut buf);
             give_back(plain);
-            // The spare may hold more than `raw_len`: a frame that expands past the
-            // declared length is refused here as it was by a buffer of exactly that size.
-            if out.ok()? > raw_len as usize {
+            // The spare may hold more than `room`: a frame that expands past it is
+            // refused here as it was by a buffer of exactly that size.
+            if out.ok()? > room {
                 return None;
             }
             Some(Plain { buf, start: 0 })
@@ -512,12 +644,46 @@ pub(crate) fn open_blob(
     }
 }
 
-/// Whether `sealed` opens under `ep` and holds the blob `e` names: its declared length,
-/// and its id recomputed from the plaintext (F6), so a blob cannot be swapped for
-/// another valid one.
-pub(crate) fn blob_is_sound(ep: &keys::Epoch, e: &BlobEntry, sealed: &[u8]) -> bool {
-    open_blob(&ep.data, &e.id, e.raw_len, sealed)
-        .is_some_and(|d| d.len() == e.raw_len as usize && ep.chunk_id(&d) == e.id)
+/// The bytes of member `e` in its opened group's `data`, if they are there and hash to
+/// its id (F6).
+pub(crate) fn member<'d>(ep: &keys::Epoch, data: &'d [u8], e: &BlobEntry) -> Option<&'d [u8]> {
+    let start = e.start as usize;
+    let d = data.get(start..start.checked_add(e.raw_len as usize)?)?;
+    (e.grouped() && ep.chunk_id(d) == e.id).then_some(d)
+}
+
+/// Runs of entries that share one sealed blob: a group's members, or a blob of its own.
+pub(crate) fn blob_runs(entries: &[BlobEntry]) -> impl Iterator<Item = &[BlobEntry]> {
+    entries.chunk_by(|a, b| b.same_group(a))
+}
+
+/// Each entry of `run` (one of [`blob_runs`]) with its verified data in `sealed` (the
+/// run's sealed bytes), or `None` for a member or blob that is damaged: it does not
+/// open, or its declared length or its id recomputed from the data (F6) does not match,
+/// so a blob cannot be swapped for another valid one. A group is opened once for all its
+/// members.
+pub(crate) fn open_run(
+    ep: &keys::Epoch,
+    run: &[BlobEntry],
+    sealed: &[u8],
+    mut f: impl FnMut(&BlobEntry, Option<&[u8]>),
+) {
+    match run.first() {
+        Some(e) if e.grouped() => {
+            let data = open_group(&ep.data, sealed);
+            for m in run {
+                f(m, data.as_deref().and_then(|d| member(ep, d, m)));
+            }
+        }
+        _ => {
+            for e in run {
+                let d = open_blob(&ep.data, &e.id, e.raw_len, sealed).filter(|d| {
+                    !e.grouped() && d.len() == e.raw_len as usize && ep.chunk_id(d) == e.id
+                });
+                f(e, d.as_deref());
+            }
+        }
+    }
 }
 
 /// Decompresses a zstd frame, refusing output over `cap` bytes; memory stays within
@@ -537,4 +703,176 @@ pub(crate) fn decompress_bounded(b: &[u8], cap: usize) -> Result<Vec<u8>, String
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::keys::Epoch;
+
+    fn keyring() -> Keyring {
+        Keyring {
+            repo_id: [3u8; 16],
+            epochs: vec![Epoch::from_keys([1u8; 32], [2u8; 32]).unwrap()],
+        }
+    }
+
+    /// A pack of one group (three members) and one blob of its own, as backup writes it.
+    fn group_pack(kr: &Keyring) -> (Vec<u8>, Vec<BlobEntry>, Vec<Vec<u8>>) {
+        let ep = kr.current().1;
+        let mut zc = zstd::bulk::Compressor::new(1).unwrap();
+        let chunks: Vec<Vec<u8>> = vec![
+            b"a page of a chat database ".repeat(150),
+            b"a small json file {\"k\": 1}".to_vec(),
+            vec![0u8; 5000],
+            b"a blob of its own".repeat(20),
+        ];
+        let mut pack = pack_start(0);
+        let mut entries = Vec::new();
+        let data: Vec<u8> = chunks[..3].concat();
+        let sealed = seal_group(&ep.data, &mut zc, &data).unwrap();
+        let mut start = 0;
+        for c in &chunks[..3] {
+            entries.push(BlobEntry {
+                id: ep.chunk_id(c),
+                offset: pack.len() as u32,
+                length: sealed.len() as u32,
+                raw_len: c.len() as u32,
+                start,
+            });
+            start += c.len() as u32;
+        }
+        pack.extend_from_slice(&sealed);
+        let id = ep.chunk_id(&chunks[3]);
+        let sealed = seal_blob(&ep.data, &mut zc, &id, &chunks[3]).unwrap();
+        entries.push(BlobEntry {
+            id,
+            offset: pack.len() as u32,
+            length: sealed.len() as u32,
+            raw_len: chunks[3].len() as u32,
+            start: ALONE,
+        });
+        pack.extend_from_slice(&sealed);
+        pack_finish(&ep.data, &mut pack, &entries).unwrap();
+        (pack, entries, chunks)
+    }
+
+    /// Every entry of a pack with its verified data (`None`: damaged).
+    fn opened(kr: &Keyring, pack: &[u8], entries: &[BlobEntry]) -> Vec<Option<Vec<u8>>> {
+        let ep = kr.current().1;
+        let mut out = Vec::new();
+        for run in blob_runs(entries) {
+            let e = &run[0];
+            let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
+            open_run(ep, run, sealed, |_, d| out.push(d.map(<[u8]>::to_vec)));
+        }
+        out
+    }
+
+    #[test]
+    fn a_group_opens_once_and_each_member_is_checked_against_its_id() {
+        let kr = keyring();
+        let (pack, entries, chunks) = group_pack(&kr);
+        let (_, read) = pack_header(&kr, &pack, "p").unwrap();
+        assert_eq!(read, entries);
+        assert_eq!(
+            blob_runs(&read).map(<[BlobEntry]>::len).collect::<Vec<_>>(),
+            [3, 1]
+        );
+        let want: Vec<_> = chunks.iter().cloned().map(Some).collect();
+        assert_eq!(opened(&kr, &pack, &read), want);
+        // Entries are sealed in the header, but a reader must not trust a member's place
+        // alone: a member whose id does not match its bytes is refused, its neighbours
+        // are not.
+        let mut swapped = read.clone();
+        swapped[1].id = swapped[0].id;
+        assert_eq!(
+            opened(&kr, &pack, &swapped),
+            [want[0].clone(), None, want[2].clone(), want[3].clone()]
+        );
+        // A group of its own is never a blob of its own, nor the other way round: the
+        // associated data differs.
+        let mut alone = read.clone();
+        alone[0].start = ALONE;
+        assert_eq!(opened(&kr, &pack, &alone[..1]), [None]);
+        // A flipped byte in the group fails all its members.
+        let mut bad = pack.clone();
+        bad[40] ^= 1;
+        assert_eq!(
+            opened(&kr, &bad, &read),
+            [None, None, None, want[3].clone()]
+        );
+    }
+
+    #[test]
+    fn group_members_must_tile_their_group_and_groups_the_pack() {
+        let kr = keyring();
+        let ep = &kr.current().1.data;
+        let (pack, entries, _) = group_pack(&kr);
+        let blobs_end = entries[3].offset + entries[3].length;
+        let with = |f: &dyn Fn(&mut Vec<BlobEntry>)| {
+            let mut e = entries.clone();
+            f(&mut e);
+            let mut p = pack[..blobs_end as usize].to_vec();
+            pack_finish(ep, &mut p, &e).unwrap();
+            pack_header(&kr, &p, "p")
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with(&|_| {}), Ok(()));
+        let gap = with(&|e| e[1].start += 1).unwrap_err();
+        assert!(gap.contains("group members do not tile it"), "{gap}");
+        let first = with(&|e| {
+            for m in &mut e[..3] {
+                m.start += 1;
+            }
+        })
+        .unwrap_err();
+        assert!(first.contains("do not tile the pack"), "{first}");
+        // A member past the format's group bound is refused before anything is opened.
+        let far = with(&|e| e[2].start = MAX_GROUP).unwrap_err();
+        assert!(far.contains("lies outside its group"), "{far}");
+    }
+
+    #[test]
+    fn version_1_packs_and_indexes_are_read_with_every_blob_alone() {
+        let kr = keyring();
+        let ep = kr.current().1;
+        let mut zc = zstd::bulk::Compressor::new(1).unwrap();
+        let data = b"written by the first release".repeat(10);
+        let id = ep.chunk_id(&data);
+        let mut pack = pack_start(0);
+        pack[4] = 1;
+        let sealed = seal_blob(&ep.data, &mut zc, &id, &data).unwrap();
+        let entry = BlobEntry {
+            id,
+            offset: 9,
+            length: sealed.len() as u32,
+            raw_len: data.len() as u32,
+            start: ALONE,
+        };
+        pack.extend_from_slice(&sealed);
+        // Version 1 entries: no start field.
+        let mut table = 1u32.to_le_bytes().to_vec();
+        let mut v2 = Vec::new();
+        encode_entries(&[entry], &mut v2);
+        table.extend_from_slice(&v2[4..4 + 44]);
+        let h = seal(&ep.data, &pack_header_aad(&pack), &table).unwrap();
+        pack.extend_from_slice(&h);
+        pack.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        let (_, read) = pack_header(&kr, &pack, "p").unwrap();
+        assert_eq!(read, [entry]);
+        assert_eq!(opened(&kr, &pack, &read), [Some(data)]);
+        let mut index = vec![1u8];
+        index.extend_from_slice(&[5u8; 32]);
+        index.extend_from_slice(&(pack.len() as u64).to_le_bytes());
+        index.extend_from_slice(&table);
+        assert_eq!(decode_index(&index, "i").unwrap().entries, [entry]);
+        index[0] = PACK_VERSION + 1;
+        assert!(matches!(
+            decode_index(&index, "i"),
+            Err(Error::UnsupportedVersion { .. })
+        ));
+    }
 }

@@ -140,6 +140,15 @@ pub fn blob(data: &[u8]) {
     {
         assert!(out.len() <= format::MAX_BLOB as usize, "blob bound broken");
     }
+    // The same plaintext as a group's: bounded by the group cap whatever it declares.
+    if let Ok(sealed) = format::seal(key, format::GROUP_AAD, &data[4..])
+        && let Some(out) = format::open_group(key, &sealed)
+    {
+        assert!(
+            out.len() <= format::MAX_GROUP as usize,
+            "group bound broken"
+        );
+    }
     let _ = format::decompress_bounded(&data[4..], 1 << 20);
 }
 
@@ -147,16 +156,23 @@ pub fn blob(data: &[u8]) {
 /// `fuzz/corpus/<target>/`, written by the ignored test `write_fuzz_seeds`.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut v = Vec::new();
-    let entry = |n: u8, offset: u32, length: u32, raw_len: u32| format::BlobEntry {
+    let entry = |n: u8, offset: u32, length: u32, raw_len: u32, start: u32| format::BlobEntry {
         id: [n; 32],
         offset,
         length,
         raw_len,
+        start,
     };
+    let alone = format::ALONE;
     let tables: [Vec<format::BlobEntry>; 3] = [
         vec![],
-        vec![entry(1, 9, 40, 20)],
-        vec![entry(1, 9, 40, 20), entry(2, 49, 60, 4000)],
+        vec![entry(1, 9, 40, 20, alone)],
+        // A group of two members, then a blob of its own.
+        vec![
+            entry(1, 9, 60, 20, 0),
+            entry(2, 9, 60, 30, 20),
+            entry(3, 69, 40, 20, alone),
+        ],
     ];
     for (filler, t) in [0u8, 40, 100].into_iter().zip(&tables) {
         let mut plain = vec![filler];

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use crate::Error;
 use crate::format::{self, BlobEntry};
 use crate::lock;
-use crate::pipeline::{PACK_TARGET, pack_full, store_pack};
+use crate::pipeline::{Blob, Group, PACK_TARGET, pack_full, store_pack};
 use crate::repo::{Repository, info, resolve_prefix};
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
 use crate::walk::{Found, Reach, Trees};
@@ -218,25 +218,20 @@ pub(crate) fn prune(
     }
     let mut report = PruneReport::default();
     let mut delete = Vec::new();
-    let mut rewrite: Vec<(usize, Vec<(BlobEntry, bool)>)> = Vec::new();
+    let mut rewrite: Vec<usize> = Vec::new();
     for (pi, p) in index.packs.iter().enumerate() {
         let start = index.pack_start(pi);
         let entries = index.pack_entries(pi);
-        let live: Vec<(BlobEntry, bool)> = entries
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| is(&used, start + k))
-            .map(|(k, e)| (*e, is(&tree, start + k)))
-            .collect();
-        let live_bytes: u64 = live.iter().map(|(e, _)| u64::from(e.length)).sum();
-        if live.is_empty() {
+        let live = (0..entries.len()).filter(|k| is(&used, start + k)).count();
+        let live_bytes = live_bytes(entries, |k| is(&used, start + k));
+        if live == 0 {
             report.blobs_removed += entries.len() as u64;
             report.bytes_freed += p.len;
             delete.push(p.name.clone());
         } else if live_bytes < p.len * 3 / 4 {
-            report.blobs_removed += (entries.len() - live.len()) as u64;
-            report.bytes_freed += p.len - live_bytes;
-            rewrite.push((pi, live));
+            report.blobs_removed += (entries.len() - live) as u64;
+            report.bytes_freed += p.len.saturating_sub(live_bytes);
+            rewrite.push(pi);
         }
     }
     let indexed: HashSet<&str> = index.packs.iter().map(|p| p.name.as_str()).collect();
@@ -267,14 +262,17 @@ pub(crate) fn prune(
     }
 
     // Copy live blobs of sparse packs into new packs, grouped by epoch and kind (trees
-    // stay apart from data, pipeline.rs, so tree readers read no data pack). Each new
-    // pack is written once full: memory holds the old pack being copied and one pack
-    // being filled per group, however many packs are rewritten. The new packs and their
-    // indexes are complete before any old object is deleted, so a crash leaves
-    // duplicates (harmless), never a missing blob.
+    // stay apart from data, pipeline.rs, so tree readers read no data pack). A group
+    // whose members all live is copied as it is; one with dead members is opened and its
+    // live members sealed again as a group of their own, so dead members do not linger.
+    // Each new pack is written once full: memory holds the old pack being copied and one
+    // pack being filled per epoch and kind, however many packs are rewritten. The new
+    // packs and their indexes are complete before any old object is deleted, so a crash
+    // leaves duplicates (harmless), never a missing blob.
     let mut filling: HashMap<(u32, bool), (Vec<u8>, Vec<BlobEntry>)> = HashMap::new();
+    let mut zc = None;
     let total = rewrite.len() as u64;
-    for (done, (pi, live)) in rewrite.iter().enumerate() {
+    for (done, pi) in rewrite.iter().enumerate() {
         let object = format!("data/{}", index.packs[*pi].name);
         let bytes = repo.store.read(&object)?;
         if bytes.len() < 9 {
@@ -282,24 +280,62 @@ pub(crate) fn prune(
         }
         let epoch = crate::keys::read_u32(&bytes, 5);
         let ep = repo.keyring.epoch(epoch, &object)?;
-        for (e, is_tree) in live {
+        let mut k = index.pack_start(*pi);
+        for run in format::blob_runs(index.pack_entries(*pi)) {
+            let first = k;
+            k += run.len();
+            let live: Vec<bool> = (first..k).map(|i| is(&used, i)).collect();
+            if !live.contains(&true) {
+                continue;
+            }
             // Verified before copying so damage is not carried into a new pack.
-            let sealed = verified(&bytes, e, ep).ok_or_else(|| {
+            let damaged = |id: &[u8; 32]| {
                 Error::integrity(
                     &object,
-                    format!("blob {} is damaged or missing", hex::encode(e.id)),
+                    format!("blob {} is damaged or missing", hex::encode(id)),
                 )
-            })?;
-            let (pack, entries) = filling
-                .entry((epoch, *is_tree))
-                .or_insert_with(|| (format::pack_start(epoch), Vec::new()));
-            entries.push(BlobEntry {
-                offset: pack.len() as u32,
-                ..*e
+            };
+            let e = &run[0];
+            let sealed = (e.offset as usize)
+                .checked_add(e.length as usize)
+                .and_then(|end| bytes.get(e.offset as usize..end))
+                .ok_or_else(|| damaged(&e.id))?;
+            let mut regroup = Group::default();
+            let (mut bad, mut alive) = (None, live.iter());
+            format::open_run(ep, run, sealed, |m, data| {
+                match (alive.next() == Some(&true), data) {
+                    (true, Some(d)) => regroup.push(m.id, d),
+                    (true, None) => bad = bad.or(Some(m.id)),
+                    (false, _) => {}
+                }
             });
-            pack.extend_from_slice(sealed);
+            if let Some(id) = bad {
+                return Err(damaged(&id));
+            }
+            let blob = if live.contains(&false) {
+                let zc = match &mut zc {
+                    Some(z) => z,
+                    None => {
+                        zc.insert(zstd::bulk::Compressor::new(1).map_err(|e| Error::io("zstd", e))?)
+                    }
+                };
+                match regroup.seal(&ep.data, zc)? {
+                    Some(b) => b,
+                    None => continue,
+                }
+            } else {
+                Blob {
+                    members: run.iter().map(|m| (m.id, m.raw_len, m.start)).collect(),
+                    bytes: sealed.to_vec(),
+                    tree: is(&tree, first),
+                }
+            };
+            let (pack, entries) = filling
+                .entry((epoch, blob.tree))
+                .or_insert_with(|| (format::pack_start(epoch), Vec::new()));
+            blob.append_to(pack, entries);
             if pack_full(pack.len(), entries.len(), PACK_TARGET) {
-                write_pack(repo, epoch, *is_tree, pack, entries)?;
+                write_pack(repo, epoch, blob.tree, pack, entries)?;
             }
         }
         if let Some(p) = progress {
@@ -317,7 +353,7 @@ pub(crate) fn prune(
     report.packs_rewritten = rewrite.len() as u64;
     // The rewritten packs' blobs are now in new packs with their indexes: the old ones go,
     // index before pack as above.
-    for (pi, _) in &rewrite {
+    for pi in &rewrite {
         let name = &index.packs[*pi].name;
         repo.store.delete(&format!("index/{name}"))?;
         repo.store.delete(&format!("data/{name}"))?;
@@ -325,12 +361,28 @@ pub(crate) fn prune(
     Ok(report)
 }
 
-/// The sealed bytes of blob `e` in `pack` if they are there and sound
-/// ([`format::blob_is_sound`]).
-fn verified<'p>(pack: &'p [u8], e: &BlobEntry, ep: &crate::keys::Epoch) -> Option<&'p [u8]> {
-    let end = (e.offset as usize).checked_add(e.length as usize)?;
-    let sealed = pack.get(e.offset as usize..end)?;
-    format::blob_is_sound(ep, e, sealed).then_some(sealed)
+/// Bytes of a pack's blobs that are live (`live(k)` for its `k`th entry): a group counts
+/// by the share of its data that is live, since a rewrite seals only that again.
+fn live_bytes(entries: &[BlobEntry], live: impl Fn(usize) -> bool) -> u64 {
+    let mut k = 0;
+    let mut sum = 0u64;
+    for run in format::blob_runs(entries) {
+        let (mut all, mut kept) = (0u64, 0u64);
+        for (i, m) in run.iter().enumerate() {
+            all += u64::from(m.raw_len);
+            if live(k + i) {
+                kept += u64::from(m.raw_len);
+            }
+        }
+        let any = (k..k + run.len()).any(&live);
+        k += run.len();
+        sum += match (any, all) {
+            (false, _) => 0,
+            (true, 0) => u64::from(run[0].length),
+            (true, _) => u64::from(run[0].length) * kept / all,
+        };
+    }
+    sum
 }
 
 /// Finishes `pack` (of key epoch `epoch`, of trees or not) with `entries`, stores it as

@@ -217,6 +217,142 @@ pub(crate) mod direct {
     }
 }
 
+/// A file written from start to end, with `O_DIRECT` where the platform and file system
+/// allow it (restore of large files). Restore writes once what it may never read back on
+/// this device; buffered, each page it writes is a fresh page of the page cache, and on
+/// this machine (a VM whose host backs guest memory lazily) copying into fresh pages took
+/// up to 47% of a restore's samples (`copy_folio_from_iter_atomic`) and varied the
+/// restore's system time from 1 to 5 seconds between runs. Bytes pass through the
+/// thread's aligned staging buffer; all-zero 4 KiB blocks are skipped, so they stay holes.
+/// Where direct writes are refused, the same writes go buffered.
+#[cfg(unix)]
+pub(crate) struct StreamWriter<'f> {
+    file: &'f std::fs::File,
+    /// The staging buffer (taken from the thread while writing) and where its aligned
+    /// part starts.
+    buf: Vec<u8>,
+    off: usize,
+    /// Bytes staged, and the file offset of the first.
+    fill: usize,
+    at: u64,
+    direct: bool,
+}
+
+#[cfg(unix)]
+impl<'f> StreamWriter<'f> {
+    /// Block size of direct I/O and of holes.
+    const BLOCK: usize = 4096;
+    /// Bytes staged per write.
+    const STAGE: usize = 1024 * 1024;
+
+    /// A writer of the new, empty `file`; direct when `direct` and the file system takes
+    /// the flag.
+    pub(crate) fn new(file: &'f std::fs::File, direct: bool) -> Self {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let direct = direct && {
+            use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+            fcntl_getfl(file)
+                .and_then(|fl| fcntl_setfl(file, fl | OFlags::DIRECT))
+                .is_ok()
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let direct = {
+            let _ = direct;
+            false
+        };
+        let mut buf = STREAM_STAGE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        if buf.len() < Self::STAGE + Self::BLOCK {
+            buf = vec![0; Self::STAGE + Self::BLOCK];
+        }
+        let off = buf.as_ptr().align_offset(Self::BLOCK);
+        StreamWriter {
+            file,
+            buf,
+            off,
+            fill: 0,
+            at: 0,
+            direct,
+        }
+    }
+
+    /// Appends `data` to the file.
+    pub(crate) fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let n = data.len().min(Self::STAGE - self.fill);
+            let start = self.off + self.fill;
+            self.buf[start..start + n].copy_from_slice(&data[..n]);
+            self.fill += n;
+            data = &data[n..];
+            if self.fill == Self::STAGE {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the staged bytes, padded with zeros to a whole block (the caller's
+    /// `set_len` cuts the padding of the last), skipping all-zero blocks.
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let padded = self.fill.next_multiple_of(Self::BLOCK);
+        let stage = &mut self.buf[self.off..self.off + padded];
+        stage[self.fill..].fill(0);
+        let mut run: Option<usize> = None;
+        let mut i = 0;
+        while i <= padded {
+            let zero = i == padded || stage[i..i + Self::BLOCK].iter().all(|&b| b == 0);
+            match (zero, run) {
+                (false, None) => run = Some(i),
+                (true, Some(s)) => {
+                    let at = self.at + s as u64;
+                    match self.file.write_all_at(&stage[s..i], at) {
+                        Ok(()) => {}
+                        // The file system took the flag but not the write: buffered
+                        // from here on, this write included.
+                        #[cfg(any(target_os = "linux", target_os = "android"))]
+                        Err(e) if self.direct && e.kind() == std::io::ErrorKind::InvalidInput => {
+                            use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+                            let fl = fcntl_getfl(self.file)?;
+                            fcntl_setfl(self.file, fl - OFlags::DIRECT)?;
+                            self.direct = false;
+                            self.file.write_all_at(&stage[s..i], at)?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    run = None;
+                }
+                _ => {}
+            }
+            i += Self::BLOCK;
+        }
+        self.at += self.fill as u64;
+        self.fill = 0;
+        Ok(())
+    }
+
+    /// Writes what is staged and sets the file's length to the bytes written (cutting the
+    /// padding, or extending over trailing holes).
+    pub(crate) fn finish(mut self) -> std::io::Result<u64> {
+        self.flush()?;
+        self.file.set_len(self.at)?;
+        Ok(self.at)
+    }
+}
+
+#[cfg(unix)]
+impl Drop for StreamWriter<'_> {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let _ = STREAM_STAGE.try_with(|s| *s.borrow_mut() = buf);
+    }
+}
+
+#[cfg(unix)]
+thread_local! {
+    /// Each writing thread's staging buffer for [`StreamWriter`], kept between files.
+    static STREAM_STAGE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -252,5 +388,36 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A file streamed in pieces of odd sizes, with runs of zero blocks inside and at the
+    /// end, reads back exactly and keeps its zero blocks as holes, direct or not (tmpfs
+    /// and other file systems without direct I/O take the buffered path).
+    #[test]
+    fn streamed_files_read_back_exactly_with_their_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut data: Vec<u8> = (0..3 * 1024 * 1024 + 777u32)
+            .map(|i| (i * 31 + i / 4099) as u8)
+            .collect();
+        data[8192..8192 + 64 * 4096].fill(0);
+        let tail = data.len() - 5 * 4096 - 777;
+        data[tail..].fill(0);
+        for direct in [true, false] {
+            let p = dir.path().join(format!("f{direct}"));
+            let f = std::fs::File::create_new(&p).unwrap();
+            let mut w = StreamWriter::new(&f, direct);
+            for piece in data.chunks(100_003) {
+                w.write(piece).unwrap();
+            }
+            assert_eq!(w.finish().unwrap(), data.len() as u64);
+            drop(f);
+            assert_eq!(std::fs::read(&p).unwrap(), data, "direct {direct}");
+            let blocks = std::fs::metadata(&p).unwrap().blocks() * 512;
+            assert!(
+                blocks <= (data.len() - 64 * 4096 - 5 * 4096) as u64 + 8192,
+                "holes kept (direct {direct}): {blocks} bytes allocated"
+            );
+        }
     }
 }

@@ -52,9 +52,9 @@ pub(crate) struct BlobLoc {
 }
 
 /// The in-memory index: every indexed pack and blob, held compactly (FORMAT.md "What is
-/// held in memory"): the entries of all packs back to back in pack order (44 bytes
+/// held in memory"): the entries of all packs back to back in pack order (48 bytes
 /// each, as on storage) and their positions sorted by id (4 bytes each) for lookups.
-/// No per-blob heap object, so a million blobs take 48 MB, not several hundred.
+/// No per-chunk heap object, so a million chunks take 52 MB, not several hundred.
 #[derive(Default)]
 pub(crate) struct Index {
     /// Pack ids (hex) with their length and entry range.
@@ -643,6 +643,7 @@ mod tests {
             offset,
             length: 1,
             raw_len: 1,
+            start: format::ALONE,
         }
     }
 

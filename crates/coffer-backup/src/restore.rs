@@ -39,6 +39,7 @@ use crate::Error;
 use crate::beneath::{self, Beneath, Denied, DirCache, Existing};
 use crate::blob_reader::{BlobReader, RANGE_MAX, Wanted};
 use crate::ls::Selection;
+use crate::platform::StreamWriter;
 use crate::repo::{Index, Repository};
 use crate::snapshot::{Node, NodeKind};
 use crate::types::{Overwrite, ProgressEvent, RestoreOptions, RestoreSummary};
@@ -518,6 +519,10 @@ fn write_sparse(f: &File, data: &[u8], pos: u64) -> std::io::Result<u64> {
     Ok(written_to)
 }
 
+/// Files of this size and more are written with `O_DIRECT` where the file system allows
+/// ([`StreamWriter`]): media and databases, written once and not read back by the restore.
+const DIRECT_MIN: u64 = 1024 * 1024;
+
 /// What every file write needs besides the file.
 struct Writer<'a> {
     reader: &'a BlobReader<'a>,
@@ -585,17 +590,28 @@ fn remove(dir: &OwnedFd, name: impl rustix::path::Arg) {
 fn write_file(w: &Writer<'_>, f: &File, n: &Node) -> Result<u64, Stop> {
     let mut pos = 0u64;
     let mut written_to = 0u64;
+    // A file of several chunks goes through a staging buffer: one write per MiB instead
+    // of one per chunk (52,000 for the benchmark's database of 4 KiB pages), direct for
+    // large files. A file of one chunk is one write as it is.
+    let mut stream = (n.chunks.len() > 1).then(|| StreamWriter::new(f, n.size >= DIRECT_MIN));
     for id in &n.chunks {
         if w.run.opts.cancelled() {
             return Err(Stop::Cancelled);
         }
         let data = w.reader.blob_of(id, Some(w.wanted))?;
-        let end = write_sparse(f, &data, pos).map_err(unwritten)?;
-        written_to = written_to.max(end);
         pos += data.len() as u64;
         if pos > n.size {
             break;
         }
+        match &mut stream {
+            Some(s) => s.write(&data).map_err(unwritten)?,
+            None => written_to = write_sparse(f, &data, 0).map_err(unwritten)?,
+        }
+    }
+    if let Some(s) = stream
+        && pos <= n.size
+    {
+        written_to = s.finish().map_err(unwritten)?;
     }
     if pos != n.size {
         return Err(format!("size {pos} does not match the recorded {}", n.size).into());

@@ -97,6 +97,7 @@ pub fn write_pack(repo: &Repository, blobs: &[([u8; 32], u32, Vec<u8>)]) -> Resu
             offset: pack.len() as u32,
             length: sealed.len() as u32,
             raw_len: *raw_len,
+            start: format::ALONE,
         });
         pack.extend_from_slice(&sealed);
     }

@@ -143,6 +143,79 @@ fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
     ));
 }
 
+/// Bytes under `dir`.
+fn size_of(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| match e.file_type().unwrap().is_dir() {
+            true => size_of(&e.path()),
+            false => e.metadata().unwrap().len(),
+        })
+        .sum()
+}
+
+#[test]
+fn prune_seals_the_live_members_of_a_group_again_and_drops_the_dead_ones() {
+    // Small files are sealed together in groups (FORMAT.md F10). Once half of them are
+    // gone from every snapshot, prune must not keep the dead half inside the live
+    // groups: it opens each such group and seals its live members as a new one.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let loc = tmp.path().join("repo");
+    let repo = Repository::init(loc.to_str().unwrap(), &key()).unwrap();
+    // Incompressible, so that the dead half is half the pack's bytes.
+    let file = |i: u64| pseudo(i, 3000);
+    for i in 0..200 {
+        std::fs::write(src.join(format!("f{i:03}")), file(i)).unwrap();
+    }
+    repo.backup(&[src.clone()], &BackupOptions::default())
+        .unwrap();
+    for i in (0..200).step_by(2) {
+        std::fs::remove_file(src.join(format!("f{i:03}"))).unwrap();
+    }
+    let kept = repo
+        .backup(&[src.clone()], &BackupOptions::default())
+        .unwrap()
+        .snapshot_id;
+    let policy = KeepPolicy {
+        last: Some(1),
+        ..Default::default()
+    };
+    repo.forget(&policy, false).unwrap();
+    let before = size_of(&loc.join("data"));
+    let p = repo.prune(None).unwrap();
+    assert!(p.packs_rewritten >= 1, "{p:?}");
+    // The dead files, and the first snapshot's two trees (its root and `src`).
+    assert_eq!(p.blobs_removed, 100 + 2, "{p:?}");
+    let after = size_of(&loc.join("data"));
+    assert!(
+        after < before / 2 + 20_000,
+        "dead members still stored: {before} bytes before prune, {after} after"
+    );
+    let c = repo.check(true, None).unwrap();
+    assert!(c.is_ok(), "{c:?}");
+    // What prune wrote is all live: a second prune finds nothing to do.
+    let again = repo.prune(None).unwrap();
+    assert_eq!(
+        (again.packs_rewritten, again.blobs_removed),
+        (0, 0),
+        "{again:?}"
+    );
+    let out = tmp.path().join("out");
+    let r = repo
+        .restore(&kept, &out, &[], &RestoreOptions::default())
+        .unwrap();
+    assert_eq!(r.files, 100);
+    for i in (1..200).step_by(2) {
+        assert_eq!(
+            std::fs::read(out.join(format!("src/f{i:03}"))).unwrap(),
+            file(i)
+        );
+    }
+}
+
 #[test]
 fn prune_refuses_while_a_backup_holds_its_lock() {
     let tmp = tempfile::tempdir().unwrap();
