@@ -24,6 +24,9 @@ pub(crate) const RANGE_MAX: u32 = 2 << 20;
 /// many times.
 const GROUPS_KEPT: usize = 8;
 
+/// A group's data, by its pack and offset.
+type OpenedGroup = (u32, u32, Arc<[u8]>);
+
 /// One range read from a pack.
 struct Range {
     pack: u32,
@@ -125,8 +128,8 @@ pub(crate) struct BlobReader<'a> {
     cache: Mutex<Ranges>,
     /// Bytes of ranges kept (see [`TREE_CACHE`], and restore's writers).
     cache_max: usize,
-    /// Opened groups by pack and offset, the most recently used last ([`GROUPS_KEPT`]).
-    groups: Mutex<VecDeque<(u32, u32, Arc<format::Plain>)>>,
+    /// Opened groups, the most recently used last ([`GROUPS_KEPT`]).
+    groups: Mutex<VecDeque<OpenedGroup>>,
 }
 
 impl<'a> BlobReader<'a> {
@@ -150,7 +153,7 @@ impl<'a> BlobReader<'a> {
     }
 
     /// The kept opened group at offset `o` of pack `p`.
-    fn group(&self, p: u32, o: u32) -> Option<Arc<format::Plain>> {
+    fn group(&self, p: u32, o: u32) -> Option<Arc<[u8]>> {
         let mut g = self.groups.lock().ok()?;
         let i = g.iter().position(|(gp, go, _)| (*gp, *go) == (p, o))?;
         let hit = g.remove(i)?;
@@ -159,7 +162,7 @@ impl<'a> BlobReader<'a> {
         Some(data)
     }
 
-    fn keep_group(&self, p: u32, o: u32, data: Arc<format::Plain>) {
+    fn keep_group(&self, p: u32, o: u32, data: Arc<[u8]>) {
         if let Ok(mut g) = self.groups.lock() {
             g.push_back((p, o, data));
             if g.len() > GROUPS_KEPT {
@@ -305,7 +308,10 @@ impl<'a> BlobReader<'a> {
             )
         };
         if loc.entry.grouped() {
-            let g = Arc::new(format::open_group(&epoch.data, sealed).ok_or_else(unsealed)?);
+            // Kept as a copy of its size: the opened group may sit in the thread's spare
+            // buffer, which a media chunk may have grown to 4 MiB.
+            let g: Arc<[u8]> =
+                Arc::from(&*format::open_group(&epoch.data, sealed).ok_or_else(unsealed)?);
             self.keep_group(p, o, g.clone());
             return format::member(epoch, &g, &loc.entry)
                 .map(format::Plain::copy_of)

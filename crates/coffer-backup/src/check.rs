@@ -220,7 +220,7 @@ fn verify_pack(
     // The header's tiling check put every range within the pack.
     for run in format::blob_runs(&entries) {
         let e = &run[0];
-        let sealed = &bytes[e.offset as usize..(e.offset + e.length) as usize];
+        let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
         format::open_run(ep, run, sealed, |e, data| {
             if data.is_none() {
                 errs.push(format!("{object}: blob {} is damaged", hex::encode(e.id)));

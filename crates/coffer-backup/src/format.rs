@@ -621,8 +621,19 @@ fn open_sealed(
                 *c = zstd::bulk::Decompressor::new().ok();
             }
             let room = if sized {
-                let n = zstd::zstd_safe::get_frame_content_size(&plain[1..]).ok()??;
-                usize::try_from(n).ok().filter(|n| *n <= cap)?
+                let n = zstd::zstd_safe::get_frame_content_size(&plain[1..])
+                    .ok()
+                    .flatten();
+                match n
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n <= cap)
+                {
+                    Some(n) => n,
+                    None => {
+                        give_back(plain);
+                        return None;
+                    }
+                }
             } else {
                 cap
             };
@@ -670,7 +681,12 @@ pub(crate) fn open_run(
 ) {
     match run.first() {
         Some(e) if e.grouped() => {
-            let data = open_group(&ep.data, sealed);
+            // The members tile the group from its start (F7); bytes after the last one
+            // are never written by backup, and are damage here, not data to carry along.
+            let end = run
+                .last()
+                .map_or(0, |l| u64::from(l.start) + u64::from(l.raw_len));
+            let data = open_group(&ep.data, sealed).filter(|d| d.len() as u64 == end);
             for m in run {
                 f(m, data.as_deref().and_then(|d| member(ep, d, m)));
             }
@@ -803,6 +819,23 @@ mod tests {
             opened(&kr, &bad, &read),
             [None, None, None, want[3].clone()]
         );
+        // Bytes after the last member are never written: a group holding them is damaged
+        // (prune would carry them along otherwise).
+        let ep = kr.current().1;
+        let mut zc = zstd::bulk::Compressor::new(1).unwrap();
+        let mut longer = chunks[..3].concat();
+        longer.extend_from_slice(b"hidden");
+        let sealed = seal_group(&ep.data, &mut zc, &longer).unwrap();
+        let run: Vec<BlobEntry> = read[..3]
+            .iter()
+            .map(|m| BlobEntry {
+                length: sealed.len() as u32,
+                ..*m
+            })
+            .collect();
+        let mut got = Vec::new();
+        open_run(ep, &run, &sealed, |_, d| got.push(d.is_some()));
+        assert_eq!(got, [false, false, false]);
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub(crate) fn prune(
             report.blobs_removed += entries.len() as u64;
             report.bytes_freed += p.len;
             delete.push(p.name.clone());
-        } else if live_bytes < p.len * 3 / 4 {
+        } else if live < entries.len() && live_bytes < p.len * 3 / 4 {
             report.blobs_removed += (entries.len() - live) as u64;
             report.bytes_freed += p.len.saturating_sub(live_bytes);
             rewrite.push(pi);
@@ -275,13 +275,19 @@ pub(crate) fn prune(
     for (done, pi) in rewrite.iter().enumerate() {
         let object = format!("data/{}", index.packs[*pi].name);
         let bytes = repo.store.read(&object)?;
-        if bytes.len() < 9 {
-            return Err(Error::integrity(&object, "shorter than a pack header"));
+        // The runs come from the pack's own header, whose layout is checked (F7), not from
+        // the index alone: an index sealed by a compromised device could describe groups
+        // whose members overlap, which sealed again would make a pack no reader accepts.
+        let (epoch, header) = format::pack_header(&repo.keyring, &bytes, &object)?;
+        if header != index.pack_entries(*pi) {
+            return Err(Error::integrity(
+                &object,
+                "its header differs from its index; run coffer check",
+            ));
         }
-        let epoch = crate::keys::read_u32(&bytes, 5);
         let ep = repo.keyring.epoch(epoch, &object)?;
         let mut k = index.pack_start(*pi);
-        for run in format::blob_runs(index.pack_entries(*pi)) {
+        for run in format::blob_runs(&header) {
             let first = k;
             k += run.len();
             let live: Vec<bool> = (first..k).map(|i| is(&used, i)).collect();
@@ -361,8 +367,9 @@ pub(crate) fn prune(
     Ok(report)
 }
 
-/// Bytes of a pack's blobs that are live (`live(k)` for its `k`th entry): a group counts
-/// by the share of its data that is live, since a rewrite seals only that again.
+/// Bytes of a pack that are live (`live(k)` for its `k`th entry): the blobs, a group by
+/// the share of its data that is live (a rewrite seals only that again), and the header
+/// entries of the live chunks, which a pack of small grouped chunks is mostly made of.
 fn live_bytes(entries: &[BlobEntry], live: impl Fn(usize) -> bool) -> u64 {
     let mut k = 0;
     let mut sum = 0u64;
@@ -372,6 +379,7 @@ fn live_bytes(entries: &[BlobEntry], live: impl Fn(usize) -> bool) -> u64 {
             all += u64::from(m.raw_len);
             if live(k + i) {
                 kept += u64::from(m.raw_len);
+                sum += format::ENTRY_LEN as u64;
             }
         }
         let any = (k..k + run.len()).any(&live);

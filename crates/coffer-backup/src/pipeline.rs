@@ -152,6 +152,14 @@ impl Group {
         key: &ring::aead::LessSafeKey,
         zc: &mut zstd::bulk::Compressor<'static>,
     ) -> Result<Option<Blob>, Error> {
+        if self.data.len() > format::MAX_GROUP as usize {
+            return Err(Error::Internal {
+                detail: format!(
+                    "a group of {} bytes, over the format's bound",
+                    self.data.len()
+                ),
+            });
+        }
         let mut members = std::mem::take(&mut self.members);
         let bytes = match members.as_mut_slice() {
             [] => return Ok(None),
