@@ -440,7 +440,10 @@ pub(crate) fn pack_header(
             // The next member of a group: it starts where the one before it ends.
             Some(p) if en.same_group(p) => {
                 if u64::from(en.start) != u64::from(p.start) + u64::from(p.raw_len) {
-                    return Err(Error::integrity(object, "group members do not tile it"));
+                    return Err(Error::integrity(
+                        object,
+                        "group members do not tile their group",
+                    ));
                 }
             }
             _ => {
@@ -855,7 +858,10 @@ mod tests {
         };
         assert_eq!(with(&|_| {}), Ok(()));
         let gap = with(&|e| e[1].start += 1).unwrap_err();
-        assert!(gap.contains("group members do not tile it"), "{gap}");
+        assert!(
+            gap.contains("group members do not tile their group"),
+            "{gap}"
+        );
         let first = with(&|e| {
             for m in &mut e[..3] {
                 m.start += 1;
