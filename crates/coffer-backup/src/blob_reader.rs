@@ -272,59 +272,70 @@ impl<'a> BlobReader<'a> {
         let e = o
             .checked_add(loc.entry.length)
             .ok_or_else(|| format!("pack {pname} is shorter than its index says"))?;
-        let mismatch = || {
-            format!(
-                "blob {} in pack {pname} does not match its id",
-                hex::encode(id)
-            )
-        };
-        if loc.entry.grouped()
-            && let Some(g) = self.group(p, o)
-        {
-            return format::member(self.epoch_of(p)?, &g, &loc.entry)
-                .map(format::Plain::copy_of)
-                .ok_or_else(mismatch);
-        }
-        let (bytes, start) = match self.cached(p, o, e) {
-            Some(hit) => hit,
-            None => {
-                let (start, end) = self.plan(p, o, e, wanted);
-                let bytes = self.read_range(p, start, end)?;
-                let bytes = Arc::new(bytes);
-                self.keep(Range {
-                    pack: p,
-                    start,
-                    bytes: bytes.clone(),
-                });
-                (bytes, start)
-            }
-        };
-        let epoch = self.epoch_of(p)?;
-        let sealed = &bytes[(o - start) as usize..(e - start) as usize];
         let unsealed = || {
             format!(
                 "blob {} in pack {pname} does not authenticate",
                 hex::encode(id)
             )
         };
+        let mismatch = || {
+            format!(
+                "blob {} in pack {pname} does not match its id",
+                hex::encode(id)
+            )
+        };
         if loc.entry.grouped() {
-            // Kept as a copy of its size: the opened group may sit in the thread's spare
-            // buffer, which a media chunk may have grown to 4 MiB.
-            let g: Arc<[u8]> =
-                Arc::from(&*format::open_group(&epoch.data, sealed).ok_or_else(unsealed)?);
-            self.keep_group(p, o, g.clone());
-            return format::member(epoch, &g, &loc.entry)
+            let g = match self.group(p, o) {
+                Some(g) => g,
+                None => {
+                    let (bytes, start) = self.range_of(p, o, e, wanted)?;
+                    let sealed = &bytes[(o - start) as usize..(e - start) as usize];
+                    let data =
+                        format::open_group(&self.epoch_of(p)?.data, sealed).ok_or_else(unsealed)?;
+                    // Kept as a copy of its size: the opened group may sit in the thread's
+                    // spare buffer, which a media chunk may have grown to 4 MiB.
+                    let g: Arc<[u8]> = Arc::from(&*data);
+                    self.keep_group(p, o, g.clone());
+                    g
+                }
+            };
+            return format::member(self.epoch_of(p)?, &g, &loc.entry)
                 .map(format::Plain::copy_of)
                 .ok_or_else(mismatch);
         }
+        let (bytes, start) = self.range_of(p, o, e, wanted)?;
+        let epoch = self.epoch_of(p)?;
+        let sealed = &bytes[(o - start) as usize..(e - start) as usize];
         let data =
             format::open_blob(&epoch.data, id, loc.entry.raw_len, sealed).ok_or_else(unsealed)?;
         // F6: the id is recomputed from the plaintext, so a blob can not be swapped for
         // another valid blob.
-        if data.len() != loc.entry.raw_len as usize || epoch.chunk_id(&data) != *id {
+        if !format::is_blob(epoch, &loc.entry, &data) {
             return Err(mismatch());
         }
         Ok(data)
+    }
+
+    /// A range of pack `p` holding `[o, e)`, from the cache or read (with the wanted
+    /// neighbours), and where it starts.
+    fn range_of(
+        &self,
+        p: u32,
+        o: u32,
+        e: u32,
+        wanted: Option<&Wanted>,
+    ) -> Result<(Arc<Vec<u8>>, u32), String> {
+        if let Some(hit) = self.cached(p, o, e) {
+            return Ok(hit);
+        }
+        let (start, end) = self.plan(p, o, e, wanted);
+        let bytes = Arc::new(self.read_range(p, start, end)?);
+        self.keep(Range {
+            pack: p,
+            start,
+            bytes: bytes.clone(),
+        });
+        Ok((bytes, start))
     }
 
     /// The key epoch of pack `p`, known once a range of it was read.

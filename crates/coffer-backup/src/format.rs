@@ -658,6 +658,12 @@ fn open_sealed(
     }
 }
 
+/// Whether `data`, opened from the blob of its own that `e` names, is that blob: its
+/// declared length, and its id recomputed from the bytes (F6).
+pub(crate) fn is_blob(ep: &keys::Epoch, e: &BlobEntry, data: &[u8]) -> bool {
+    data.len() == e.raw_len as usize && ep.chunk_id(data) == e.id
+}
+
 /// The bytes of member `e` in its opened group's `data`, if they are there and hash to
 /// its id (F6).
 pub(crate) fn member<'d>(ep: &keys::Epoch, data: &'d [u8], e: &BlobEntry) -> Option<&'d [u8]> {
@@ -696,9 +702,8 @@ pub(crate) fn open_run(
         }
         _ => {
             for e in run {
-                let d = open_blob(&ep.data, &e.id, e.raw_len, sealed).filter(|d| {
-                    !e.grouped() && d.len() == e.raw_len as usize && ep.chunk_id(d) == e.id
-                });
+                let d = open_blob(&ep.data, &e.id, e.raw_len, sealed)
+                    .filter(|d| !e.grouped() && is_blob(ep, e, d));
                 f(e, d.as_deref());
             }
         }

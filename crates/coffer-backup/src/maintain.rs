@@ -306,19 +306,22 @@ pub(crate) fn prune(
                 .checked_add(e.length as usize)
                 .and_then(|end| bytes.get(e.offset as usize..end))
                 .ok_or_else(|| damaged(&e.id))?;
+            // Only a group with dead members is sealed again; a fully live run is verified
+            // and copied as it is.
+            let partial = live.contains(&false);
             let mut regroup = Group::default();
             let (mut bad, mut alive) = (None, live.iter());
             format::open_run(ep, run, sealed, |m, data| {
                 match (alive.next() == Some(&true), data) {
-                    (true, Some(d)) => regroup.push(m.id, d),
+                    (true, Some(d)) if partial => regroup.push(m.id, d),
+                    (true, Some(_)) | (false, _) => {}
                     (true, None) => bad = bad.or(Some(m.id)),
-                    (false, _) => {}
                 }
             });
             if let Some(id) = bad {
                 return Err(damaged(&id));
             }
-            let blob = if live.contains(&false) {
+            let blob = if partial {
                 let zc = match &mut zc {
                     Some(z) => z,
                     None => {
@@ -374,15 +377,15 @@ fn live_bytes(entries: &[BlobEntry], live: impl Fn(usize) -> bool) -> u64 {
     let mut k = 0;
     let mut sum = 0u64;
     for run in format::blob_runs(entries) {
-        let (mut all, mut kept) = (0u64, 0u64);
+        let (mut all, mut kept, mut any) = (0u64, 0u64, false);
         for (i, m) in run.iter().enumerate() {
             all += u64::from(m.raw_len);
             if live(k + i) {
                 kept += u64::from(m.raw_len);
                 sum += format::ENTRY_LEN as u64;
+                any = true;
             }
         }
-        let any = (k..k + run.len()).any(&live);
         k += run.len();
         sum += match (any, all) {
             (false, _) => 0,
