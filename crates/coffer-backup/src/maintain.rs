@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use crate::Error;
 use crate::format::{self, BlobEntry};
 use crate::lock;
-use crate::pipeline::{Blob, Group, PACK_TARGET, pack_full, store_pack};
+use crate::pipeline::{Blob, Group, PACK_TARGET, fits, pack_full, store_pack};
 use crate::repo::{Repository, info, resolve_prefix};
 use crate::types::{ForgetReport, KeepPolicy, Progress, ProgressEvent, PruneReport};
 use crate::walk::{Found, Reach, Trees};
@@ -342,6 +342,17 @@ pub(crate) fn prune(
             let (pack, entries) = filling
                 .entry((epoch, blob.tree))
                 .or_insert_with(|| (format::pack_start(epoch), Vec::new()));
+            // Closed before a blob that does not fit, as a backup closes its packs: a
+            // group's members would otherwise take the pack past the entry cap.
+            if !fits(
+                pack.len(),
+                entries.len(),
+                blob.bytes.len(),
+                blob.members.len(),
+                PACK_TARGET,
+            ) {
+                write_pack(repo, epoch, blob.tree, pack, entries)?;
+            }
             blob.append_to(pack, entries);
             if pack_full(pack.len(), entries.len(), PACK_TARGET) {
                 write_pack(repo, epoch, blob.tree, pack, entries)?;

@@ -41,7 +41,7 @@ pub(crate) fn pack_full(len: usize, blobs: usize, target: usize) -> bool {
 /// blob (4 MiB more each, kept since the buffers are reused). A first blob always fits.
 /// A group adds an entry per member (`members`), and does not take the pack past
 /// [`MAX_PACK_BLOBS`] entries either.
-fn fits(len: usize, blobs: usize, blob: usize, members: usize, target: usize) -> bool {
+pub(crate) fn fits(len: usize, blobs: usize, blob: usize, members: usize, target: usize) -> bool {
     blobs == 0
         || (len + blob + (blobs + members) * format::ENTRY_LEN <= target
             && blobs + members <= MAX_PACK_BLOBS)

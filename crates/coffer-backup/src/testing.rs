@@ -105,6 +105,14 @@ pub fn write_pack(repo: &Repository, blobs: &[([u8; 32], u32, Vec<u8>)]) -> Resu
     crate::pipeline::store_pack(&repo.store, &repo.keyring, n, false, pack, &entries).map(|_| ())
 }
 
+/// How many entries (chunks) each indexed pack lists, as its index object has them.
+pub fn pack_entry_counts(repo: &Repository) -> Result<Vec<usize>, Error> {
+    let (index, _) = repo.load_index()?;
+    Ok((0..index.packs.len())
+        .map(|p| index.pack_entries(p).len())
+        .collect())
+}
+
 /// The chunk id of `data` under the repository's current key.
 pub fn chunk_id(repo: &Repository, data: &[u8]) -> [u8; 32] {
     repo.keyring.current().1.chunk_id(data)

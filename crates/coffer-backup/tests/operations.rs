@@ -239,6 +239,55 @@ fn prune_leaves_packs_of_tiny_grouped_files_alone() {
 }
 
 #[test]
+fn prune_keeps_every_pack_it_writes_within_the_entry_cap() {
+    // 50,000 tiny files fill one pack to within a group of the cap of 32,768 entries
+    // (FORMAT.md F7) and a second one; with every third file gone both are rewritten, the
+    // live members of each group sealed again as a group of about 667. Prune closed a pack
+    // only once it reached the cap, so its 50th group took it to about 33,350 entries: it
+    // now closes before a group that does not fit, as a backup does.
+    const CAP: usize = 32 * 1024;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let repo = Repository::init(tmp.path().join("repo").to_str().unwrap(), &key()).unwrap();
+    for d in 0..50 {
+        std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+    }
+    let file = |i: usize| src.join(format!("d{}/t{i}", i / 1000));
+    for i in 0..50_000 {
+        std::fs::write(file(i), format!("setting {i} = on\n")).unwrap();
+    }
+    let first = repo
+        .backup(&[src.clone()], &BackupOptions::default())
+        .unwrap();
+    let full = coffer_backup::testing::pack_entry_counts(&repo).unwrap();
+    assert!(
+        full.iter().any(|&c| c > CAP - 1024),
+        "the set-up must fill a pack to within a group of the cap: {full:?}"
+    );
+    for i in (0..50_000).step_by(3) {
+        std::fs::remove_file(file(i)).unwrap();
+    }
+    repo.backup(&[src.clone()], &BackupOptions::default())
+        .unwrap();
+    repo.forget_ids(&[first.snapshot_id], false).unwrap();
+    let p = repo.prune(None).unwrap();
+    assert!(p.packs_rewritten >= 2, "{p:?}");
+    let counts = coffer_backup::testing::pack_entry_counts(&repo).unwrap();
+    assert!(counts.iter().all(|&c| c <= CAP), "{counts:?}");
+    let c = repo.check(true, None).unwrap();
+    assert!(c.is_ok(), "{c:?}");
+    let out = tmp.path().join("out");
+    repo.restore("latest", &out, &[], &RestoreOptions::default())
+        .unwrap();
+    for i in [1, 2, 4, 49_999] {
+        assert_eq!(
+            std::fs::read_to_string(out.join(format!("src/d{}/t{i}", i / 1000))).unwrap(),
+            format!("setting {i} = on\n")
+        );
+    }
+}
+
+#[test]
 fn prune_refuses_while_a_backup_holds_its_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let loc = tmp.path().join("repo");

@@ -510,31 +510,26 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
                 list(&s.refused)
             );
         }
-        let mut f = if s.failed.is_empty() {
-            let mut hints = Vec::new();
-            if !s.unwritten.is_empty() {
-                hints.push("the backup is sound: free space (or fix permissions) on the target and run the same restore again; files already restored are kept");
-            }
-            if !s.refused.is_empty() {
-                hints.push("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls");
-            }
-            Failure::other(
-                ErrorCode::RestoreIncomplete,
-                8,
-                message,
-                Some(hints.join("; ")),
-            )
-        } else {
-            Failure::other(
-                ErrorCode::IntegrityError,
-                6,
-                message,
-                Some(
-                    "run coffer check --read-data; try an older snapshot for the damaged files"
-                        .into(),
-                ),
-            )
+        // Every kind of trouble gets its hint: a restore may meet damaged data and a full
+        // disk at once, and each needs its own remedy.
+        let mut hints = Vec::new();
+        if !s.failed.is_empty() {
+            hints.push("run coffer check --read-data; try an older snapshot for the damaged files");
+        }
+        if !s.unwritten.is_empty() {
+            hints.push(match s.failed.is_empty() {
+                true => "the backup is sound: free space (or fix permissions) on the target and run the same restore again; files already restored are kept",
+                false => "free space (or fix permissions) on the target and run the same restore again for the files not written; files already restored are kept",
+            });
+        }
+        if !s.refused.is_empty() {
+            hints.push("the snapshot names paths through symlinks or outside the target: it may come from a compromised device; inspect it with coffer ls");
+        }
+        let (code, exit) = match s.failed.is_empty() {
+            true => (ErrorCode::RestoreIncomplete, 8),
+            false => (ErrorCode::IntegrityError, 6),
         };
+        let mut f = Failure::other(code, exit, message, Some(hints.join("; ")));
         let summary = to_json(&s);
         for k in ["failed", "unwritten", "refused"] {
             f.extra.push((k, summary[k].clone()));

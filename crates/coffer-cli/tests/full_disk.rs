@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::Device;
@@ -46,6 +46,40 @@ fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
         return None;
     }
     Some(Mount(dir.to_path_buf()))
+}
+
+/// A device with a repository, an empty `src` folder to back up, and a restore target
+/// that is a tmpfs of 2 MiB, in a temporary folder removed (after the unmount) on drop;
+/// `None` where mounting needs a root this test does not have.
+struct SmallTarget {
+    dev: Device,
+    repo: PathBuf,
+    src: PathBuf,
+    target: PathBuf,
+    // Fields drop in this order: unmounted before the folder holding it goes.
+    _unmount: Mount,
+    _tmp: tempfile::TempDir,
+}
+
+fn small_target() -> Option<SmallTarget> {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let target = root.join("target");
+    let unmount = tmpfs(&target, "2m")?;
+    let dev = Device::new(root, "dev");
+    let repo = root.join("repo");
+    dev.run(&["init", "--repo", s(&repo), "--recovery-key-only"], "")
+        .ok();
+    let src = root.join("src");
+    std::fs::create_dir(&src).unwrap();
+    Some(SmallTarget {
+        dev,
+        repo,
+        src,
+        target,
+        _unmount: unmount,
+        _tmp: tmp,
+    })
 }
 
 #[test]
@@ -99,18 +133,17 @@ fn prune_frees_space_on_a_full_disk() {
 /// restore run again once there is room completes.
 #[test]
 fn a_restore_onto_a_full_disk_says_so_and_completes_when_run_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let target = root.join("target");
-    let Some(_unmount) = tmpfs(&target, "2m") else {
+    let Some(SmallTarget {
+        dev,
+        repo: _,
+        src,
+        target,
+        _unmount,
+        _tmp,
+    }) = small_target()
+    else {
         return;
     };
-    let dev = Device::new(root, "dev");
-    let repo = root.join("repo");
-    dev.run(&["init", "--repo", s(&repo), "--recovery-key-only"], "")
-        .ok();
-    let src = root.join("src");
-    std::fs::create_dir(&src).unwrap();
     for i in 0..6u8 {
         std::fs::write(src.join(format!("f{i}.bin")), noise(i, 700 * 1024)).unwrap();
     }
@@ -154,4 +187,68 @@ fn a_restore_onto_a_full_disk_says_so_and_completes_when_run_again() {
             noise(i, 700 * 1024)
         );
     }
+}
+
+/// Damaged data and a full target in one restore: the exit is 6 (damage comes first), and
+/// the message and hint name both troubles, each with its remedy; the hint used to speak
+/// of the damage only, leaving the user to guess why sound files were missing.
+#[test]
+fn a_restore_meeting_damage_and_a_full_disk_names_both() {
+    let Some(SmallTarget {
+        dev,
+        repo,
+        src,
+        target,
+        _unmount,
+        _tmp,
+    }) = small_target()
+    else {
+        return;
+    };
+    std::fs::write(src.join("f0.bin"), noise(0, 700 * 1024)).unwrap();
+    dev.run(&["backup", s(&src)], "").ok();
+    // The first backup's packs: f0's data, and trees the latest snapshot does not use.
+    let first: Vec<_> = walk(&repo.join("data"));
+    for i in 1..6u8 {
+        std::fs::write(src.join(format!("f{i}.bin")), noise(i, 700 * 1024)).unwrap();
+    }
+    dev.run(&["backup", s(&src)], "").ok();
+    for p in &first {
+        let mut b = std::fs::read(p).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 1;
+        std::fs::write(p, b).unwrap();
+    }
+    let out = dev.run(&["--json", "restore", "latest", "--target", s(&target)], "");
+    assert_eq!(out.err_code(), "integrity_error", "{}", out.stdout);
+    let j = out.json();
+    assert!(
+        !j["error"]["failed"].as_array().unwrap().is_empty(),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !j["error"]["unwritten"].as_array().unwrap().is_empty(),
+        "{}",
+        out.stdout
+    );
+    let hint = j["error"]["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("check --read-data") && hint.contains("free space"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        match p.is_dir() {
+            true => out.extend(walk(&p)),
+            false => out.push(p),
+        }
+    }
+    out
 }
