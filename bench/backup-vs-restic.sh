@@ -129,8 +129,9 @@ op() {
 
 # evict PATH...: drops the files under PATH from the page cache once they are on disk.
 # Every restore and every extra round's backup is evicted after it is timed (and
-# checked), so each timed step starts from the same memory state: the repository and the
-# data cached, nothing else. On this VM memory the guest has not touched before costs about
+# checked), each before the next tool's turn, so each timed step starts from the same
+# memory state: the repository and the data cached (both are read before the restores),
+# nothing else. On this VM memory the guest has not touched before costs about
 # 4 s of system time per GB the first time (faults on the host side), and keeping five
 # rounds of restores cached (15 GB of page cache) pushed later restores into such memory:
 # restore system time moved between 1 and 8 s for the same restore. Evicted pages are
@@ -177,8 +178,10 @@ for set in "${SETLIST[@]}"; do
   echo "   backup" >&2
   for ((r = 1; r <= RUNS; r++)); do
     if [ "$r" -gt 1 ]; then for t in "${TOOLS[@]}"; do op "$t" "$set" init "$r"; done; fi
-    for t in $(turns); do op "$t" "$set" backup "$r"; done
-    [ "$r" -gt 1 ] && evict "$OUT"/repo-*-"$set".r"$r"
+    for t in $(turns); do
+      op "$t" "$set" backup "$r"
+      if [ "$r" -gt 1 ]; then evict "$OUT/repo-$t-$set.r$r"; fi
+    done
     TURN=$((TURN + 1))
   done
   # The extra rounds' repositories served only to time a backup.
@@ -195,6 +198,9 @@ for set in "${SETLIST[@]}"; do
   # Every round restores into a folder of its own, all removed at the end: removing a
   # restored tree between restores made the next tool's file creation slower (ext4
   # searches its inode tables past recently deleted inodes).
+  # Restores read a cached repository, every tool's: Coffer writes its data packs past the
+  # page cache (O_DIRECT), restic through it, so both are read once here.
+  find "$OUT"/repo-*-"$set" -type f -exec cat {} + > /dev/null
   echo "   restore" >&2
   # On the tiny set `tar -x` of the same files takes its turn among the tools, in the
   # same conditions (the file system's inode tables fill up round after round).

@@ -19,8 +19,7 @@ use crate::lock::LockGuard;
 use crate::repo::Index;
 use crate::storage::Store;
 
-/// Packs are closed once they reach this size (prune), or before a blob would take them
-/// past it (backup).
+/// Backup and prune close a pack before a blob would take it past this size.
 pub(crate) const PACK_TARGET: usize = 8 * 1024 * 1024;
 /// Tree packs are closed sooner: readers of trees cache whole packs, and trees are small.
 pub(crate) const TREE_PACK_TARGET: usize = 2 * 1024 * 1024;

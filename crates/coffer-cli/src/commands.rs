@@ -517,7 +517,8 @@ fn restore_report(target: &Path, s: RestoreSummary) -> Result<Output, Failure> {
             hints.push("run coffer check --read-data; try an older snapshot for the damaged files");
         }
         if !s.unwritten.is_empty() {
-            hints.push(match s.failed.is_empty() {
+            // Sound only if nothing was damaged, nor refused as possibly hostile.
+            hints.push(match s.failed.is_empty() && s.refused.is_empty() {
                 true => "the backup is sound: free space (or fix permissions) on the target and run the same restore again; files already restored are kept",
                 false => "free space (or fix permissions) on the target and run the same restore again for the files not written; files already restored are kept",
             });

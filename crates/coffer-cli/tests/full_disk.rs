@@ -133,17 +133,12 @@ fn prune_frees_space_on_a_full_disk() {
 /// restore run again once there is room completes.
 #[test]
 fn a_restore_onto_a_full_disk_says_so_and_completes_when_run_again() {
-    let Some(SmallTarget {
-        dev,
-        repo: _,
-        src,
-        target,
-        _unmount,
-        _tmp,
-    }) = small_target()
-    else {
+    // Bound whole: its fields drop in their declared order (unmount, then the folder);
+    // a destructuring pattern would drop them in reverse.
+    let Some(t) = small_target() else {
         return;
     };
+    let (dev, src, target) = (&t.dev, t.src.clone(), t.target.clone());
     for i in 0..6u8 {
         std::fs::write(src.join(format!("f{i}.bin")), noise(i, 700 * 1024)).unwrap();
     }
@@ -194,17 +189,12 @@ fn a_restore_onto_a_full_disk_says_so_and_completes_when_run_again() {
 /// of the damage only, leaving the user to guess why sound files were missing.
 #[test]
 fn a_restore_meeting_damage_and_a_full_disk_names_both() {
-    let Some(SmallTarget {
-        dev,
-        repo,
-        src,
-        target,
-        _unmount,
-        _tmp,
-    }) = small_target()
-    else {
+    // Bound whole: its fields drop in their declared order (unmount, then the folder);
+    // a destructuring pattern would drop them in reverse.
+    let Some(t) = small_target() else {
         return;
     };
+    let (dev, repo, src, target) = (&t.dev, t.repo.clone(), t.src.clone(), t.target.clone());
     std::fs::write(src.join("f0.bin"), noise(0, 700 * 1024)).unwrap();
     dev.run(&["backup", s(&src)], "").ok();
     // The first backup's packs: f0's data, and trees the latest snapshot does not use.
@@ -232,9 +222,20 @@ fn a_restore_meeting_damage_and_a_full_disk_names_both() {
         "{}",
         out.stdout
     );
-    let hint = j["error"]["hint"].as_str().unwrap_or_default();
+    assert_eq!(out.code, 6, "damage decides the exit: {}", out.stdout);
+    let (message, hint) = (
+        j["error"]["message"].as_str().unwrap_or_default(),
+        j["error"]["hint"].as_str().unwrap_or_default(),
+    );
     assert!(
-        hint.contains("check --read-data") && hint.contains("free space"),
+        message.contains("damaged data") && message.contains("could not be written"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        hint.contains("check --read-data")
+            && hint.contains("free space")
+            && !hint.contains("the backup is sound"),
         "{}",
         out.stdout
     );
