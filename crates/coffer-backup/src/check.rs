@@ -217,10 +217,10 @@ fn verify_pack(
         errs.push(format!("{object}: unknown epoch {epoch}"));
         return errs;
     };
-    // The header's tiling check put every range within the pack.
     for run in format::blob_runs(&entries) {
-        let e = &run[0];
-        let sealed = &bytes[e.offset as usize..e.offset as usize + e.length as usize];
+        // Within the pack after the header's tiling check; a range outside it would open
+        // as nothing and be reported with its blobs.
+        let sealed = format::run_bytes(bytes, run).unwrap_or_default();
         format::open_run(ep, run, sealed, |e, data| {
             if data.is_none() {
                 errs.push(format!("{object}: blob {} is damaged", hex::encode(e.id)));

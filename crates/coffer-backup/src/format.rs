@@ -677,6 +677,13 @@ pub(crate) fn blob_runs(entries: &[BlobEntry]) -> impl Iterator<Item = &[BlobEnt
     entries.chunk_by(|a, b| b.same_group(a))
 }
 
+/// The sealed bytes of `run` (one of [`blob_runs`]) in `pack`, if they lie within it.
+pub(crate) fn run_bytes<'p>(pack: &'p [u8], run: &[BlobEntry]) -> Option<&'p [u8]> {
+    let e = run.first()?;
+    let start = e.offset as usize;
+    pack.get(start..start.checked_add(e.length as usize)?)
+}
+
 /// Each entry of `run` (one of [`blob_runs`]) with its verified data in `sealed` (the
 /// run's sealed bytes), or `None` for a member or blob that is damaged: it does not
 /// open, or its declared length or its id recomputed from the data (F6) does not match,
@@ -787,8 +794,7 @@ mod tests {
         let ep = kr.current().1;
         let mut out = Vec::new();
         for run in blob_runs(entries) {
-            let e = &run[0];
-            let sealed = &pack[e.offset as usize..(e.offset + e.length) as usize];
+            let sealed = run_bytes(pack, run).unwrap();
             open_run(ep, run, sealed, |_, d| out.push(d.map(<[u8]>::to_vec)));
         }
         out

@@ -301,11 +301,7 @@ pub(crate) fn prune(
                     format!("blob {} is damaged or missing", hex::encode(id)),
                 )
             };
-            let e = &run[0];
-            let sealed = (e.offset as usize)
-                .checked_add(e.length as usize)
-                .and_then(|end| bytes.get(e.offset as usize..end))
-                .ok_or_else(|| damaged(&e.id))?;
+            let sealed = format::run_bytes(&bytes, run).ok_or_else(|| damaged(&run[0].id))?;
             // Only a group with dead members is sealed again; a fully live run is verified
             // and copied as it is.
             let partial = live.contains(&false);

@@ -77,12 +77,7 @@ fn rotated_key_opens_old_and_new_snapshots_and_old_key_is_refused() {
 
 #[test]
 fn forget_and_prune_free_space_and_keep_the_rest_restorable() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let loc = tmp.path().join("repo");
-    let loc = loc.to_str().unwrap();
-    let repo = Repository::init(loc, &key()).unwrap();
+    let (tmp, src, repo) = src_and_repo();
     let mut ids = vec![];
     for i in 0..4u64 {
         std::fs::write(src.join("f"), pseudo(i, 3 << 20)).unwrap();
@@ -160,11 +155,8 @@ fn prune_seals_the_live_members_of_a_group_again_and_drops_the_dead_ones() {
     // Small files are sealed together in groups (FORMAT.md F10). Once half of them are
     // gone from every snapshot, prune must not keep the dead half inside the live
     // groups: it opens each such group and seals its live members as a new one.
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
+    let (tmp, src, repo) = src_and_repo();
     let loc = tmp.path().join("repo");
-    let repo = Repository::init(loc.to_str().unwrap(), &key()).unwrap();
     // Incompressible, so that the dead half is half the pack's bytes.
     let file = |i: u64| pseudo(i, 3000);
     for i in 0..200 {
@@ -221,10 +213,7 @@ fn prune_leaves_packs_of_tiny_grouped_files_alone() {
     // A pack of tiny files is mostly its header (48 bytes per chunk against a few bytes of
     // each compressed group): counted by blob bytes alone it looked a quarter used, and
     // every prune copied it whole into a new pack.
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let repo = Repository::init(tmp.path().join("repo").to_str().unwrap(), &key()).unwrap();
+    let (_tmp, src, repo) = src_and_repo();
     for i in 0..3000 {
         std::fs::write(src.join(format!("t{i}")), format!("setting {i} = on\n")).unwrap();
     }
@@ -246,9 +235,7 @@ fn prune_keeps_every_pack_it_writes_within_the_entry_cap() {
     // only once it reached the cap, so its 50th group took it to about 33,350 entries: it
     // now closes before a group that does not fit, as a backup does.
     const CAP: usize = 32 * 1024;
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let repo = Repository::init(tmp.path().join("repo").to_str().unwrap(), &key()).unwrap();
+    let (tmp, src, repo) = src_and_repo();
     for d in 0..50 {
         std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
     }

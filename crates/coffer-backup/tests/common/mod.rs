@@ -69,6 +69,17 @@ pub fn key() -> coffer_backup::BackupKey {
     coffer_backup::BackupKey::from_bytes([7u8; 32])
 }
 
+/// A temporary folder holding an empty `src` folder to back up and a new repository at
+/// `repo` under [`key`].
+pub fn src_and_repo() -> (tempfile::TempDir, PathBuf, coffer_backup::Repository) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let repo =
+        coffer_backup::Repository::init(tmp.path().join("repo").to_str().unwrap(), &key()).unwrap();
+    (tmp, src, repo)
+}
+
 /// Copies a folder recursively (the fixtures are copied before a test writes to them).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
